@@ -1,0 +1,1 @@
+"""The study pipeline: study file, per-subject task graphs on dask, results and report."""

@@ -1,0 +1,1 @@
+"""Co-registration across modalities and scales, transforms, resampling and quality."""
