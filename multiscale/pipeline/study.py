@@ -1,0 +1,734 @@
+"""The study file: a YAML description of a cohort, validated with errors that name the line.
+
+A study names its subjects, each subject's images and masks, a registration graph (edges
+moving -> fixed), the analyses to run and the output folder. Paths are relative to the study
+file. Fields shared by every subject go under ``defaults``; ``{subject}`` in any path there is
+replaced by the subject's id.
+
+.. code-block:: yaml
+
+    name: example
+    output: results                 # relative to this file; `multiscale run --output` overrides
+    reference: [mri, fluorescence]  # one reference frame per connected part of the graph
+    defaults:
+      images:
+        mri: {path: "data/{subject}/mri.nii.gz", modality: MR, aspect: anatomy}
+        pet: {path: "data/{subject}/pet.nii.gz", modality: PT, aspect: nanoparticle, units: SUVbw}
+        msi:
+          path: "data/{subject}/msi.imzML"
+          modality: MSI
+          aspect: drug
+          targets: {doxorubicin: 544.1813, haem: 616.1767}
+          options: {tol: 5, tol_unit: ppm}
+      masks:
+        tumour: {path: "data/{subject}/tumour_mask.nii.gz", on: mri}
+      registration:
+        - {moving: pet, fixed: mri, method: rigid}
+        - {moving: "msi:haem", fixed: "fluorescence:vessels", method: affine}
+    subjects:
+      - id: mouse01
+      - id: mouse02
+        images: {pet: {path: other/pet.nii.gz}}   # overrides one field of the default
+    analyses:
+      - {type: uptake, maps: [pet], masks: [tumour]}
+      - {type: radial, maps: [pet], masks: [tumour], params: {shells: 5}}
+      - {type: colocalisation, pairs: [["msi:doxorubicin", "fluorescence:nanoparticle dye"]]}
+
+A *map* is an image key, or ``image:channel`` for one channel of a multichannel image (a dye
+name, an MSI target name, or an m/z value).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "StudyError",
+    "ImageSpec",
+    "MaskSpec",
+    "EdgeSpec",
+    "SubjectSpec",
+    "AnalysisSpec",
+    "Study",
+    "load_study",
+    "parse_map_name",
+    "MODALITIES",
+    "ASPECTS",
+    "ANALYSIS_TYPES",
+    "REGISTRATION_METHODS",
+]
+
+#: modality codes (DICOM where one exists)
+MODALITIES: tuple[str, ...] = (
+    "PT", "CT", "MR", "NM", "US", "FLUO", "IVM", "HISTO", "MSI", "IMC", "SEG", "OT",
+)
+#: what a map shows
+ASPECTS: tuple[str, ...] = ("drug", "nanoparticle", "environment", "anatomy", "mask", "")
+#: analysis families a study can ask for
+ANALYSIS_TYPES: tuple[str, ...] = (
+    "uptake", "radial", "colocalisation", "texture", "texture_map", "spatial",
+)
+#: registration methods an edge can name
+REGISTRATION_METHODS: tuple[str, ...] = (
+    "rigid", "affine", "auto", "similarity", "translation", "bspline", "deformable",
+    "identity", "file",
+)
+
+_TOP_FIELDS = ("name", "description", "output", "reference", "defaults", "subjects", "analyses", "report")
+_DEFAULT_FIELDS = ("images", "masks", "registration", "reference")
+_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference")
+_IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
+_MASK_FIELDS = ("path", "on", "label", "options")
+_EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth")
+_TRUTH_FIELDS = ("file", "key")
+_ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "params")
+
+
+class StudyError(ValueError):
+    """A study file is malformed or refers to something that does not exist.
+
+    The message starts with ``file:line:`` and names the field and the fix.
+    """
+
+
+# ---------------------------------------------------------------------------------------------
+# the parsed study
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of a subject: where it is and what it shows."""
+
+    key: str
+    path: Path
+    modality: str
+    aspect: str = ""
+    agent: str = ""
+    units: str = ""
+    scale: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+    line: int = 0
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`multiscale.io.load` (MSI targets become ``mz=[...]``)."""
+        opts = dict(self.options)
+        if self.targets:
+            opts["mz"] = [float(v) for v in self.targets.values()]
+        return opts
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """A mask (label image) defined on the grid of image ``on``; ``label`` picks one label value."""
+
+    key: str
+    path: Path
+    on: str
+    label: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    """A registration edge: ``moving`` is registered to ``fixed`` (maps given as ``image[:channel]``).
+
+    ``truth`` optionally points to a ground-truth transform (``file`` JSON, ``key``) that the
+    report compares with the recovered one.
+    """
+
+    moving: str
+    fixed: str
+    method: str = "rigid"
+    options: dict[str, Any] = field(default_factory=dict)
+    transform: Path | None = None
+    truth: tuple[Path, str] | None = None
+    line: int = 0
+
+    @property
+    def moving_image(self) -> str:
+        """The moving image's key (without channel)."""
+        return parse_map_name(self.moving)[0]
+
+    @property
+    def fixed_image(self) -> str:
+        """The fixed image's key (without channel)."""
+        return parse_map_name(self.fixed)[0]
+
+    @property
+    def name(self) -> str:
+        """``moving_to_fixed``, used for transform file names."""
+        return f"{self.moving_image}_to_{self.fixed_image}"
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """One subject with its images, masks, registration edges and reference frames."""
+
+    id: str
+    images: dict[str, ImageSpec]
+    masks: dict[str, MaskSpec]
+    edges: tuple[EdgeSpec, ...]
+    references: tuple[str, ...]
+    line: int = 0
+
+    def input_files(self) -> list[Path]:
+        """Every file this subject reads (images, masks, transforms, ground truth, .ibd companions)."""
+        files: list[Path] = []
+        for spec in list(self.images.values()) + list(self.masks.values()):
+            files.append(spec.path)
+            if spec.path.suffix.lower() == ".imzml":
+                for suffix in (".ibd", ".IBD"):
+                    ibd = spec.path.with_suffix(suffix)
+                    if ibd.exists():
+                        files.append(ibd)
+                        break
+        for e in self.edges:
+            if e.transform is not None:
+                files.append(e.transform)
+            if e.truth is not None:
+                files.append(e.truth[0])
+        seen: list[Path] = []
+        for f in files:
+            if f not in seen:
+                seen.append(f)
+        return seen
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """One analysis: a family (``type``), the maps, masks (regions) and parameters."""
+
+    type: str
+    name: str
+    maps: tuple[str, ...] = ()
+    masks: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study file."""
+
+    path: Path
+    name: str
+    output: Path
+    subjects: tuple[SubjectSpec, ...]
+    analyses: tuple[AnalysisSpec, ...]
+    report: dict[str, Any]
+    text: str
+
+    def subject(self, subject_id: str) -> SubjectSpec:
+        """The subject called ``subject_id``."""
+        for s in self.subjects:
+            if s.id == subject_id:
+                return s
+        raise StudyError(
+            f"{self.path}: no subject {subject_id!r}; subjects are {[s.id for s in self.subjects]}"
+        )
+
+    def select(self, subject_ids: list[str] | None) -> list[SubjectSpec]:
+        """The subjects listed in ``subject_ids`` (all when None), in study order."""
+        if not subject_ids:
+            return list(self.subjects)
+        for sid in subject_ids:
+            self.subject(sid)
+        return [s for s in self.subjects if s.id in set(subject_ids)]
+
+    def subject_fingerprint(self, subject: SubjectSpec) -> str:
+        """A hash of everything that decides a subject's outputs except file contents."""
+        payload = {
+            "subject": _jsonable(subject),
+            "analyses": [_jsonable(a) for a in self.analyses],
+            "report": self.report,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _jsonable(obj: Any) -> Any:
+    if hasattr(obj, "__dataclass_fields__"):
+        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__ if k != "line"}
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def parse_map_name(name: str) -> tuple[str, str | None]:
+    """Split ``"image:channel"`` into ``("image", "channel")``; ``"image"`` gives ``("image", None)``.
+
+    Examples
+    --------
+    >>> parse_map_name("msi:doxorubicin")
+    ('msi', 'doxorubicin')
+    >>> parse_map_name("pet")
+    ('pet', None)
+    """
+    if ":" in name:
+        image, channel = name.split(":", 1)
+        return image.strip(), channel.strip()
+    return name.strip(), None
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML with line numbers
+# ---------------------------------------------------------------------------------------------
+
+
+class _Doc:
+    """The YAML document as python values plus the line of every node (by path)."""
+
+    def __init__(self, path: Path, text: str):
+        self.path = path
+        try:
+            loader = yaml.SafeLoader(text)
+            try:
+                node = loader.get_single_node()
+                self.lines: dict[tuple[Any, ...], int] = {}
+                if node is None:
+                    self.data: Any = None
+                else:
+                    self._walk(node, ())
+                    self.data = loader.construct_document(node)
+            finally:
+                loader.dispose()
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = mark.line + 1 if mark is not None else 0
+            problem = exc.problem or exc.context or "invalid YAML"
+            raise StudyError(
+                f"{path}:{line}: YAML syntax error: {problem}; check indentation, colons and quotes "
+                "around values that contain ':' or '#'"
+            ) from None
+        except yaml.YAMLError as exc:
+            raise StudyError(f"{path}: YAML error: {exc}") from None
+
+    def _walk(self, node: yaml.Node, loc: tuple[Any, ...]) -> None:
+        self.lines[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value
+                line = key_node.start_mark.line + 1
+                if key in seen:
+                    raise StudyError(
+                        f"{self.path}:{line}: {_dotted(loc + (key,))}: duplicate key (first at line "
+                        f"{seen[key]}); remove one of them"
+                    )
+                seen[key] = line
+                self._walk(value_node, loc + (key,))
+                self.lines[loc + (key,)] = line
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, loc + (i,))
+
+    def line(self, loc: tuple[Any, ...]) -> int:
+        while loc and loc not in self.lines:
+            loc = loc[:-1]
+        return self.lines.get(loc, 1)
+
+    def error(self, loc: tuple[Any, ...], message: str) -> StudyError:
+        where = _dotted(loc)
+        prefix = f"{self.path}:{self.line(loc)}: "
+        return StudyError(prefix + (f"{where}: " if where else "") + message)
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# field checks
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_fields(doc: _Doc, value: Any, loc: tuple[Any, ...], allowed: tuple[str, ...], what: str) -> dict:
+    if not isinstance(value, Mapping):
+        raise doc.error(loc, f"expected a mapping of {what} fields ({', '.join(allowed)}), got {_kind(value)}")
+    for key in value:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed fields: {', '.join(allowed)}"
+            raise doc.error(loc + (key,), f"unknown field {key!r} in {what}; {hint}")
+    return dict(value)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", int: "a number", float: "a number",
+            bool: "true/false"}.get(type(value), type(value).__name__)
+
+
+def _string(doc: _Doc, value: Any, loc: tuple[Any, ...], what: str, required: bool = True) -> str:
+    if value is None:
+        if required:
+            raise doc.error(loc, f"missing {what}")
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise doc.error(loc, f"{what} must be a string, got {_kind(value)}")
+    return str(value)
+
+
+def _choice(doc: _Doc, value: Any, loc: tuple[Any, ...], choices: tuple[str, ...], what: str,
+            required: bool = True, upper: bool = False) -> str:
+    text = _string(doc, value, loc, what, required)
+    if upper:
+        text = text.upper()
+    if text not in choices and (required or text):
+        close = difflib.get_close_matches(text, choices, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise doc.error(loc, f"unknown {what} {text!r}; {hint}use one of {', '.join(c for c in choices if c)}")
+    return text
+
+
+def _string_list(doc: _Doc, value: Any, loc: tuple[Any, ...], what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    if not isinstance(value, list):
+        raise doc.error(loc, f"{what} must be a list of names, got {_kind(value)}")
+    return tuple(_string(doc, v, loc + (i,), what) for i, v in enumerate(value))
+
+
+def _options(doc: _Doc, value: Any, loc: tuple[Any, ...], what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise doc.error(loc, f"{what} must be a mapping of keyword arguments, got {_kind(value)}")
+    return dict(value)
+
+
+def _path(doc: _Doc, value: Any, loc: tuple[Any, ...], subject: str, check_exists: bool) -> Path:
+    text = _string(doc, value, loc, "path").replace("{subject}", subject)
+    p = Path(text).expanduser()
+    if not p.is_absolute():
+        p = doc.path.parent / p
+    if check_exists and not p.exists():
+        raise doc.error(
+            loc, f"file not found: {p}; fix the path (relative paths are relative to {doc.path.parent})"
+        )
+    return p
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+# ---------------------------------------------------------------------------------------------
+
+
+def _merge(default: Any, override: Any) -> Any:
+    """Subject fields over defaults: mappings merge key by key, anything else replaces."""
+    if isinstance(default, Mapping) and isinstance(override, Mapping):
+        out = {k: copy.deepcopy(v) for k, v in default.items()}
+        for k, v in override.items():
+            out[k] = _merge(out[k], v) if k in out else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(override)
+
+
+def _parse_image(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: bool) -> ImageSpec:
+    d = _check_fields(doc, raw, loc, _IMAGE_FIELDS, "image")
+    if "path" not in d:
+        raise doc.error(loc, f"image {key!r} has no path; add 'path: <file>'")
+    targets_raw = d.get("targets") or {}
+    if not isinstance(targets_raw, Mapping):
+        raise doc.error(loc + ("targets",), "targets must map names to m/z values, e.g. {doxorubicin: 544.1813}")
+    targets: dict[str, float] = {}
+    for name, mz in targets_raw.items():
+        if isinstance(mz, bool) or not isinstance(mz, (int, float)) or mz <= 0:
+            raise doc.error(loc + ("targets", name), f"m/z of target {name!r} must be a positive number, got {mz!r}")
+        targets[str(name)] = float(mz)
+    options = _options(doc, d.get("options"), loc + ("options",), "options")
+    if targets and "mz" in options:
+        raise doc.error(loc + ("options", "mz"), "give m/z values either as targets or as options.mz, not both")
+    return ImageSpec(
+        key=key,
+        path=_path(doc, d["path"], loc + ("path",), subject, check),
+        modality=_choice(doc, d.get("modality"), loc + ("modality",), MODALITIES, "modality", upper=True),
+        aspect=_choice(doc, d.get("aspect"), loc + ("aspect",), ASPECTS, "aspect", required=False),
+        agent=_string(doc, d.get("agent"), loc + ("agent",), "agent", required=False),
+        units=_string(doc, d.get("units"), loc + ("units",), "units", required=False),
+        scale=_string(doc, d.get("scale"), loc + ("scale",), "scale", required=False),
+        options=options,
+        targets=targets,
+        line=doc.line(loc),
+    )
+
+
+def _parse_mask(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: bool) -> MaskSpec:
+    d = _check_fields(doc, raw, loc, _MASK_FIELDS, "mask")
+    if "path" not in d:
+        raise doc.error(loc, f"mask {key!r} has no path; add 'path: <file>'")
+    if "on" not in d:
+        raise doc.error(loc, f"mask {key!r} has no 'on' field; name the image whose grid it is drawn on, e.g. on: mri")
+    label = d.get("label")
+    if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
+        raise doc.error(loc + ("label",), f"label must be an integer label value, got {label!r}")
+    return MaskSpec(
+        key=key,
+        path=_path(doc, d["path"], loc + ("path",), subject, check),
+        on=_string(doc, d["on"], loc + ("on",), "on"),
+        label=label,
+        options=_options(doc, d.get("options"), loc + ("options",), "options"),
+        line=doc.line(loc),
+    )
+
+
+def _parse_edge(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> EdgeSpec:
+    d = _check_fields(doc, raw, loc, _EDGE_FIELDS, "registration edge")
+    for required in ("moving", "fixed"):
+        if required not in d:
+            raise doc.error(loc, f"registration edge has no {required!r}; edges read 'moving: A, fixed: B'")
+    method = _choice(doc, d.get("method", "rigid"), loc + ("method",), REGISTRATION_METHODS, "method")
+    transform = None
+    if "transform" in d:
+        transform = _path(doc, d["transform"], loc + ("transform",), subject, check)
+        if method not in ("file",):
+            method = "file"
+    elif method == "file":
+        raise doc.error(loc, "method 'file' needs 'transform: <path to a transform file>'")
+    truth = None
+    if d.get("truth") is not None:
+        t = _check_fields(doc, d["truth"], loc + ("truth",), _TRUTH_FIELDS, "truth")
+        if "file" not in t or "key" not in t:
+            raise doc.error(loc + ("truth",), "truth needs 'file' (a JSON file) and 'key' (the transform's name)")
+        truth = (
+            _path(doc, t["file"], loc + ("truth", "file"), subject, check),
+            _string(doc, t["key"], loc + ("truth", "key"), "truth key"),
+        )
+    return EdgeSpec(
+        moving=_string(doc, d["moving"], loc + ("moving",), "moving"),
+        fixed=_string(doc, d["fixed"], loc + ("fixed",), "fixed"),
+        method=method,
+        options=_options(doc, d.get("options"), loc + ("options",), "options"),
+        transform=transform,
+        truth=truth,
+        line=doc.line(loc),
+    )
+
+
+def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool) -> SubjectSpec:
+    d = _check_fields(doc, raw, loc, _SUBJECT_FIELDS, "subject")
+    if "id" not in d:
+        raise doc.error(loc, "subject has no id; add 'id: <name>'")
+    sid = _string(doc, d["id"], loc + ("id",), "id")
+    if not sid or any(c in sid for c in "/\\:") or sid.startswith("."):
+        raise doc.error(loc + ("id",), f"subject id {sid!r} must be a plain name usable as a folder name")
+
+    def section(name: str, kind: type) -> tuple[Any, tuple]:
+        # the subject's own value wins; the line points where the (merged) value came from
+        base = defaults.get(name)
+        own = d.get(name)
+        if own is None:
+            return base, ("defaults", name)
+        if base is not None and kind is dict and isinstance(own, Mapping) and isinstance(base, Mapping):
+            return _merge(base, own), loc + (name,)
+        return own, loc + (name,)
+
+    images_raw, images_loc = section("images", dict)
+    if not images_raw:
+        raise doc.error(loc, f"subject {sid!r} has no images; add 'images:' here or under 'defaults'")
+    if not isinstance(images_raw, Mapping):
+        raise doc.error(images_loc, f"images must map names to image fields, got {_kind(images_raw)}")
+    images = {}
+    for key, value in images_raw.items():
+        if ":" in str(key):
+            raise doc.error(images_loc + (key,), f"image name {key!r} must not contain ':'")
+        own = isinstance(d.get("images"), Mapping) and key in d["images"]
+        iloc = (loc + ("images", key)) if own else ("defaults", "images", key)
+        images[str(key)] = _parse_image(doc, str(key), value, iloc, sid, check)
+
+    masks_raw, masks_loc = section("masks", dict)
+    masks = {}
+    if masks_raw:
+        if not isinstance(masks_raw, Mapping):
+            raise doc.error(masks_loc, f"masks must map names to mask fields, got {_kind(masks_raw)}")
+        for key, value in masks_raw.items():
+            own = isinstance(d.get("masks"), Mapping) and key in d["masks"]
+            mloc = (loc + ("masks", key)) if own else ("defaults", "masks", key)
+            m = _parse_mask(doc, str(key), value, mloc, sid, check)
+            if m.on not in images:
+                raise doc.error(mloc + ("on",), f"mask {key!r} is on unknown image {m.on!r}; images are {sorted(images)}")
+            if str(key) in images:
+                raise doc.error(mloc, f"mask name {key!r} is also an image name; rename one of them")
+            masks[str(key)] = m
+
+    edges_raw, edges_loc = section("registration", list)
+    edges = []
+    if edges_raw:
+        if not isinstance(edges_raw, list):
+            raise doc.error(edges_loc, f"registration must be a list of edges, got {_kind(edges_raw)}")
+        for i, value in enumerate(edges_raw):
+            edges.append(_parse_edge(doc, value, edges_loc + (i,), sid, check))
+
+    ref_raw, ref_loc = section("reference", list)
+    if ref_raw is None:
+        ref_raw = doc.data.get("reference")
+        ref_loc = ("reference",)
+    references = _string_list(doc, ref_raw, ref_loc, "reference")
+    from .graph import check_graph  # local import: graph uses these dataclasses
+
+    subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc))
+    check_graph(subject, doc, ref_loc, edges_loc)
+    return subject
+
+
+def _parse_analysis(doc: _Doc, raw: Any, loc: tuple, index: int) -> AnalysisSpec:
+    d = _check_fields(doc, raw, loc, _ANALYSIS_FIELDS, "analysis")
+    if "type" not in d:
+        raise doc.error(loc, f"analysis has no type; use one of {', '.join(ANALYSIS_TYPES)}")
+    kind = _choice(doc, d["type"], loc + ("type",), ANALYSIS_TYPES, "analysis type")
+    pairs = []
+    raw_pairs = d.get("pairs") or []
+    if not isinstance(raw_pairs, list):
+        raise doc.error(loc + ("pairs",), "pairs must be a list of [map_a, map_b] pairs")
+    for i, p in enumerate(raw_pairs):
+        if not isinstance(p, list) or len(p) != 2:
+            raise doc.error(loc + ("pairs", i), f"each pair must be a list of two map names, got {p!r}")
+        pairs.append((_string(doc, p[0], loc + ("pairs", i), "map"), _string(doc, p[1], loc + ("pairs", i), "map")))
+    maps = _string_list(doc, d.get("maps"), loc + ("maps",), "maps")
+    if kind == "colocalisation":
+        if not pairs:
+            raise doc.error(loc, "colocalisation needs 'pairs: [[map_a, map_b], ...]'")
+    elif not maps:
+        raise doc.error(loc, f"{kind} needs 'maps: [...]' (image names or image:channel)")
+    return AnalysisSpec(
+        type=kind,
+        name=_string(doc, d.get("name"), loc + ("name",), "name", required=False) or f"{kind}{index}",
+        maps=maps,
+        masks=_string_list(doc, d.get("masks"), loc + ("masks",), "masks"),
+        pairs=tuple(pairs),
+        params=_options(doc, d.get("params"), loc + ("params",), "params"),
+        line=doc.line(loc),
+    )
+
+
+def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject: SubjectSpec) -> None:
+    loc = ("analyses", index)
+    names = list(analysis.maps) + [m for p in analysis.pairs for m in p]
+    for name in names:
+        image, channel = parse_map_name(name)
+        if image not in subject.images:
+            raise doc.error(
+                loc, f"map {name!r} refers to unknown image {image!r} of subject {subject.id!r}; "
+                f"images are {sorted(subject.images)}"
+            )
+        spec = subject.images[image]
+        if channel is not None and spec.targets and channel not in spec.targets:
+            try:
+                float(channel)
+            except ValueError:
+                raise doc.error(
+                    loc, f"map {name!r}: {channel!r} is not a target of {image!r}; targets are {sorted(spec.targets)}"
+                ) from None
+    for mask in analysis.masks:
+        if mask not in subject.masks:
+            raise doc.error(
+                loc + ("masks",), f"unknown mask {mask!r} for subject {subject.id!r}; masks are {sorted(subject.masks)}"
+            )
+    from .graph import frames_of
+
+    frame = frames_of(subject)
+    for a, b in analysis.pairs:
+        fa, fb = frame[parse_map_name(a)[0]], frame[parse_map_name(b)[0]]
+        if fa != fb:
+            raise doc.error(
+                loc + ("pairs",), f"pair ({a}, {b}) spans two reference frames ({fa} and {fb}); "
+                "register them into one frame or pair maps of the same frame"
+            )
+    for mask in analysis.masks:
+        mframe = frame[subject.masks[mask].on]
+        for name in names:
+            if frame[parse_map_name(name)[0]] != mframe:
+                raise doc.error(
+                    loc + ("masks",), f"mask {mask!r} lives in frame {mframe!r} but map {name!r} in frame "
+                    f"{frame[parse_map_name(name)[0]]!r}; split this analysis by frame"
+                )
+
+
+def load_study(path: str | Path, check_files: bool = True) -> Study:
+    """Read and validate a study file.
+
+    Parameters
+    ----------
+    path : str or Path
+        The YAML study file.
+    check_files : bool
+        Check that every input file exists (``multiscale validate`` does).
+
+    Returns
+    -------
+    Study
+
+    Raises
+    ------
+    StudyError
+        With ``file:line: field: problem; fix`` for malformed YAML, unknown or missing fields,
+        unknown modalities, missing files, a disconnected registration graph or analyses that
+        refer to unknown maps or masks.
+
+    Examples
+    --------
+    >>> study = load_study("example_datasets/study.yaml", check_files=False)  # doctest: +SKIP
+    >>> [s.id for s in study.subjects]  # doctest: +SKIP
+    ['mouse01']
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise StudyError(f"{path}: study file not found; give the path to a YAML study file")
+    text = path.read_text(encoding="utf-8")
+    doc = _Doc(path, text)
+    top = _check_fields(doc, doc.data if doc.data is not None else {}, (), _TOP_FIELDS, "study")
+    defaults = _check_fields(doc, top.get("defaults") or {}, ("defaults",), _DEFAULT_FIELDS, "defaults")
+    raw_subjects = top.get("subjects")
+    if not raw_subjects:
+        raise doc.error(("subjects",) if "subjects" in top else (), "the study has no subjects; add 'subjects: [{id: ...}]'")
+    if not isinstance(raw_subjects, list):
+        raise doc.error(("subjects",), f"subjects must be a list, got {_kind(raw_subjects)}")
+    subjects: list[SubjectSpec] = []
+    for i, raw in enumerate(raw_subjects):
+        s = _parse_subject(doc, raw, ("subjects", i), defaults, check_files)
+        if any(o.id == s.id for o in subjects):
+            raise doc.error(("subjects", i, "id"), f"subject id {s.id!r} appears twice; ids must be unique")
+        subjects.append(s)
+    raw_analyses = top.get("analyses") or []
+    if not isinstance(raw_analyses, list):
+        raise doc.error(("analyses",), f"analyses must be a list, got {_kind(raw_analyses)}")
+    analyses: list[AnalysisSpec] = []
+    for i, raw in enumerate(raw_analyses):
+        a = _parse_analysis(doc, raw, ("analyses", i), i)
+        if any(o.name == a.name for o in analyses):
+            raise doc.error(("analyses", i, "name"), f"analysis name {a.name!r} appears twice; give each a unique name")
+        for s in subjects:
+            _check_analysis_refs(doc, a, i, s)
+        analyses.append(a)
+    out_text = _string(doc, top.get("output"), ("output",), "output", required=False) or "results"
+    output = Path(out_text).expanduser()
+    if not output.is_absolute():
+        output = path.parent / output
+    report = _options(doc, top.get("report"), ("report",), "report")
+    name = _string(doc, top.get("name"), ("name",), "name", required=False) or path.stem
+    return Study(path, name, output, tuple(subjects), tuple(analyses), report, text)
