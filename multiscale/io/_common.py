@@ -1,0 +1,161 @@
+"""Private helpers shared by the loaders: the error class, warnings, provenance, atomic writes, JSON attrs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+class LoadError(ValueError):
+    """A file cannot be read into the image object; the message names the file, the field and the fix."""
+
+
+class CalibrationWarning(UserWarning):
+    """A file carries no physical calibration; spacing 1 was used and ``attrs['spacing_known']`` is False."""
+
+
+def fail(path: Any, field: str, problem: str, fix: str = "") -> LoadError:
+    """Build a :class:`LoadError` whose message reads ``<file>: <field>: <problem>; <fix>``."""
+    msg = f"{path}: {field}: {problem}"
+    if fix:
+        msg += f"; {fix}"
+    return LoadError(msg)
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """Issue a warning from a loader (stacklevel pointing at the caller of ``load``)."""
+    warnings.warn(message, category, stacklevel=4)
+
+
+def provenance(path: Any, reader: str, **options: Any) -> dict[str, Any]:
+    """Provenance record: source path, reader name, and the options that shaped the result."""
+    opts = {k: jsonable(v) for k, v in options.items() if v is not None}
+    return {"source": str(path), "reader": reader, "options": opts}
+
+
+def jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays, tuples, paths and images to plain JSON types (images become a short tag)."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        if isinstance(value, float) and not np.isfinite(value):
+            return str(value)
+        return value
+    if isinstance(value, Path):
+        return str(value)
+    if type(value).__name__ == "DataArray":
+        src = (value.attrs.get("provenance") or {}).get("source", "")
+        return f"<image {dict(value.sizes)} from {src or 'memory'}>"
+    return str(value)
+
+
+def attrs_to_json(attrs: Mapping[str, Any]) -> str:
+    """Serialise an image's attrs to JSON (for formats with a free-text field)."""
+    return json.dumps(jsonable(dict(attrs)))
+
+
+def attrs_from_json(text: str | bytes | None) -> dict[str, Any]:
+    """Inverse of :func:`attrs_to_json`; lists of lists become tuples for ``direction``."""
+    if not text:
+        return {}
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    try:
+        out = json.loads(text)
+    except ValueError:
+        return {}
+    if not isinstance(out, dict):
+        return {}
+    if "direction" in out and isinstance(out["direction"], list):
+        out["direction"] = tuple(tuple(float(v) for v in row) for row in out["direction"])
+    return out
+
+
+#: attrs that geometry owns: never copied from stored JSON over the file's own geometry
+GEOMETRY_KEYS = ("direction", "spacing")
+
+
+def restore_attrs(stored: Mapping[str, Any], keep_geometry: bool = False) -> dict[str, Any]:
+    """Stored attrs to pass to ``spatial_image`` (geometry keys dropped unless ``keep_geometry``)."""
+    out = dict(stored)
+    if not keep_geometry:
+        for k in GEOMETRY_KEYS:
+            out.pop(k, None)
+    return out
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+    """Call ``writer(tmp)`` with a temporary path in the target folder, then rename it onto ``path``.
+
+    Works for files and for folders (OME-Zarr). An existing folder is moved aside first and
+    removed only after the new one is in place.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    sfx = suffix if suffix is not None else "".join(path.suffixes)
+    tmp = parent / f".{path.name.split('.')[0]}.tmp-{uuid.uuid4().hex[:8]}{sfx}"
+    try:
+        writer(tmp)
+        if path.is_dir() and not path.is_symlink():
+            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
+def length_unit_to_mm(unit: str | None, path: Any = "", field: str = "unit") -> float | None:
+    """Factor converting a length unit name (OME, NGFF, ImageJ spellings) to millimetres.
+
+    Returns None for "pixel"/empty (no calibration); raises :class:`LoadError` for unknown names.
+    """
+    if unit is None:
+        return None
+    u = str(unit).strip().replace("\\u00B5", "µ").replace("\u03bc", "µ")
+    key = u.lower()
+    table = {
+        "m": 1e3, "meter": 1e3, "metre": 1e3,
+        "cm": 10.0, "centimeter": 10.0, "centimetre": 10.0,
+        "mm": 1.0, "millimeter": 1.0, "millimetre": 1.0,
+        "µm": 1e-3, "um": 1e-3, "micron": 1e-3, "microns": 1e-3, "micrometer": 1e-3, "micrometre": 1e-3,
+        "nm": 1e-6, "nanometer": 1e-6, "nanometre": 1e-6,
+        "pm": 1e-9, "picometer": 1e-9,
+        "å": 1e-7, "angstrom": 1e-7,
+        "inch": 25.4, "in": 25.4,
+    }
+    if key in ("", "pixel", "pixels", "px", "none"):
+        return None
+    if key in table:
+        return table[key]
+    raise fail(path, field, f"unknown length unit {unit!r}", "use one of m, cm, mm, µm, nm, or pass spacing=")
+
+
+def tempdir_for(path: str | os.PathLike) -> Path:
+    """A scratch folder next to ``path`` (same file system, so renames are atomic)."""
+    parent = Path(path).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".ms-", dir=parent))
