@@ -1,0 +1,182 @@
+"""Private: the inner loops of ion-image extraction, in numba when it is installed, else in numpy.
+
+A *chunk* of spectra is given as two flat typed buffers and per-spectrum element offsets:
+spectrum ``i`` has m/z values ``mz_buf[mz_start[i] : mz_start[i] + length[i]]`` (ascending) and
+intensities ``int_buf[int_start[i] : int_start[i] + length[i]]``. The buffers may be zero-copy views
+of a memory-mapped .ibd region (mz and intensity views of the same bytes) or decoded copies.
+
+Windows are inclusive: a peak counts for target ``t`` when ``lo[t] <= mz <= hi[t]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REDUCE_CODES = {"sum": 0, "max": 1, "mean": 2}
+
+try:  # numba is optional: about 10x faster for 1,000 targets, identical results
+    import numba
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover - exercised when numba is absent
+    numba = None
+    HAVE_NUMBA = False
+
+
+def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out):  # noqa: ANN001
+    n_t = lo.size
+    for i in range(mz_start.size):
+        p0 = mz_start[i]
+        e = p0 + length[i]
+        q0 = int_start[i]
+        lb = p0
+        for t in range(n_t):
+            lo_t = lo[t]
+            # lower bound of lo_t in mz_buf[lb:e] (lo is ascending, so lb only moves right)
+            a, b = lb, e
+            while a < b:
+                m = (a + b) >> 1
+                if mz_buf[m] < lo_t:
+                    a = m + 1
+                else:
+                    b = m
+            lb = a
+            hi_t = hi[t]
+            acc = 0.0
+            cnt = 0
+            j = a
+            if code == 1:
+                while j < e and mz_buf[j] <= hi_t:
+                    v = float(int_buf[q0 + (j - p0)])
+                    if cnt == 0 or v > acc:
+                        acc = v
+                    cnt += 1
+                    j += 1
+            else:
+                while j < e and mz_buf[j] <= hi_t:
+                    acc += float(int_buf[q0 + (j - p0)])
+                    cnt += 1
+                    j += 1
+                if code == 2 and cnt > 0:
+                    acc = acc / cnt
+            out[i, t] = acc
+
+
+def _spectrum_stats_py(int_buf, int_start, length, out):  # noqa: ANN001
+    """Per spectrum: sum, sum of squares, count, max."""
+    for i in range(int_start.size):
+        q0 = int_start[i]
+        s = 0.0
+        s2 = 0.0
+        mx = 0.0
+        n = length[i]
+        for j in range(n):
+            v = float(int_buf[q0 + j])
+            s += v
+            s2 += v * v
+            if j == 0 or v > mx:
+                mx = v
+        out[i, 0] = s
+        out[i, 1] = s2
+        out[i, 2] = n
+        out[i, 3] = mx
+
+
+if HAVE_NUMBA:
+    _window_reduce_nb = numba.njit(cache=True, nogil=True)(_window_reduce_py)
+    _spectrum_stats_nb = numba.njit(cache=True, nogil=True)(_spectrum_stats_py)
+
+
+def window_reduce(
+    mz_buf: np.ndarray,
+    mz_start: np.ndarray,
+    int_buf: np.ndarray,
+    int_start: np.ndarray,
+    length: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    reduce: str = "sum",
+    engine: str = "auto",
+) -> np.ndarray:
+    """Reduce each spectrum's intensities inside each ``[lo, hi]`` window; ``lo`` ascending.
+
+    Returns a float64 array of shape ``(n_spectra, n_targets)``; empty windows give 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mz = np.array([100.0, 200.0, 300.0]); it = np.array([1.0, 2.0, 4.0])
+    >>> window_reduce(mz, np.array([0]), it, np.array([0]), np.array([3]),
+    ...               np.array([150.0, 250.0]), np.array([350.0, 260.0])).tolist()
+    [[6.0, 0.0]]
+    """
+    code = REDUCE_CODES[reduce]
+    out = np.zeros((mz_start.size, lo.size), dtype=np.float64)
+    if mz_start.size == 0 or lo.size == 0:
+        return out
+    if _use_numba(engine):
+        _window_reduce_nb(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out)
+        return out
+    return _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out)
+
+
+def _use_numba(engine: str) -> bool:
+    if engine == "numba":
+        if not HAVE_NUMBA:
+            raise ImportError("engine='numba' was requested but numba is not installed; pip install numba")
+        return True
+    if engine == "numpy":
+        return False
+    if engine != "auto":
+        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+    return HAVE_NUMBA
+
+
+def _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out):  # noqa: ANN001
+    """Vectorised over targets: one searchsorted per spectrum, one reduceat per chunk."""
+    n_s, n_t = out.shape
+    segs = [int_buf[int_start[i] : int_start[i] + length[i]] for i in range(n_s)]
+    flat = np.concatenate(segs + [np.zeros(1, dtype=int_buf.dtype)]).astype(np.float64, copy=False)
+    seg0 = np.concatenate([[0], np.cumsum(length)]).astype(np.int64)
+    a_all = np.empty((n_s, n_t), dtype=np.int64)
+    b_all = np.empty((n_s, n_t), dtype=np.int64)
+    for i in range(n_s):
+        m = mz_buf[mz_start[i] : mz_start[i] + length[i]]
+        a_all[i] = np.searchsorted(m, lo, side="left")
+        b_all[i] = np.searchsorted(m, hi, side="right")
+    a_g = a_all + seg0[:-1, None]
+    b_g = b_all + seg0[:-1, None]
+    idx = np.empty(2 * a_g.size, dtype=np.int64)
+    idx[0::2] = a_g.ravel()
+    idx[1::2] = b_g.ravel()
+    # the last element of ``flat`` is a zero sentinel, so every index is valid
+    ufunc = np.maximum if code == 1 else np.add
+    red = ufunc.reduceat(flat, idx)[0::2].reshape(n_s, n_t)
+    cnt = b_all - a_all
+    red = np.where(cnt > 0, red, 0.0)
+    if code == 2:
+        red = np.divide(red, cnt, out=np.zeros_like(red), where=cnt > 0)
+    out[...] = red
+    return out
+
+
+def spectrum_stats(int_buf: np.ndarray, int_start: np.ndarray, length: np.ndarray, engine: str = "auto") -> np.ndarray:
+    """Per spectrum ``[sum, sum of squares, count, max]`` (float64, shape ``(n, 4)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> spectrum_stats(np.array([1.0, 2.0, 2.0]), np.array([0, 1]), np.array([1, 2])).tolist()
+    [[1.0, 1.0, 1.0, 1.0], [4.0, 8.0, 2.0, 2.0]]
+    """
+    out = np.zeros((int_start.size, 4), dtype=np.float64)
+    if int_start.size == 0:
+        return out
+    if _use_numba(engine):
+        _spectrum_stats_nb(int_buf, int_start, length, out)
+        return out
+    for i in range(int_start.size):
+        v = np.asarray(int_buf[int_start[i] : int_start[i] + length[i]], dtype=np.float64)
+        if v.size:
+            out[i] = (v.sum(), np.dot(v, v), v.size, v.max())
+    return out
