@@ -128,6 +128,8 @@ def read_nifti(
             raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
                        "copy the file again") from exc
 
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
     # array (i, j, k, ...) -> (..., k, j, i)
     if ndim == 2:
         data = data[:, :, None]

@@ -1,0 +1,292 @@
+"""Masks: label images (NIfTI/NRRD/MHA) and DICOM RTSTRUCT contours rasterised onto a reference grid.
+
+A mask is an image with ``attrs["aspect"] = "mask"`` and integer labels (0 = background).
+A mask must sit on its image's grid: :func:`match_grid` refuses a different grid unless
+``resample=True``, which resamples with nearest neighbour (SimpleITK) so labels stay labels.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from multiscale.image import grid_of, like, same_grid, spatial_dims, to_sitk, world_to_index
+
+from ._common import LoadError, fail, provenance, warn
+from ._geometry import direction_zyx_to_xyz
+
+__all__ = ["read_label_image", "read_rtstruct", "list_rois", "rasterize_contours", "match_grid"]
+
+
+def match_grid(mask: xr.DataArray, reference: xr.DataArray, resample: bool = False, source: Any = "") -> xr.DataArray:
+    """Return ``mask`` on ``reference``'s grid: unchanged when the grids agree, else an error or a resample.
+
+    Parameters
+    ----------
+    mask, reference : xarray.DataArray
+    resample : bool
+        Resample with nearest neighbour (labels stay labels) instead of raising.
+    source : str
+        File name for error messages.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.zeros((2, 4, 4)), spacing=1.0)
+    >>> m = spatial_image(np.ones((2, 2, 2), np.uint8), spacing=2.0)
+    >>> match_grid(m, img, resample=True).shape
+    (2, 4, 4)
+    """
+    if same_grid(mask, reference):
+        if mask.dims == reference.dims or set(spatial_dims(mask)) == set(spatial_dims(reference)):
+            return mask.assign_coords({d: reference.coords[d].values for d in spatial_dims(reference)})
+    if not resample:
+        gm, gr = grid_of(mask), grid_of(reference)
+        raise LoadError(
+            f"{source or 'mask'}: grid: the mask's grid (shape {gm['shape']}, spacing "
+            f"{tuple(round(v, 4) for v in gm['spacing'])}, origin {tuple(round(v, 3) for v in gm['origin'])}) differs "
+            f"from the image's (shape {gr['shape']}, spacing {tuple(round(v, 4) for v in gr['spacing'])}, origin "
+            f"{tuple(round(v, 3) for v in gr['origin'])}); pass resample=True to resample it (nearest neighbour)"
+        )
+    import SimpleITK as sitk
+
+    g = grid_of(reference)
+    if len(g["shape"]) != len(spatial_dims(mask)):
+        raise LoadError(f"{source or 'mask'}: dims: mask {mask.dims} and image {reference.dims} differ in spatial dims")
+    f = sitk.ResampleImageFilter()
+    f.SetSize([int(v) for v in g["shape"][::-1]])
+    f.SetOutputSpacing([float(v) for v in g["spacing"][::-1]])
+    f.SetOutputOrigin([float(v) for v in g["origin"][::-1]])
+    f.SetOutputDirection([float(v) for v in direction_zyx_to_xyz(g["direction"]).reshape(-1)])
+    f.SetInterpolator(sitk.sitkNearestNeighbor)
+    f.SetDefaultPixelValue(0)
+    chans = [mask.isel(c=i) for i in range(mask.sizes["c"])] if "c" in mask.dims else [mask]
+    out = [sitk.GetArrayFromImage(f.Execute(to_sitk(m))) for m in chans]
+    arr = np.stack(out) if "c" in mask.dims else out[0]
+    if mask.dtype == bool:
+        arr = arr.astype(bool)
+    template = reference
+    for d in ("t", "c"):
+        if d in template.dims:
+            template = template.isel({d: 0}, drop=True)
+    res = like(template, arr, dims=(("c",) if "c" in mask.dims else ()) + spatial_dims(reference))
+    if "c" in mask.dims and "c" in mask.coords:
+        res = res.assign_coords(c=mask.coords["c"].values)
+    res.attrs = {**reference.attrs, **{k: v for k, v in mask.attrs.items() if k not in ("direction", "spacing")}}
+    res.attrs["direction"] = reference.attrs.get("direction")
+    res.attrs["spacing"] = reference.attrs.get("spacing")
+    prov = dict(mask.attrs.get("provenance") or {})
+    prov["resampled"] = "nearest neighbour onto the reference grid (SimpleITK)"
+    res.attrs["provenance"] = prov
+    return res
+
+
+def read_label_image(
+    path: str | os.PathLike,
+    *,
+    reference: xr.DataArray | None = None,
+    resample: bool = False,
+    **options: Any,
+) -> xr.DataArray:
+    """Read a label image (NIfTI, NRRD, MHA/MHD) as an integer mask, checked against ``reference``'s grid.
+
+    Examples
+    --------
+    >>> mask = read_label_image("CT_mask.nii.gz", reference=ct)  # doctest: +SKIP
+    >>> mask.attrs["aspect"]
+    'mask'
+    """
+    from .dispatch import load
+
+    img = load(path, **options)
+    data = img.data
+    if np.issubdtype(img.dtype, np.floating):
+        vals = np.asarray(data.compute() if hasattr(data, "compute") else data)
+        finite = vals[np.isfinite(vals)]
+        if finite.size and np.any(finite != np.round(finite)):
+            raise fail(path, "voxel values", "non-integer values in a label image",
+                       "threshold the probability map first (e.g. mask = image > 0.5)")
+        img = img.copy(data=np.nan_to_num(vals).astype(np.int32 if finite.size and np.abs(finite).max() > 255 else np.uint8))
+    img.attrs["aspect"] = "mask"
+    img.attrs.setdefault("units", "")
+    img.attrs["units"] = "label"
+    if reference is not None:
+        img = match_grid(img, reference, resample=resample, source=path)
+        img.attrs["aspect"] = "mask"
+        img.attrs["units"] = "label"
+        if reference.attrs.get("modality"):
+            img.attrs["modality"] = reference.attrs["modality"]
+    return img
+
+
+def _read_rtstruct(path: Path) -> Any:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(str(path))
+    except Exception as exc:
+        raise fail(path, "header", f"cannot be parsed ({type(exc).__name__}: {exc})",
+                   "the file is truncated or corrupt") from exc
+    if str(ds.get("Modality", "")).upper() != "RTSTRUCT":
+        raise fail(path, "Modality (0008,0060)", f"{ds.get('Modality', 'missing')}, not RTSTRUCT",
+                   "pass an RT Structure Set file")
+    return ds
+
+
+def list_rois(path: str | os.PathLike) -> list[str]:
+    """Names of the ROIs in an RTSTRUCT file, in file order.
+
+    Examples
+    --------
+    >>> list_rois("STS_019/CT/mask/RS.dcm")  # doctest: +SKIP
+    ['GTV_Mass_CT']
+    """
+    ds = _read_rtstruct(Path(path))
+    return [str(r.ROIName) for r in ds.get("StructureSetROISequence") or []]
+
+
+def rasterize_contours(contours: list[np.ndarray], reference: xr.DataArray, source: Any = "") -> np.ndarray:
+    """Fill closed planar contours (world LPS points, mm, rows ``(x, y, z)``) on ``reference``'s grid.
+
+    Contours on the same slice are combined with exclusive-or, so an inner contour is a hole
+    (the even-odd rule used by DICOM viewers). A voxel is inside when its centre is.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape of the reference's spatial dims ``(z, y, x)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> ref = spatial_image(np.zeros((1, 10, 10)), spacing=1.0)
+    >>> sq = np.array([[1.5, 1.5, 0], [5.5, 1.5, 0], [5.5, 5.5, 0], [1.5, 5.5, 0]])
+    >>> int(rasterize_contours([sq], ref).sum())
+    16
+    """
+    from skimage.draw import polygon
+
+    sd = spatial_dims(reference)
+    if sd != ("z", "y", "x"):
+        raise LoadError(f"{source or 'contours'}: reference: a 3-D (z, y, x) image is needed, got dims {reference.dims}")
+    shape = tuple(int(reference.sizes[d]) for d in sd)
+    out = np.zeros(shape, dtype=bool)
+    skipped = 0
+    for pts in contours:
+        pts = np.asarray(pts, dtype=float).reshape(-1, 3)
+        if len(pts) < 3:
+            continue
+        idx = world_to_index(reference, pts, xyz=True)  # (i_x, i_y, i_z)
+        kz = idx[:, 2]
+        k = int(np.round(np.median(kz)))
+        if np.abs(kz - k).max() > 0.5 or k < 0 or k >= shape[0]:
+            skipped += 1
+            continue
+        rr, cc = polygon(idx[:, 1], idx[:, 0], shape=shape[1:])
+        plane = np.zeros(shape[1:], dtype=bool)
+        plane[rr, cc] = True
+        out[k] ^= plane
+    if skipped:
+        warn(f"{source or 'contours'}: {skipped} contour(s) lie outside the reference grid or across slices; "
+             "they were left out")
+    return out
+
+
+def read_rtstruct(
+    path: str | os.PathLike,
+    *,
+    reference: xr.DataArray | None = None,
+    roi: str | list[str] | None = None,
+    check_frame_of_reference: bool = True,
+) -> xr.DataArray:
+    """Rasterise the contours of a DICOM RTSTRUCT onto ``reference``'s grid.
+
+    Parameters
+    ----------
+    path : path-like
+        The RT Structure Set file.
+    reference : xarray.DataArray
+        The image the contours belong to (its grid is used; its FrameOfReferenceUID is checked
+        when known).
+    roi : str or list of str, optional
+        ROI name(s). One name gives a ``(z, y, x)`` mask; several (or all, the default when the
+        file has more than one ROI) give a ``(c, z, y, x)`` mask named by ROI.
+    check_frame_of_reference : bool
+        Refuse contours whose FrameOfReferenceUID differs from the reference image's.
+
+    Returns
+    -------
+    xarray.DataArray
+        uint8 mask (1 inside), ``attrs["aspect"] = "mask"``, ``attrs["roi"]`` the name(s).
+
+    Examples
+    --------
+    >>> ct = load("STS_019/CT/image")  # doctest: +SKIP
+    >>> gtv = read_rtstruct("STS_019/CT/mask/RS.dcm", reference=ct)  # doctest: +SKIP
+    """
+    path = Path(path)
+    ds = _read_rtstruct(path)
+    if reference is None:
+        raise fail(path, "reference=", "an RTSTRUCT holds contours, not a grid",
+                   "pass reference=<image> (the series the contours were drawn on), e.g. load(rs, reference=ct)")
+    names = {str(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence") or []}
+    frames = {str(r.ROINumber): str(r.get("ReferencedFrameOfReferenceUID", "") or "")
+              for r in ds.get("StructureSetROISequence") or []}
+    if not names:
+        raise fail(path, "StructureSetROISequence (3006,0020)", "empty", "the file defines no ROI")
+    wanted: list[str]
+    if roi is None:
+        wanted = list(names.values())
+    elif isinstance(roi, str):
+        wanted = [roi]
+    else:
+        wanted = list(roi)
+    unknown = [w for w in wanted if w not in names.values()]
+    if unknown:
+        raise fail(path, "ROIName (3006,0026)", f"no ROI named {unknown}", f"the file holds {list(names.values())}")
+    ref_for = str(reference.attrs.get("frame_of_reference_uid", "") or "")
+    contours_by_name: dict[str, list[np.ndarray]] = {w: [] for w in wanted}
+    for rc in ds.get("ROIContourSequence") or []:
+        num = str(rc.ReferencedROINumber)
+        name = names.get(num)
+        if name not in contours_by_name:
+            continue
+        if check_frame_of_reference and ref_for and frames.get(num) and frames[num] != ref_for:
+            raise fail(path, "ReferencedFrameOfReferenceUID (3006,0024)",
+                       f"ROI {name!r} is in frame {frames[num]} but the reference image is in {ref_for}",
+                       "pass the image the contours were drawn on, or check_frame_of_reference=False")
+        for c in rc.get("ContourSequence") or []:
+            geom = str(c.get("ContourGeometricType", "CLOSED_PLANAR")).upper()
+            if geom not in ("CLOSED_PLANAR", "CLOSEDPLANAR"):
+                continue
+            data = np.asarray([float(v) for v in c.ContourData], dtype=float)
+            if data.size % 3:
+                raise fail(path, "ContourData (3006,0050)", f"{data.size} numbers is not a list of (x, y, z) points",
+                           "the file is corrupt")
+            contours_by_name[name].append(data.reshape(-1, 3))
+    template = reference
+    for d in ("t", "c"):
+        if d in template.dims:
+            template = template.isel({d: 0}, drop=True)
+    masks = [rasterize_contours(contours_by_name[w], template, source=path).astype(np.uint8) for w in wanted]
+    attrs = {
+        "aspect": "mask",
+        "units": "label",
+        "modality": reference.attrs.get("modality", ""),
+        "roi": wanted[0] if len(wanted) == 1 else list(wanted),
+        "spacing_known": reference.attrs.get("spacing_known", True),
+        "frame_of_reference_uid": ref_for,
+        "provenance": provenance(path, "pydicom RTSTRUCT rasteriser (even-odd fill of voxel centres)", roi=roi,
+                                 reference=reference),
+    }
+    if len(wanted) == 1:
+        out = like(template, masks[0], dims=spatial_dims(template))
+    else:
+        out = like(template, np.stack(masks), dims=("c",) + spatial_dims(template)).assign_coords(c=wanted)
+    out.attrs = {**{k: v for k, v in template.attrs.items() if k in ("direction", "spacing")}, **attrs}
+    return out

@@ -1,0 +1,333 @@
+"""OME-Zarr (OME-NGFF): read versions 0.4 (zarr v2) and 0.5 (zarr v3), write 0.5 with a pyramid.
+
+Axis units are converted to mm on read and written as ``millimeter``; channel names go to
+``omero.channels[].label`` (m/z values as their decimal text); our attrs (modality, units, agent,
+direction, the exact channel coordinate values, ...) are kept in the group attributes under the
+key ``"multiscale"``. Writing is atomic: the store is built in a temporary folder next to the
+target and renamed onto it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
+
+from ._common import LoadError, atomic_write, fail, jsonable, length_unit_to_mm, provenance, restore_attrs
+
+__all__ = ["read_omezarr", "write_omezarr", "is_omezarr", "ATTRS_KEY"]
+
+#: group attribute holding our image attrs
+ATTRS_KEY = "multiscale"
+
+_NGFF_UNITS = {
+    "angstrom": "Å", "nanometer": "nm", "micrometer": "µm", "millimeter": "mm", "centimeter": "cm",
+    "meter": "m", "inch": "inch", "picometer": "pm",
+}
+
+
+def _group_meta(attrs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
+    if "ome" in attrs and isinstance(attrs["ome"], dict):
+        ome = attrs["ome"]
+        ms = ome.get("multiscales")
+        return (ms[0] if ms else {}), ome.get("omero"), str(ome.get("version", "0.5"))
+    ms = attrs.get("multiscales")
+    if ms:
+        return ms[0], attrs.get("omero"), str(ms[0].get("version", "0.4"))
+    return {}, None, ""
+
+
+def is_omezarr(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a zarr group with NGFF ``multiscales`` metadata.
+
+    Examples
+    --------
+    >>> is_omezarr(".")
+    False
+    """
+    import json
+
+    p = Path(path)
+    if (p / "zarr.json").is_file():
+        try:
+            meta = json.loads((p / "zarr.json").read_text())
+        except ValueError:
+            return False
+        a = meta.get("attributes", {})
+        return "multiscales" in a.get("ome", {}) or "multiscales" in a
+    if (p / ".zattrs").is_file():
+        try:
+            return "multiscales" in json.loads((p / ".zattrs").read_text())
+        except ValueError:
+            return False
+    return False
+
+
+def _transforms(cts: list[dict[str, Any]] | None, n: int) -> tuple[np.ndarray, np.ndarray]:
+    scale = np.ones(n)
+    trans = np.zeros(n)
+    for ct in cts or []:
+        if ct.get("type") == "scale" and "scale" in ct:
+            scale = scale * np.asarray(ct["scale"], dtype=float)
+        elif ct.get("type") == "translation" and "translation" in ct:
+            trans = trans + np.asarray(ct["translation"], dtype=float)
+    return scale, trans
+
+
+def read_omezarr(
+    path: str | os.PathLike,
+    *,
+    level: int | None = None,
+    resolution: float | None = None,
+    **attrs: Any,
+) -> xr.DataArray:
+    """Read an OME-Zarr image (NGFF 0.4 or 0.5) lazily as the image object.
+
+    Parameters
+    ----------
+    path : path-like
+        The image group (the folder holding ``zarr.json`` or ``.zattrs`` with ``multiscales``).
+    level : int, optional
+        Pyramid level (0 = full resolution).
+    resolution : float, optional
+        Target pixel size in mm: the coarsest level whose in-plane pixels are not larger.
+
+    Examples
+    --------
+    >>> img = read_omezarr("maps.ome.zarr", level=1)  # doctest: +SKIP
+    """
+    import dask.array as da
+    import zarr
+
+    path = Path(path)
+    try:
+        g = zarr.open_group(str(path), mode="r")
+    except Exception as exc:
+        raise fail(path, "zarr metadata", f"cannot be opened ({type(exc).__name__}: {exc})",
+                   "check that the folder is a complete zarr group") from exc
+    gattrs = dict(g.attrs)
+    ms, omero, version = _group_meta(gattrs)
+    if not ms:
+        raise fail(path, "multiscales", "missing from the group attributes", "this is not an OME-Zarr image group")
+    axes = ms.get("axes") or []
+    names = []
+    for ax in axes:
+        name = ax["name"] if isinstance(ax, dict) else str(ax)
+        typ = ax.get("type", "") if isinstance(ax, dict) else ""
+        d = name.lower() if name.lower() in "tczyx" and len(name) == 1 else {"time": "t", "channel": "c"}.get(typ)
+        if d is None:
+            raise fail(path, "multiscales.axes", f"axis {name!r} (type {typ!r}) is not one of t, c, z, y, x",
+                       "rename the axes")
+        names.append(d)
+    datasets = ms.get("datasets") or []
+    if not datasets:
+        raise fail(path, "multiscales.datasets", "empty", "the group lists no arrays")
+    n = len(names)
+    gscale, gtrans = _transforms(ms.get("coordinateTransformations"), n)
+    scales = []
+    for ds in datasets:
+        sc, tr = _transforms(ds.get("coordinateTransformations"), n)
+        scales.append((sc * gscale, tr * gscale + gtrans))
+    to_mm = np.ones(n)
+    for i, ax in enumerate(axes):
+        if names[i] in "zyx" and isinstance(ax, dict) and ax.get("unit"):
+            unit = _NGFF_UNITS.get(ax["unit"], ax["unit"])
+            f = length_unit_to_mm(unit, path, f"multiscales.axes[{i}].unit")
+            to_mm[i] = f if f is not None else 1.0
+    sp_idx = [i for i, d in enumerate(names) if d in "zyx"]
+    if level is None and resolution is not None:
+        level = 0
+        for k, (sc, _) in enumerate(scales):
+            if max(sc[i] * to_mm[i] for i in sp_idx if names[i] in "yx") <= float(resolution) * (1 + 1e-6):
+                level = k
+    level = 0 if level is None else int(level)
+    if not (0 <= level < len(datasets)):
+        raise fail(path, "level=", f"{level} is out of range: {len(datasets)} level(s)", f"pass 0..{len(datasets) - 1}")
+    key = datasets[level]["path"]
+    try:
+        arr = da.from_zarr(g[key])
+    except Exception as exc:
+        raise fail(path, f"array {key!r}", f"cannot be opened ({type(exc).__name__}: {exc})",
+                   "the store is incomplete") from exc
+    if arr.ndim != n:
+        raise fail(path, "multiscales.axes", f"{n} axes but array {key!r} has {arr.ndim} dims", "fix the metadata")
+    order = sorted(range(n), key=lambda i: "tczyx".index(names[i]))
+    arr = arr.transpose(order)
+    dims = tuple(names[i] for i in order)
+    sc, tr = scales[level]
+    sp = [float(sc[i] * to_mm[i]) for i in order if names[i] in "zyx"]
+    org = [float(tr[i] * to_mm[i]) for i in order if names[i] in "zyx"]
+    stored = gattrs.get(ATTRS_KEY) or {}
+    out_attrs = restore_attrs(stored)
+    st_dir = stored.get("direction")
+    channels = out_attrs.pop("channels", None)
+    out_attrs.pop("provenance", None)
+    if "c" in dims:
+        nc = arr.shape[dims.index("c")]
+        if not (isinstance(channels, list) and len(channels) == nc):
+            labels = [ch.get("label") for ch in (omero or {}).get("channels", [])]
+            channels = labels if len(labels) == nc and all(lb is not None for lb in labels) else None
+    else:
+        channels = None
+    out_attrs.update(attrs)
+    out_attrs.setdefault("spacing_known", True)
+    out_attrs["pyramid_levels"] = len(datasets)
+    out_attrs["level"] = level
+    out_attrs["provenance"] = provenance(path, "zarr (OME-NGFF)", version=version, level=level, resolution=resolution)
+    try:
+        return spatial_image(arr, spacing=sp, origin=org, direction=st_dir, dims=dims, channels=channels,
+                             **out_attrs)
+    except ImageError as exc:
+        raise fail(path, "coordinateTransformations", str(exc)) from exc
+
+
+def _downsample(arr: Any, dims: tuple[str, ...], axes_factor: dict[str, int], nearest: bool) -> Any:
+    import dask.array as da
+
+    if nearest:
+        sl = tuple(slice(None, None, axes_factor.get(d, 1)) for d in dims)
+        return arr[sl]
+    factors = {i: axes_factor.get(d, 1) for i, d in enumerate(dims)}
+    # trim to multiples of the factor, then block means
+    trim = tuple(slice(0, (arr.shape[i] // f) * f) for i, f in factors.items())
+    a = arr[trim]
+    out = da.coarsen(np.mean, a.astype(np.float64), factors, trim_excess=True)
+    if np.issubdtype(arr.dtype, np.integer):
+        out = da.round(out)
+    return out.astype(arr.dtype)
+
+
+def write_omezarr(
+    image: xr.DataArray,
+    path: str | os.PathLike,
+    *,
+    levels: int | None = None,
+    chunks: dict[str, int] | None = None,
+    name: str | None = None,
+) -> Path:
+    """Write ``image`` as an OME-Zarr 0.5 image group with a 2x pyramid, atomically.
+
+    Parameters
+    ----------
+    image : xarray.DataArray
+    path : path-like
+        Target folder (``*.ome.zarr``); replaced atomically when it exists.
+    levels : int, optional
+        Number of pyramid levels (default: halve y and x until the smaller is at most 256 pixels,
+        at most 6 levels). Masks (``attrs["aspect"] == "mask"``) and integer label images are
+        subsampled (nearest), other images block-averaged.
+    chunks : dict, optional
+        Chunk size per dim, e.g. ``{"y": 512, "x": 512}``.
+    name : str, optional
+        The multiscale's name (default: the image's name or the file stem).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.zeros((2, 64, 64), np.float32), spacing=0.02, dims=("c", "y", "x"),
+    ...                     channels=[544.18, 760.58])
+    >>> write_omezarr(img, "maps.ome.zarr")  # doctest: +SKIP
+    """
+    import dask.array as da
+    import zarr
+
+    dims = tuple(image.dims)
+    sd = spatial_dims(image)
+    data = image.data
+    if not isinstance(data, da.Array):
+        data = da.from_array(np.asarray(data), chunks=data.shape)
+    if data.dtype == bool:
+        data = data.astype(np.uint8)
+    sp = np.asarray(spacing(image), dtype=float)
+    org = np.asarray(origin(image), dtype=float)
+    ny, nx = image.sizes["y"], image.sizes["x"]
+    if levels is None:
+        levels = 1
+        m = min(ny, nx)
+        while m > 256 and levels < 6:
+            m //= 2
+            levels += 1
+    levels = max(1, int(levels))
+    nearest = image.attrs.get("aspect") == "mask"
+    default_chunks = {"t": 1, "c": 1, "z": 1 if len(sd) == 3 else 1, "y": 512, "x": 512}
+    if chunks:
+        default_chunks.update(chunks)
+    axes = []
+    for d in dims:
+        if d == "t":
+            axes.append({"name": "t", "type": "time"})
+        elif d == "c":
+            axes.append({"name": "c", "type": "channel"})
+        else:
+            axes.append({"name": d, "type": "space", "unit": "millimeter"})
+    keep = jsonable(dict(image.attrs))
+    keep["direction"] = jsonable(direction(image))
+    channel_labels = None
+    if "c" in dims:
+        if "c" in image.coords:
+            vals = list(image.coords["c"].values)
+            keep["channels"] = jsonable(vals)
+            channel_labels = [str(v.item() if hasattr(v, "item") else v) for v in vals]
+        else:
+            channel_labels = [str(i) for i in range(image.sizes["c"])]
+    if not np.allclose(direction(image), np.eye(len(sd))):
+        keep["direction_note"] = "NGFF 0.5 has no rotation; the direction matrix is kept here"
+
+    def _write(tmp: Path) -> None:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        datasets = []
+        arr = data
+        factor = np.ones(len(sd))
+        for k in range(levels):
+            if k > 0:
+                arr = _downsample(arr, dims, {"y": 2, "x": 2}, nearest)
+                factor = factor * np.asarray([1.0 if d == "z" else 2.0 for d in sd])
+            ch = tuple(min(int(default_chunks.get(d, 1)), s) or 1 for d, s in zip(dims, arr.shape))
+            target = root.create_array(str(k), shape=arr.shape, dtype=arr.dtype, chunks=ch,
+                                       dimension_names=list(dims), fill_value=0)
+            da.store(arr.rechunk(ch), target, lock=False)
+            scale, trans = [], []
+            si = 0
+            for d in dims:
+                if d in ("t", "c"):
+                    scale.append(1.0)
+                    trans.append(0.0)
+                else:
+                    s_k = float(sp[si] * factor[si])
+                    scale.append(s_k)
+                    trans.append(float(org[si] + (factor[si] - 1.0) / 2.0 * sp[si]) if not nearest else float(org[si]))
+                    si += 1
+            datasets.append({"path": str(k), "coordinateTransformations": [
+                {"type": "scale", "scale": scale}, {"type": "translation", "translation": trans}]})
+        ome: dict[str, Any] = {
+            "version": "0.5",
+            "multiscales": [{
+                "name": name or str(image.name or Path(path).name.split(".")[0]),
+                "axes": axes,
+                "datasets": datasets,
+                "type": "nearest (subsample)" if nearest else "mean (2x2 blocks)",
+            }],
+        }
+        if channel_labels is not None:
+            if np.issubdtype(data.dtype, np.integer):
+                info = np.iinfo(data.dtype)
+                lo, hi = float(info.min), float(info.max)
+            else:
+                lo, hi = (float(v) for v in da.compute(da.nanmin(data), da.nanmax(data)))
+                if not np.isfinite(lo) or not np.isfinite(hi):
+                    lo, hi = 0.0, 1.0
+            ome["omero"] = {"channels": [
+                {"label": lb, "active": True, "color": "FFFFFF",
+                 "window": {"min": lo, "max": hi, "start": lo, "end": hi}} for lb in channel_labels]}
+        root.attrs.update({"ome": ome, ATTRS_KEY: keep})
+
+    try:
+        return atomic_write(Path(path), _write, suffix=".ome.zarr")
+    except (ValueError, TypeError) as exc:
+        raise LoadError(f"{path}: OME-Zarr: cannot write ({exc})") from exc
