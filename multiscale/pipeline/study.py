@@ -291,13 +291,26 @@ def parse_map_name(name: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------------------------------------
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so ``on: mri`` and ``no: 3`` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 class _Doc:
     """The YAML document as python values plus the line of every node (by path)."""
 
     def __init__(self, path: Path, text: str):
         self.path = path
         try:
-            loader = yaml.SafeLoader(text)
+            loader = _Loader(text)
             try:
                 node = loader.get_single_node()
                 self.lines: dict[tuple[Any, ...], int] = {}

@@ -1,0 +1,210 @@
+"""The ``multiscale`` command: a thin layer over the library.
+
+Subcommands
+-----------
+demo      generate the example study if absent and run it (what ``make demo`` runs)
+run       run a study file on dask.distributed (LocalCluster by default, or ``--scheduler``)
+validate  check a study file without running it
+info      describe an image file (geometry, units, channels)
+view      open output OME-Zarr maps in napari (extra ``[viewer]``)
+
+Exit codes: 0 success, 1 some subjects failed (the others completed), 2 bad study or arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser", "example_study_path", "ensure_example_data"]
+
+EXIT_OK, EXIT_FAILED_SUBJECTS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def example_study_path() -> Path:
+    """The example study's file, ``example_datasets/study.yaml``."""
+    import example_datasets
+
+    return Path(example_datasets.__file__).resolve().parent / "study.yaml"
+
+
+def ensure_example_data(size: str = "full", seed: int = 0, progress: Any = print) -> Path:
+    """Generate the example study's data into ``example_datasets/generated`` unless it is there at ``size``.
+
+    A stamp file (``generated/.demo-size``) records the size and seed of what is there, so
+    asking for another size regenerates.
+    """
+    from example_datasets.generate import generate
+
+    folder = example_study_path().parent / "generated"
+    stamp = folder / ".demo-size"
+    wanted = f"{size} seed={seed}"
+    if stamp.is_file() and stamp.read_text().strip() == wanted and (folder / "ground_truth.json").is_file():
+        return folder
+    if progress:
+        progress(f"generating the example study ({size}, seed {seed}) into {folder} ...")
+    generate(folder, seed=seed, size=size)
+    tmp = stamp.with_name(stamp.name + ".tmp")
+    tmp.write_text(wanted + "\n")
+    os.replace(tmp, stamp)
+    return folder
+
+
+def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
+    """A dask.distributed client: connected to ``scheduler``, or on a new LocalCluster of ``workers`` processes."""
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    n = workers or max(1, min(os.cpu_count() or 1, 4))
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def _run(study_path: Path, output: str | None, workers: int | None, scheduler: str | None,
+         subjects: Sequence[str] | None, resume: bool, in_process: bool = False) -> int:
+    from multiscale.pipeline.runner import run_study
+    from multiscale.pipeline.study import StudyError, load_study
+
+    try:
+        study = load_study(study_path)
+        if subjects:
+            study.select(list(subjects))
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    client = cluster = None
+    if not in_process:
+        client, cluster = _client(workers, scheduler)
+        where = scheduler or f"LocalCluster with {len(client.scheduler_info()['workers'])} worker process(es)"
+        print(f"dask.distributed: {where}")
+    try:
+        run = run_study(study, output=output, client=client, subjects=subjects, resume=resume)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    return EXIT_OK if run.ok else EXIT_FAILED_SUBJECTS
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    return _run(Path(args.study), args.output, args.workers, args.scheduler, args.subjects, args.resume,
+                in_process=args.workers == 0)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from multiscale.pipeline.graph import chain_to_reference, references_of
+    from multiscale.pipeline.study import StudyError, load_study
+
+    try:
+        study = load_study(args.study, check_files=True)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"{study.path}: valid study {study.name!r}")
+    print(f"  output: {study.output}")
+    for s in study.subjects:
+        chains = []
+        for k in s.images:
+            chain = chain_to_reference(s, k)
+            if chain:
+                chains.append(" -> ".join([k] + [e.fixed_image for e in chain]) + f" ({'+'.join(e.method for e in chain)})")
+        print(f"  subject {s.id}: {len(s.images)} images, {len(s.masks)} masks; reference "
+              f"{', '.join(references_of(s))}; " + ("; ".join(chains) if chains else "no registration"))
+    for a in study.analyses:
+        what = ", ".join(f"{x} ~ {y}" for x, y in a.pairs) if a.pairs else ", ".join(a.maps)
+        print(f"  analysis {a.name} ({a.type}): {what}" + (f" in {', '.join(a.masks)}" if a.masks else ""))
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    ensure_example_data(args.size, args.seed)
+    output = args.output or "demo_output"
+    code = _run(example_study_path(), output, args.workers or None, None, None, False,
+                in_process=not args.workers)
+    report = Path(output).resolve() / "report.html"
+    if report.is_file():
+        print(f"\nOpen the report: {report}")
+    return code
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from multiscale.io import info
+
+    for path in args.files:
+        try:
+            print(info.format_info(info.describe(path)))
+        except (OSError, ValueError) as exc:
+            print(f"error: {path}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from multiscale.viewer import view
+
+    try:
+        view(*args.paths)
+    except ImportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``multiscale`` command."""
+    p = argparse.ArgumentParser(prog="multiscale", description="Multiscale spatial imaging of nanomedicine.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    d = sub.add_parser("demo", help="generate the example study if absent and run it")
+    d.add_argument("--output", "-o", default=None, help="output folder (default: demo_output)")
+    d.add_argument("--size", choices=("small", "full"), default="full", help="example size (small: for tests)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the example generator")
+    d.add_argument("--workers", type=int, default=0,
+                   help="run on a LocalCluster with this many workers (default: in this process)")
+    d.set_defaults(func=_cmd_demo)
+
+    r = sub.add_parser("run", help="run a study file")
+    r.add_argument("study", help="the study's YAML file")
+    r.add_argument("--output", "-o", default=None, help="output folder (default: the study's 'output')")
+    g = r.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=int, default=None,
+                   help="LocalCluster worker processes (default: min(CPUs, 4); 0 runs in this process)")
+    g.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
+    r.add_argument("--subjects", nargs="+", default=None, metavar="ID", help="run only these subjects")
+    r.add_argument("--resume", action="store_true", help="skip subjects whose outputs are complete")
+    r.set_defaults(func=_cmd_run)
+
+    v = sub.add_parser("validate", help="check a study file without running it")
+    v.add_argument("study")
+    v.set_defaults(func=_cmd_validate)
+
+    i = sub.add_parser("info", help="describe image files (geometry, units, channels)")
+    i.add_argument("files", nargs="+")
+    i.set_defaults(func=_cmd_info)
+
+    w = sub.add_parser("view", help="open output maps (OME-Zarr) in napari; needs the [viewer] extra")
+    w.add_argument("paths", nargs="+")
+    w.set_defaults(func=_cmd_view)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``multiscale`` console script; returns the exit code.
+
+    Examples
+    --------
+    >>> main(["validate", "example_datasets/study.yaml"])  # doctest: +SKIP
+    0
+    """
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,429 @@
+"""Self-contained HTML reports: one page per subject and a cohort page (figures embedded as PNG).
+
+Figures of measurements are drawn from the tidy results table; image figures (maps over anatomy,
+registration checkerboards, 2-D histograms, texture maps) from the arrays the subject's task
+produced. Every figure is a base64 PNG inside the HTML, so a report is one file that opens in any
+browser without the output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io as _io
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from multiscale import image as mi
+
+__all__ = ["subject_figures", "subject_report_html", "study_report_html", "png_data_uri"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
+header{background:#1d2330;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
+header p{margin:4px 0 0;color:#c7cbd4;font-size:13px}
+nav{padding:8px 32px;background:#e9ecf1;font-size:14px}nav a{margin-right:14px;color:#24508f}
+main{padding:16px 32px}section{background:#fff;border-radius:6px;padding:12px 20px;margin:14px 0;
+box-shadow:0 1px 2px rgba(0,0,0,.08)}h2{font-size:19px;border-bottom:1px solid #e3e6eb;padding-bottom:4px}
+h3{font-size:16px;margin:14px 0 6px}figure{display:inline-block;margin:6px 10px 10px 0;vertical-align:top}
+figure img{max-width:100%;border:1px solid #e3e6eb}figcaption{font-size:12px;color:#555;max-width:640px}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}td,th{border:1px solid #dde1e7;padding:3px 8px;
+text-align:right}th{background:#f0f2f5}td:first-child,th:first-child{text-align:left}
+.ok{color:#1a7f37}.fail{color:#b42318}.skip{color:#7a5b00}pre{background:#f6f7f9;padding:8px;font-size:12px;
+overflow:auto}.small{font-size:12px;color:#555}
+"""
+
+
+def png_data_uri(png: bytes) -> str:
+    """A ``data:image/png;base64,...`` URI for embedding a PNG in HTML.
+
+    Examples
+    --------
+    >>> png_data_uri(b"abc")
+    'data:image/png;base64,YWJj'
+    """
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _fig_png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    x = np.nan_to_num(np.asarray(x, dtype=float))
+    if x.size == 0:
+        return x
+    lo, hi = np.percentile(x, [1, 99.5])
+    return np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+
+
+def _extent(image: Any) -> list[float]:
+    """imshow extent (mm) of the image's last two dims: [x0, x1, y1, y0] at voxel edges."""
+    sd = mi.spatial_dims(image)[-2:]
+    sp = dict(zip(mi.spatial_dims(image), mi.spacing(image)))
+    xs = np.asarray(image.coords[sd[1]].values, dtype=float)
+    ys = np.asarray(image.coords[sd[0]].values, dtype=float)
+    return [xs[0] - sp[sd[1]] / 2, xs[-1] + sp[sd[1]] / 2, ys[-1] + sp[sd[0]] / 2, ys[0] - sp[sd[0]] / 2]
+
+
+def _slice_index(weights: np.ndarray | None, n: int) -> int:
+    if weights is None or weights.ndim != 3 or not np.any(weights):
+        return n // 2
+    w = np.asarray(weights, dtype=float).sum(axis=(1, 2))
+    return int(round(float((w * np.arange(w.size)).sum() / w.sum())))
+
+
+def _plane(img: Any, z: int | None) -> np.ndarray:
+    a = np.asarray(img.data, dtype=float)
+    return a[z] if a.ndim == 3 else a
+
+
+def _layers(maps: Mapping[str, Any], frame_of: Mapping[str, str], frame: str) -> list[tuple[str, Any]]:
+    out = []
+    for key, img in maps.items():
+        if frame_of[key] != frame:
+            continue
+        if "c" in img.dims:
+            for c in img.coords["c"].values:
+                out.append((f"{key}:{c}", img.sel(c=c, drop=True)))
+        else:
+            out.append((key, img))
+    return out
+
+
+def _overlay_figure(frame: str, maps: Mapping[str, Any], masks: Mapping[str, Any], frame_of: Mapping[str, str],
+                    mask_frames: Mapping[str, str]) -> bytes:
+    plt = _plt()
+    layers = _layers(maps, frame_of, frame)
+    anatomy_name, anatomy = layers[0]
+    others = layers[1:] or layers[:1]
+    frame_masks = [(k, m) for k, m in masks.items() if mask_frames.get(k) == frame]
+    zsel = None
+    if "z" in anatomy.dims:
+        w = np.asarray(frame_masks[0][1].data) if frame_masks else None
+        zsel = _slice_index(w, anatomy.sizes["z"])
+    ext = _extent(anatomy)
+    n = len(others)
+    cols = min(n, 4)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+    base = _norm(_plane(anatomy, zsel))
+    for ax, (name, img) in zip(axes.ravel(), others):
+        ax.imshow(base, cmap="gray", extent=ext)
+        ov = _plane(img, zsel)
+        normed = _norm(ov)
+        ax.imshow(np.ma.masked_less(normed, 0.15), cmap="inferno", alpha=0.6, extent=ext, vmin=0, vmax=1)
+        for _, m in frame_masks:
+            ax.contour(_plane(m, zsel), levels=[0.5], colors="cyan", linewidths=0.8,
+                       extent=[ext[0], ext[1], ext[3], ext[2]], origin="upper")
+        units = img.attrs.get("units", "")
+        ax.set_title(f"{name}" + (f" [{units}]" if units else ""), fontsize=9)
+        ax.set_xlabel("mm", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    where = f", slice z = {float(anatomy.z.values[zsel]):.2f} mm" if zsel is not None else ""
+    fig.suptitle(f"frame {frame}: maps over {anatomy_name}{where}", fontsize=10)
+    return _fig_png(fig)
+
+
+def _checker_figure(name: str, reg: Mapping[str, Any]) -> bytes:
+    from .tasks import _checker
+
+    plt = _plt()
+    f, m = reg["fixed_slice"], reg["moving_slice"]
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5))
+    axes[0].imshow(_norm(f), cmap="gray")
+    axes[0].set_title("fixed", fontsize=9)
+    axes[1].imshow(_checker(f, m), cmap="gray")
+    axes[1].set_title("checkerboard fixed / moving (registered)", fontsize=9)
+    rgb = np.dstack([_norm(f), _norm(m), _norm(f)])
+    axes[2].imshow(rgb)
+    axes[2].set_title("fixed (magenta) + moving (green)", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    q = reg.get("quality", {})
+    extra = ""
+    if "truth_error_mean_mm" in q:
+        extra = f"; error vs truth mean {q['truth_error_mean_mm']:.3g} mm, max {q['truth_error_max_mm']:.3g} mm"
+    fig.suptitle(f"{name} ({reg.get('method')}){extra}", fontsize=10)
+    return _fig_png(fig)
+
+
+def _radial_figure(table: pd.DataFrame, analysis: str, map_name: str, region: str) -> bytes | None:
+    plt = _plt()
+    t = table[(table.analysis == analysis) & (table.map == map_name) & (table.region == region)]
+    mean = t[t.metric == "shell_mean"].sort_values("bin")
+    if mean.empty:
+        return None
+    x = mean["depth_mm"].to_numpy() if "depth_mm" in mean else None
+    depth = t[t.metric == "shell_depth_mm"].sort_values("bin")
+    x = depth["value"].to_numpy() if len(depth) == len(mean) else 0.5 * (mean.bin_lo + mean.bin_hi).to_numpy()
+    lo = t[t.metric == "shell_mean_ci_low"].sort_values("bin")["value"].to_numpy()
+    hi = t[t.metric == "shell_mean_ci_high"].sort_values("bin")["value"].to_numpy()
+    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    ax.plot(x, mean["value"].to_numpy(), "o-", color="#c2410c", label="mean")
+    if len(lo) == len(x) and np.isfinite(lo).any():
+        ax.fill_between(x, lo, hi, color="#c2410c", alpha=0.2, label="95% CI of mean")
+    med = t[t.metric == "shell_median"].sort_values("bin")
+    if len(med) == len(x):
+        ax.plot(x, med["value"].to_numpy(), "s--", color="#555", ms=3, label="median")
+    ax.set_xlabel("depth below tumour surface (mm)" if "depth" in str(depth.metric.head(1).tolist()) or True else "")
+    ax.set_ylabel(f"{map_name} [{mean['units'].iloc[0]}]")
+    ax.set_title(f"radial profile: {map_name} in {region}", fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _fig_png(fig)
+
+
+def _coloc_figure(fig_data: Mapping[str, Any]) -> bytes:
+    plt = _plt()
+    h = np.asarray(fig_data["hist2d"], dtype=float)
+    xe, ye = fig_data["xedges"], fig_data["yedges"]
+    fig, ax = plt.subplots(figsize=(4.4, 3.8))
+    im = ax.imshow(np.log1p(h.T), origin="lower", aspect="auto", cmap="viridis",
+                   extent=[xe[0], xe[-1], ye[0], ye[-1]])
+    fig.colorbar(im, ax=ax, label="log(1 + voxels)")
+    ax.set_xlabel(f"{fig_data['a']} [{fig_data.get('a_units', '')}]", fontsize=9)
+    ax.set_ylabel(f"{fig_data['b']} [{fig_data.get('b_units', '')}]", fontsize=9)
+    ax.set_title(f"2-D histogram in {fig_data['region']}", fontsize=10)
+    return _fig_png(fig)
+
+
+def _texture_figure(fig_data: Mapping[str, Any], masks: Mapping[str, Any]) -> bytes:
+    plt = _plt()
+    fmap = fig_data["texture_map"]
+    layers = [(str(c), fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
+        (str(fmap.attrs.get("feature", "feature")), fmap)]
+    layers = layers[:4]
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.8 * len(layers), 3.4), squeeze=False)
+    mask = masks.get(fig_data["region"])
+    for ax, (name, layer) in zip(axes.ravel(), layers):
+        z = None
+        if "z" in layer.dims:
+            z = _slice_index(np.asarray(mask.data) if mask is not None else None, layer.sizes["z"])
+        im = ax.imshow(_plane(layer, z), cmap="magma", extent=_extent(layer))
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(f"texture map of {fig_data['map']} ({fig_data['region']})", fontsize=10)
+    return _fig_png(fig)
+
+
+def subject_figures(subject: Any, maps: Mapping[str, Any], masks: Mapping[str, Any],
+                    registrations: Mapping[str, Any], analyses: list[Mapping[str, Any]], table: pd.DataFrame,
+                    frame_of: Mapping[str, str]) -> dict[str, bytes]:
+    """PNG figures of one subject, by file name (``overlay_<frame>.png``, ``registration_<edge>.png``, ...)."""
+    from .graph import references_of
+
+    out: dict[str, bytes] = {}
+    mask_frames = {k: frame_of[subject.masks[k].on] for k in masks}
+    for frame in references_of(subject):
+        out[f"overlay_{_safe(frame)}.png"] = _overlay_figure(frame, maps, masks, frame_of, mask_frames)
+    for name, reg in registrations.items():
+        out[f"registration_{_safe(name)}.png"] = _checker_figure(name, reg)
+    seen = set()
+    for i, a in enumerate(analyses):
+        for j, fig in enumerate(a["figures"]):
+            kind = fig.get("kind")
+            if kind == "radial":
+                key = (fig["analysis"], fig["map"], fig["region"])
+                if key in seen:
+                    continue
+                seen.add(key)
+                png = _radial_figure(table, *key)
+                if png:
+                    out[f"radial_{_safe('_'.join(key))}.png"] = png
+            elif kind == "coloc":
+                out[f"coloc_{_safe(fig['analysis'])}_{j}_{_safe(fig['a'])}_{_safe(fig['b'])}.png"] = _coloc_figure(fig)
+            elif kind == "texture_map":
+                out[f"texture_{_safe(fig['analysis'])}_{_safe(fig['map'])}_{_safe(fig['region'])}.png"] = \
+                    _texture_figure(fig, masks)
+    return out
+
+
+def _img(png: bytes, caption: str) -> str:
+    return (f'<figure><img src="{png_data_uri(png)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def _caption(fname: str) -> str:
+    stem = fname.rsplit(".", 1)[0]
+    kind, _, rest = stem.partition("_")
+    what = {"overlay": "Maps after registration over the reference anatomy, frame",
+            "registration": "Registration quality for", "radial": "Radial profile (rim to core):",
+            "coloc": "Colocalisation 2-D histogram:", "texture": "Texture map:"}.get(kind, kind)
+    return f"{what} {rest.replace('_', ' ')}"
+
+
+def _table_html(df: pd.DataFrame, max_rows: int = 400) -> str:
+    if df.empty:
+        return "<p class='small'>(none)</p>"
+    return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
+
+
+def _summary_tables(table: pd.DataFrame) -> str:
+    """Per analysis, a compact wide table of the scalar metrics (rows: region x map; columns: metric)."""
+    parts = []
+    scalar = table[table["bin"].isna()] if "bin" in table else table
+    for analysis, t in scalar.groupby("analysis", sort=False):
+        wide = t.assign(metric=t.metric + np.where(t.units != "", " [" + t.units + "]", "")).pivot_table(
+            index=["region", "map"], columns="metric", values="value", aggfunc="first", sort=False).reset_index()
+        parts.append(f"<h3>{html.escape(str(analysis))}</h3>" + _table_html(wide))
+    return "".join(parts)
+
+
+def _registration_table(reg_summary: Mapping[str, Any]) -> str:
+    rows = []
+    for name, r in reg_summary.items():
+        q = r.get("quality", {})
+        rows.append({"edge": name, "method": r.get("method"),
+                     **{k: v for k, v in q.items() if isinstance(v, (int, float))},
+                     "ground truth": f"{r['truth']['key']}" if r.get("truth") else ""})
+    return _table_html(pd.DataFrame(rows))
+
+
+def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> str:
+    links = "".join(f'<a href="#{html.escape(a)}">{html.escape(t)}</a>' for a, t in nav)
+    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'><style>{_CSS}</style></head>"
+            f"<body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>"
+            f"<nav>{links}</nav><main>{body}</main></body></html>")
+
+
+def _subject_body(subject_id: str, table: pd.DataFrame, figures: Mapping[str, bytes],
+                  reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None) -> str:
+    def figs(prefix: str) -> str:
+        return "".join(_img(png, _caption(f)) for f, png in figures.items() if f.startswith(prefix))
+
+    body = [f"<section id='{html.escape(subject_id)}'><h2>Subject {html.escape(subject_id)}</h2>"]
+    body.append("<h3>Maps after registration</h3>" + figs("overlay_"))
+    if reg_summary:
+        body.append("<h3>Registration quality</h3><p class='small'>Checkerboards alternate the fixed image and "
+                    "the registered moving image; where a ground-truth transform is known, the error is the "
+                    "distance (mm) between where the recovered and the true transform send points on a "
+                    "12-per-axis lattice over the fixed image.</p>" + _registration_table(reg_summary)
+                    + figs("registration_"))
+    if any(f.startswith("radial_") for f in figures):
+        body.append("<h3>Radial profiles</h3>" + figs("radial_"))
+    if any(f.startswith("coloc_") for f in figures):
+        body.append("<h3>Colocalisation</h3>" + figs("coloc_"))
+    if any(f.startswith("texture_") for f in figures):
+        body.append("<h3>Texture maps</h3>" + figs("texture_"))
+    body.append("<h3>Metrics</h3>" + _summary_tables(table))
+    if timings:
+        tt = pd.DataFrame(sorted(timings.items(), key=lambda kv: -kv[1]), columns=["step", "seconds"])
+        body.append("<details><summary>Timings per step</summary>" + _table_html(tt) + "</details>")
+    body.append("</section>")
+    return "".join(body)
+
+
+def subject_report_html(study: Any, subject: Any, table: pd.DataFrame, figures: Mapping[str, bytes],
+                        reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None = None) -> str:
+    """One subject's self-contained HTML page."""
+    body = _subject_body(subject.id, table, figures, reg_summary, timings)
+    return _page(f"{study.name}: {subject.id}", f"study file {study.path}", [(subject.id, subject.id)], body)
+
+
+def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
+    plt = _plt()
+    out = []
+    if table.empty:
+        return out
+    prof = table[table.metric == "shell_mean"]
+    for (analysis, map_name, region), t in prof.groupby(["analysis", "map", "region"], sort=False):
+        fig, ax = plt.subplots(figsize=(4.8, 3.4))
+        for sid, ts in t.groupby("subject", sort=False):
+            ts = ts.sort_values("bin")
+            d = table[(table.subject == sid) & (table.analysis == analysis) & (table.map == map_name)
+                      & (table.region == region) & (table.metric == "shell_depth_mm")].sort_values("bin")
+            x = d["value"].to_numpy() if len(d) == len(ts) else ts["bin"].to_numpy()
+            ax.plot(x, ts["value"].to_numpy(), "o-", ms=3, label=str(sid))
+        ax.set_xlabel("depth below surface (mm)")
+        ax.set_ylabel(f"{map_name} [{t['units'].iloc[0]}]")
+        ax.set_title(f"radial profiles: {map_name} in {region}", fontsize=10)
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        out.append((f"Radial profiles of {map_name} in {region} ({analysis}), one line per subject", _fig_png(fig)))
+    scalar = table[table["bin"].isna()]
+    keys = scalar.groupby(["analysis", "metric"], sort=False)
+    panels = [(k, t) for k, t in keys if t.subject.nunique() >= 1][:24]
+    if panels:
+        cols = 4
+        rows = int(np.ceil(len(panels) / cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+        for ax, ((analysis, metric), t) in zip(axes.ravel(), panels):
+            labels = (t["map"] + " / " + t["region"]).tolist()
+            cats = list(dict.fromkeys(labels))
+            for sid, ts in t.groupby("subject", sort=False):
+                lab = (ts["map"] + " / " + ts["region"]).tolist()
+                ax.plot([cats.index(v) for v in lab], ts["value"], "o", ms=4, label=str(sid))
+            ax.set_xticks(range(len(cats)))
+            ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=6)
+            unit = t["units"].iloc[0]
+            ax.set_title(f"{metric}" + (f" [{unit}]" if unit else ""), fontsize=8)
+            ax.tick_params(axis="y", labelsize=7)
+        for ax in axes.ravel()[len(panels):]:
+            ax.axis("off")
+        axes.ravel()[0].legend(fontsize=6)
+        fig.suptitle("metrics per subject", fontsize=10)
+        fig.tight_layout()
+        out.append(("Scalar metrics compared across subjects (first 24 metrics)", _fig_png(fig)))
+    return out
+
+
+def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[str, Any]], output: Path) -> str:
+    """The study report: a cohort page (status, failures, cross-subject figures) followed by every subject's page.
+
+    ``statuses`` holds one mapping per subject with ``subject``, ``status`` (completed, skipped,
+    failed), ``seconds`` and ``error``; subject sections are read back from each subject's folder.
+    """
+    nav = [("cohort", "cohort")]
+    body = ["<section id='cohort'><h2>Cohort</h2>"]
+    st = pd.DataFrame([{k: s.get(k, "") for k in ("subject", "status", "seconds", "rows")} for s in statuses])
+    body.append(_table_html(st))
+    failed = [s for s in statuses if s.get("status") == "failed"]
+    if failed:
+        body.append("<h3 class='fail'>Failed subjects</h3>")
+        for s in failed:
+            body.append(f"<p><b>{html.escape(s['subject'])}</b></p><pre>{html.escape(str(s.get('error', '')))}</pre>")
+    for caption, png in _cohort_figures(table):
+        body.append(_img(png, caption))
+    body.append("</section>")
+    for s in statuses:
+        if s.get("status") == "failed":
+            continue
+        folder = Path(output) / "subjects" / s["subject"]
+        figures = {p.name: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))}
+        import json
+
+        reg = json.loads((folder / "registration.json").read_text()) if (folder / "registration.json").exists() else {}
+        sub_table = table[table.subject == s["subject"]]
+        body.append(_subject_body(s["subject"], sub_table, figures, reg, None))
+        nav.append((s["subject"], s["subject"]))
+    n_ok = sum(1 for s in statuses if s.get("status") != "failed")
+    subtitle = f"study file {study.path}; {n_ok} of {len(statuses)} subjects with results"
+    return _page(f"{study.name}: study report", subtitle, nav, "".join(body))

@@ -1,0 +1,745 @@
+"""Per-subject work as a dask task graph: load, register, resample once, analyse, write.
+
+:func:`subject_graph` builds one ``dask.delayed`` graph per subject whose nodes are named after
+their step (``load-mri-mouse01``, ``register-pet_to_mri-mouse01``, ...). Every node returns its
+value with the wall time of each step so far; the final node writes the subject's outputs into a
+temporary folder and swaps it into place, so a subject's folder is either complete (it holds
+``_SUCCESS.json``) or absent.
+
+Nothing here creates a dask Client: the graph runs on whatever scheduler computes it
+(:mod:`multiscale.pipeline.runner`). Inside a step, dask collections are computed with the
+synchronous scheduler so a worker's memory does not depend on the number of subjects.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from multiscale import image as mi
+
+from .graph import chain_to_reference, frames_of, references_of
+from .provenance import input_checksums, provenance_record, write_json
+from .results import results_frame, rows_from_result, write_results
+from .study import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, Study, SubjectSpec, parse_map_name
+
+__all__ = [
+    "SUCCESS_FILE",
+    "StepOutput",
+    "subject_graph",
+    "run_subject",
+    "subject_is_complete",
+    "subject_folder",
+    "select_map",
+]
+
+#: marker written last into a complete subject folder
+SUCCESS_FILE = "_SUCCESS.json"
+_INNER_SCHEDULER = "sync"
+
+
+@dataclass
+class StepOutput:
+    """A step's value and the wall time (s) of every step it depends on, by step name."""
+
+    value: Any
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _unwrap(obj: Any, timings: dict[str, float]) -> Any:
+    if isinstance(obj, StepOutput):
+        timings.update(obj.timings)
+        return obj.value
+    if isinstance(obj, list):
+        return [_unwrap(o, timings) for o in obj]
+    if isinstance(obj, tuple):
+        return tuple(_unwrap(o, timings) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v, timings) for k, v in obj.items()}
+    return obj
+
+
+def _step(name: str, fn: Any, *args: Any, **kwargs: Any) -> StepOutput:
+    import dask
+
+    timings: dict[str, float] = {}
+    args = _unwrap(list(args), timings)
+    kwargs = _unwrap(dict(kwargs), timings)
+    t0 = time.perf_counter()
+    with dask.config.set(scheduler=_INNER_SCHEDULER):
+        value = fn(*args, **kwargs)
+    timings[name] = time.perf_counter() - t0
+    return StepOutput(value, timings)
+
+
+# ---------------------------------------------------------------------------------------------
+# steps
+# ---------------------------------------------------------------------------------------------
+
+_EAGER_BYTES = 1 << 30
+
+
+def load_image_step(spec: ImageSpec) -> xr.DataArray:
+    """Load one image with its study options, set its attrs from the study and name MSI channels."""
+    from multiscale import io
+
+    try:
+        img = io.load(spec.path, **spec.load_options())
+    except Exception as exc:
+        raise type(exc)(f"{spec.path}: could not load image {spec.key!r}: {exc}") from exc
+    attrs = dict(img.attrs)
+    for key in ("modality", "aspect", "agent", "units", "scale"):
+        value = getattr(spec, key)
+        if value:
+            attrs[key] = value
+    img = img.copy()
+    img.attrs = attrs
+    if spec.targets and "c" in img.dims and img.sizes["c"] == len(spec.targets):
+        img = img.assign_coords(c=list(spec.targets))
+        img.attrs["targets_mz"] = dict(spec.targets)
+    if hasattr(img.data, "compute") and img.nbytes <= _EAGER_BYTES:
+        img = img.copy(data=np.asarray(img.data.compute()))
+    return img
+
+
+def load_mask_step(spec: MaskSpec) -> xr.DataArray:
+    """Load a mask and turn it into a boolean image (``== label`` when a label is given, else ``> 0``)."""
+    from multiscale import io
+
+    try:
+        m = io.load(spec.path, **spec.options)
+    except Exception as exc:
+        raise type(exc)(f"{spec.path}: could not load mask {spec.key!r}: {exc}") from exc
+    if "c" in m.dims:
+        if m.sizes["c"] != 1:
+            raise ValueError(f"{spec.path}: mask {spec.key!r} has {m.sizes['c']} channels; give a one-channel label image")
+        m = m.isel(c=0, drop=True)
+    if "t" in m.dims:
+        m = m.isel(t=0, drop=True)
+    data = np.asarray(m.data.compute() if hasattr(m.data, "compute") else m.data)
+    sel = data == spec.label if spec.label is not None else data > 0
+    if not sel.any():
+        what = f"label {spec.label}" if spec.label is not None else "non-zero voxels"
+        raise ValueError(f"{spec.path}: mask {spec.key!r} has no {what}; check the file or the 'label' field")
+    out = mi.like(m, sel.astype(np.uint8), aspect="mask", units="")
+    out.attrs["mask_name"] = spec.key
+    return out
+
+
+def select_map(image: xr.DataArray, channel: str | None, what: str = "map") -> xr.DataArray:
+    """One channel of ``image`` (by name, MSI target or m/z), or the image itself when it has one channel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.zeros((2, 3, 4)), spacing=1.0, dims=("c", "y", "x"), channels=["a", "b"])
+    >>> select_map(img, "b").dims
+    ('y', 'x')
+    """
+    if channel is None:
+        if "c" in image.dims:
+            if image.sizes["c"] == 1:
+                return image.isel(c=0, drop=True)
+            return image
+        return image
+    if "c" not in image.dims:
+        raise KeyError(f"{what}: channel {channel!r} asked of an image without channels")
+    names = [str(v) for v in image.coords["c"].values] if "c" in image.coords else []
+    if channel in names:
+        out = image.isel(c=names.index(channel), drop=True)
+    else:
+        try:
+            target = float(channel)
+            values = np.array([float(v) for v in image.coords["c"].values])
+        except (TypeError, ValueError):
+            targets = image.attrs.get("targets_mz") or {}
+            raise KeyError(
+                f"{what}: no channel {channel!r}; channels are {names}"
+                + (f" (targets {sorted(targets)})" if targets else "")
+            ) from None
+        k = int(np.argmin(np.abs(values - target)))
+        if abs(values[k] - target) > 0.01:
+            raise KeyError(f"{what}: no channel at m/z {target}; channels are {names}")
+        out = image.isel(c=k, drop=True)
+    out.attrs = dict(image.attrs)
+    out.attrs["channel"] = channel
+    return out
+
+
+def _identity(dim: int) -> Any:
+    from multiscale.registration.transform import identity
+
+    return identity(dim)
+
+
+def _load_truth(path: Path, key: str, dim: int) -> Any:
+    """The ground-truth transform ``key`` in a JSON file (ITK convention, fixed -> moving points)."""
+    import json
+
+    from multiscale.registration import Transform
+
+    data = json.loads(Path(path).read_text())
+    node = data
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"{path}: no ground-truth transform {key!r}; keys are {list(node) if isinstance(node, Mapping) else []}")
+        node = node[part]
+    if isinstance(node, str):
+        return Transform.load(Path(path).parent / node)
+    import SimpleITK as sitk
+
+    if "file" in node:
+        return Transform.load(Path(path).parent / node["file"])
+    matrix = np.asarray(node.get("matrix", np.eye(dim)), dtype=float).reshape(dim, dim)
+    translation = np.asarray(node.get("translation", np.zeros(dim)), dtype=float)
+    t = sitk.AffineTransform(dim)
+    t.SetMatrix(tuple(matrix.reshape(-1)))
+    t.SetTranslation(tuple(translation))
+    if "center" in node:
+        t.SetCenter(tuple(float(v) for v in node["center"]))
+    return Transform(t, {"kind": "ground truth", "file": str(path), "key": key})
+
+
+def _sample_points_xyz(image: xr.DataArray, mask: xr.DataArray | None = None, n: int = 12) -> np.ndarray:
+    """World points (ITK xyz) on a coarse lattice over ``image`` (inside ``mask`` when it has voxels there)."""
+    sh = mi.shape(image)
+    axes = [np.linspace(0, s - 1, min(n, s)) for s in sh]
+    idx = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(sh))
+    return mi.index_to_world(image, idx, xyz=False)[:, ::-1]
+
+
+def _checker(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
+    """Checkerboard of two 2-D images, each scaled to its 1st-99th percentile."""
+    def norm(x: np.ndarray) -> np.ndarray:
+        x = np.nan_to_num(np.asarray(x, dtype=float))
+        lo, hi = np.percentile(x, [1, 99]) if x.size else (0, 1)
+        return np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+
+    a, b = norm(a), norm(b)
+    yy, xx = np.indices(a.shape)
+    ty = max(1, a.shape[0] // tiles)
+    tx = max(1, a.shape[1] // tiles)
+    sel = ((yy // ty) + (xx // tx)) % 2 == 0
+    return np.where(sel, a, b)
+
+
+def _central_slice(arr: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """A 2-D view: the array itself when 2-D, else the z slice through the weights' centre of mass."""
+    if arr.ndim == 2:
+        return arr
+    if weights is not None and np.nansum(weights) > 0:
+        w = np.nan_to_num(np.asarray(weights, dtype=float)).clip(min=0).sum(axis=(1, 2))
+        z = int(round(float((w * np.arange(w.size)).sum() / w.sum()))) if w.sum() > 0 else arr.shape[0] // 2
+    else:
+        z = arr.shape[0] // 2
+    return arr[min(max(z, 0), arr.shape[0] - 1)]
+
+
+def _as_single(image: xr.DataArray) -> xr.DataArray:
+    """A one-channel view for registration: a multichannel image is summed over ``c``."""
+    if "c" in image.dims:
+        s = image.sum("c")
+        s.attrs = dict(image.attrs)
+        return s
+    return image
+
+
+def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray) -> dict[str, Any]:
+    """Register ``moving`` to ``fixed`` as the edge says; return the transform, quality and a checkerboard."""
+    from multiscale import registration as reg
+    from multiscale.registration import Transform
+
+    f = _as_single(select_map(fixed, parse_map_name(edge.fixed)[1], what=f"fixed {edge.fixed}"))
+    m = _as_single(select_map(moving, parse_map_name(edge.moving)[1], what=f"moving {edge.moving}"))
+    dim = len(mi.spatial_dims(f))
+    if edge.method == "identity":
+        t = _identity(dim)
+    elif edge.method == "file":
+        t = Transform.load(edge.transform)
+    else:
+        t = reg.register(f, m, transform=edge.method, **edge.options)
+    out: dict[str, Any] = {"transform": t, "edge": edge.name, "method": edge.method}
+    m_on_f = reg.resample(m, f, t)
+    fa = np.asarray(f.data, dtype=float)
+    ma = np.asarray(m_on_f.data, dtype=float)
+    out["fixed_slice"] = _central_slice(fa, ma)
+    out["moving_slice"] = _central_slice(ma, ma)
+    quality: dict[str, float] = {}
+    ok = np.isfinite(fa) & np.isfinite(ma) & (ma != 0)
+    if ok.sum() > 2 and np.std(fa[ok]) > 0 and np.std(ma[ok]) > 0:
+        quality["pearson_after"] = float(np.corrcoef(fa[ok], ma[ok])[0, 1])
+    quality["overlap_fraction"] = float(ok.mean())
+    if edge.truth is not None:
+        truth = _load_truth(edge.truth[0], edge.truth[1], dim)
+        pts = _sample_points_xyz(f)
+        err = np.linalg.norm(t.transform_points(pts) - truth.transform_points(pts), axis=1)
+        quality.update(
+            truth_error_mean_mm=float(err.mean()), truth_error_max_mm=float(err.max()),
+            truth_error_points=int(err.size),
+        )
+        out["truth"] = {"file": str(edge.truth[0]), "key": edge.truth[1]}
+        out["truth_transform"] = truth
+    info = getattr(t, "info", {}) or {}
+    for k in ("metric_before", "metric_after"):
+        if isinstance(info.get(k), (int, float)):
+            quality[k] = float(info[k])
+    out["quality"] = quality
+    return out
+
+
+def compose_chain(transforms: list[Any]) -> Any:
+    """One transform from reference points to the image's frame for a chain ``[t(a->b), t(b->ref)]``.
+
+    Points go through the last edge's transform first (reference -> b), then the first (b -> a).
+    """
+    if not transforms:
+        return None
+    if len(transforms) == 1:
+        return transforms[0]
+    rev = list(reversed(transforms))
+    return rev[0].compose(*rev[1:])
+
+
+def resample_step(image: xr.DataArray, reference: xr.DataArray, registrations: list[dict[str, Any]],
+                  interpolation: str = "linear") -> xr.DataArray:
+    """Resample ``image`` once into the reference frame through its composed chain."""
+    from multiscale import registration as reg
+
+    t = compose_chain([r["transform"] for r in registrations])
+    if t is None and mi.same_grid(image, reference):
+        return image
+    ref = reference.isel(c=0, drop=True) if "c" in reference.dims else reference
+    out = reg.resample(image, ref, t, interpolation=interpolation)
+    if interpolation == "nearest":
+        out = out.astype(image.dtype)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# analyses
+# ---------------------------------------------------------------------------------------------
+
+
+def _map_units(image: xr.DataArray) -> str:
+    return str(image.attrs.get("units", "") or "")
+
+
+def _expand_maps(names: tuple[str, ...], maps: Mapping[str, xr.DataArray]) -> list[tuple[str, xr.DataArray]]:
+    out = []
+    for name in names:
+        image, channel = parse_map_name(name)
+        img = maps[image]
+        if channel is None and "c" in img.dims and img.sizes["c"] > 1:
+            for c in img.coords["c"].values:
+                out.append((f"{image}:{c}", select_map(img, str(c), what=name)))
+        else:
+            out.append((name, select_map(img, channel, what=name)))
+    return out
+
+
+def _regions(analysis: AnalysisSpec, masks: Mapping[str, xr.DataArray]) -> list[tuple[str, xr.DataArray | None]]:
+    if not analysis.masks:
+        return [("all", None)]
+    return [(m, masks[m]) for m in analysis.masks]
+
+
+def _whole(image: xr.DataArray) -> xr.DataArray:
+    return mi.like(image, np.ones(mi.shape(image), dtype=np.uint8), dims=mi.spatial_dims(image), units="")
+
+
+def _radial_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    from multiscale.analysis import radial
+
+    p = dict(params)
+    extras = {k: p.pop(k) for k in ("rim_mm", "rim_volume_fraction") if k in p}
+    prof = radial.radial_profile(img, mask, **p)
+    units = _map_units(img)
+    by = str(prof["by"].iloc[0]) if "by" in prof.columns and len(prof) else p.get("by", "depth_mm")
+    bin_units = "mm" if by == "depth_mm" else ("fraction of depth" if by == "normalised_depth" else by)
+    rows = []
+    stat_cols = [c for c in prof.columns if c not in ("shell", "lower", "upper", "by", "reference", "units")]
+    for _, r in prof.iterrows():
+        for col in stat_cols:
+            v = r[col]
+            if not isinstance(v, (int, float, np.integer, np.floating)):
+                continue
+            if col == "n":
+                u = "voxels"
+            elif col == "volume_mm3":
+                u = "mm3"
+            elif col in ("depth_mm", "vessel_distance_mm"):
+                u = "mm"
+            elif col.startswith("normalised"):
+                u = "1"
+            else:
+                u = units
+            row = dict(base, metric=f"shell_{col}", value=float(v), units=u, bin=int(r["shell"]),
+                       bin_lo=float(r["lower"]), bin_hi=float(r["upper"]), bin_units=bin_units,
+                       detail=f"by={by}")
+            rows.append(row)
+    extra_fig = {"profile": prof.to_dict("list"), "by": by, "units": units}
+    try:
+        g = radial.radial_gradient(img, mask, max_depth_mm=p.get("max_depth_mm"))
+        gunits = {k: f"{units}/mm" for k in g if "per_mm" in k}
+        gunits.update({k: units for k in g if "per_normalised" in k or k == "intercept"})
+        gunits.update(max_depth_mm="mm", r_squared="1", n="voxels")
+        rows += rows_from_result(g, dict(base, detail="least-squares over voxels"), gunits, prefix="gradient_")
+        rc = radial.rim_core_ratio(img, mask, **extras, n_boot=int(p.get("n_boot", 1000)))
+        rcu = {"rim_core_ratio": "1", "ci_low": "1", "ci_high": "1", "rim_n": "voxels", "core_n": "voxels",
+               "rim_depth_mm": "mm"}
+        rcu.update({k: units for k in rc if k.startswith(("rim_", "core_")) and k not in rcu})
+        rows += rows_from_result(rc, dict(base), rcu, prefix="rim_core.")
+    except AttributeError:
+        pass
+    return rows, extra_fig
+
+
+def _uptake_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    from multiscale.analysis import uptake
+
+    res = uptake.uptake_metrics(img, mask, **params)
+    units = _map_units(img)
+    guess = {}
+    if isinstance(res, Mapping):
+        for k in res:
+            lk = k.lower()
+            if "volume" in lk or lk.startswith("mtv"):
+                guess[k] = "mL" if "ml" in lk or lk.startswith("mtv") else "mm3"
+            elif lk.startswith("tlg"):
+                guess[k] = f"{units}*mL"
+            elif lk in ("n", "n_voxels", "voxels"):
+                guess[k] = "voxels"
+            elif lk.startswith("suv") or lk in ("mean", "max", "peak", "min", "median", "std"):
+                guess[k] = units
+    units_map = res.get("units") if isinstance(res, Mapping) and isinstance(res.get("units"), Mapping) else guess
+    if isinstance(res, Mapping) and "units" in res and isinstance(res["units"], Mapping):
+        res = {k: v for k, v in res.items() if k != "units"}
+    return rows_from_result(res, base, units_map), {}
+
+
+def _texture_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    from multiscale.analysis import texture
+
+    p = dict(params)
+    p.setdefault("families", ["intensity"])
+    res = texture.features(img, mask, **p)
+    return rows_from_result(res, base, None), {}
+
+
+def _texture_map(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    from multiscale.analysis import texture
+
+    fmap = texture.feature_map(img, mask, **params)
+    if hasattr(fmap.data, "compute"):
+        fmap = fmap.copy(data=np.asarray(fmap.data.compute()))
+    rows = []
+    m = np.asarray(mask.data, dtype=bool)
+    layers = [(str(c), fmap.sel(c=c)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
+        (str(fmap.attrs.get("feature", fmap.name or "feature")), fmap)]
+    for feat, layer in layers:
+        v = np.asarray(layer.data, dtype=float)[m]
+        v = v[np.isfinite(v)]
+        if v.size:
+            rows.append(dict(base, metric=f"{feat}.map_mean", value=float(v.mean()),
+                             units=str(layer.attrs.get("units", "")), detail="mean of the voxel-wise map in the region"))
+    return rows, {"texture_map": fmap}
+
+
+def _spatial_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    from multiscale.analysis import spatial
+
+    p = dict(params)
+    funcs = p.pop("statistics", None)
+    if funcs is None:
+        funcs = [f for f in ("spatial_statistics", "distribution_statistics") if hasattr(spatial, f)]
+    rows = []
+    for fn in funcs:
+        res = getattr(spatial, fn)(img, mask, **p)
+        rows += rows_from_result(res, dict(base, detail=fn), None)
+    return rows, {}
+
+
+_PER_MAP = {"radial": _radial_rows, "uptake": _uptake_rows, "texture": _texture_rows,
+            "texture_map": _texture_map, "spatial": _spatial_rows}
+
+
+def _coloc_rows(a_name: str, a: xr.DataArray, b_name: str, b: xr.DataArray, mask: xr.DataArray | None,
+                params: dict, base: dict) -> tuple[list, dict]:
+    from multiscale.analysis import coloc
+
+    if not mi.same_grid(a, b):
+        raise ValueError(f"colocalisation: {a_name} and {b_name} are not on the same grid after resampling")
+    res = coloc.colocalisation(a, b, mask=mask, **params)
+    rows = rows_from_result(res, dict(base, map=f"{a_name} ~ {b_name}"), "1")
+    for r in rows:
+        if "threshold" in r["metric"]:
+            r["units"] = _map_units(a) if r["metric"].endswith(("1", "_a", "ch1")) else _map_units(b)
+    av = np.asarray(a.data, dtype=float)
+    bv = np.asarray(b.data, dtype=float)
+    sel = np.isfinite(av) & np.isfinite(bv)
+    if mask is not None:
+        sel &= np.asarray(mask.data, dtype=bool)
+    hist, xe, ye = np.histogram2d(av[sel], bv[sel], bins=64)
+    return rows, {"hist2d": hist, "xedges": xe, "yedges": ye, "a": a_name, "b": b_name,
+                  "a_units": _map_units(a), "b_units": _map_units(b)}
+
+
+def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr.DataArray],
+                  masks: Mapping[str, xr.DataArray]) -> dict[str, Any]:
+    """Run one analysis of a subject over its maps and regions; return tidy rows and figure data."""
+    rows: list[dict] = []
+    figures: list[dict] = []
+    for region, mask in _regions(analysis, masks):
+        if analysis.type == "colocalisation":
+            for a_name, b_name in analysis.pairs:
+                (an, a), = _expand_maps((a_name,), maps)
+                (bn, b), = _expand_maps((b_name,), maps)
+                base = {"subject": subject_id, "region": region, "analysis": analysis.name}
+                r, fig = _coloc_rows(an, a, bn, b, mask, analysis.params, base)
+                rows += r
+                figures.append(dict(fig, kind="coloc", region=region, analysis=analysis.name))
+            continue
+        for map_name, img in _expand_maps(analysis.maps, maps):
+            m = mask if mask is not None else _whole(img)
+            base = {"subject": subject_id, "region": region, "map": map_name, "analysis": analysis.name}
+            r, fig = _PER_MAP[analysis.type](map_name, img, m, analysis.params, base)
+            rows += r
+            if fig:
+                figures.append(dict(fig, kind=analysis.type, region=region, map=map_name, analysis=analysis.name))
+    for r in rows:
+        r.setdefault("map", "")
+    return {"rows": rows, "figures": figures}
+
+
+# ---------------------------------------------------------------------------------------------
+# outputs
+# ---------------------------------------------------------------------------------------------
+
+
+def subject_folder(output: Path, subject_id: str) -> Path:
+    """Where a subject's outputs go: ``<output>/subjects/<id>``."""
+    return Path(output) / "subjects" / subject_id
+
+
+def subject_is_complete(study: Study, subject: SubjectSpec, output: Path) -> bool:
+    """True when the subject's folder holds a success marker for the same study settings and inputs."""
+    import json
+
+    marker = subject_folder(output, subject.id) / SUCCESS_FILE
+    if not marker.is_file():
+        return False
+    try:
+        rec = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    if rec.get("fingerprint") != study.subject_fingerprint(subject):
+        return False
+    if rec.get("inputs") != input_checksums(subject.input_files()):
+        return False
+    folder = marker.parent
+    return all((folder / f).exists() for f in rec.get("outputs", []))
+
+
+def _frame_stack(frame: str, maps: Mapping[str, xr.DataArray], frame_of: Mapping[str, str],
+                 extra: list[tuple[str, xr.DataArray]]) -> xr.DataArray:
+    """Every map of one reference frame as one multichannel float32 image with named channels."""
+    layers: list[tuple[str, xr.DataArray]] = []
+    ref = maps[frame]
+    for key, img in maps.items():
+        if frame_of[key] != frame:
+            continue
+        if "c" in img.dims:
+            for c in img.coords["c"].values:
+                layers.append((f"{key}:{c}", img.sel(c=c, drop=True)))
+        else:
+            layers.append((key, img))
+    layers += extra
+    ref2 = ref.isel(c=0, drop=True) if "c" in ref.dims else ref
+    data = np.stack([np.asarray(layer.data, dtype=np.float32) for _, layer in layers])
+    units = {name: _map_units(layer) for name, layer in layers}
+    out = mi.spatial_image(
+        data, spacing=mi.spacing(ref2), origin=mi.origin(ref2), direction=mi.direction(ref2),
+        dims=("c",) + mi.spatial_dims(ref2), channels=[n for n, _ in layers],
+        modality=str(ref.attrs.get("modality", "")), units="per channel", aspect="maps",
+        name=f"{frame}_frame",
+    )
+    out.attrs["channel_units"] = units
+    out.attrs["reference"] = frame
+    return out
+
+
+def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: dict[str, xr.DataArray],
+                       masks: dict[str, xr.DataArray], registrations: dict[str, dict[str, Any]],
+                       analyses: list[dict[str, Any]], timings: dict[str, float],
+                       inputs: dict[str, str]) -> dict[str, Any]:
+    """Write tables, maps, transforms, figures, provenance and the subject report; swap into place."""
+    from multiscale import io
+
+    from . import report
+
+    final = subject_folder(output, subject.id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{subject.id}.", suffix=".tmp", dir=final.parent))
+    t0 = time.perf_counter()
+    try:
+        frame_of = frames_of(subject)
+        rows = [r for a in analyses for r in a["rows"]]
+        table = results_frame(rows)
+        write_results(table, tmp)
+        outputs = ["results.parquet", "results.csv"]
+        (tmp / "transforms").mkdir()
+        for name, r in registrations.items():
+            r["transform"].save(tmp / "transforms" / f"{name}.tfm")
+            outputs.append(f"transforms/{name}.tfm")
+        for image in subject.images:
+            chain = chain_to_reference(subject, image)
+            if len(chain) > 1:
+                composed = compose_chain([registrations[e.name]["transform"] for e in chain])
+                fname = f"transforms/{image}_to_{chain[-1].fixed_image}.tfm"
+                composed.save(tmp / fname)
+                outputs.append(fname)
+        (tmp / "maps").mkdir()
+        texture_layers: dict[str, list] = {}
+        for a in analyses:
+            for fig in a["figures"]:
+                if fig.get("kind") == "texture_map":
+                    fmap = fig["texture_map"]
+                    frame = frame_of[parse_map_name(fig["map"])[0]]
+                    if "c" in fmap.dims:
+                        for c in fmap.coords["c"].values:
+                            texture_layers.setdefault(frame, []).append(
+                                (f"texture:{c}:{fig['map']}", fmap.sel(c=c, drop=True)))
+                    else:
+                        texture_layers.setdefault(frame, []).append((f"texture:{fig['map']}", fmap))
+        for frame in references_of(subject):
+            extra = [(f"mask:{k}", m) for k, m in masks.items() if frame_of[subject.masks[k].on] == frame]
+            stack = _frame_stack(frame, maps, frame_of, extra + texture_layers.get(frame, []))
+            io.save(stack, tmp / "maps" / f"{frame}.ome.zarr")
+            outputs.append(f"maps/{frame}.ome.zarr")
+        reg_summary = {
+            name: {"edge": r["edge"], "method": r["method"], "quality": r["quality"], "truth": r.get("truth"),
+                   "info": getattr(r["transform"], "info", {})}
+            for name, r in registrations.items()
+        }
+        write_json(reg_summary, tmp / "registration.json")
+        outputs.append("registration.json")
+        figures = report.subject_figures(subject, maps, masks, registrations, analyses, table, frame_of)
+        (tmp / "figures").mkdir()
+        for fname, png in figures.items():
+            (tmp / "figures" / fname).write_bytes(png)
+            outputs.append(f"figures/{fname}")
+        timings = dict(timings)
+        timings[f"write-{subject.id}"] = time.perf_counter() - t0
+        prov = provenance_record(
+            {"subject": subject, "analyses": list(study.analyses), "study_file": str(study.path)},
+            inputs, timings, subject=subject.id, study=study.name,
+        )
+        write_json(prov, tmp / "provenance.json")
+        outputs.append("provenance.json")
+        html = report.subject_report_html(study, subject, table, figures, reg_summary, timings)
+        (tmp / "report.html").write_text(html, encoding="utf-8")
+        outputs.append("report.html")
+        write_json({"subject": subject.id, "fingerprint": study.subject_fingerprint(subject), "inputs": inputs,
+                    "outputs": outputs, "timings_s": timings}, tmp / SUCCESS_FILE)
+        _swap_into_place(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"subject": subject.id, "folder": str(final), "rows": len(table), "timings": timings}
+
+
+def _swap_into_place(tmp: Path, final: Path) -> None:
+    """Replace ``final`` by the finished folder ``tmp`` (renames within one folder)."""
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{time.time_ns()}"
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# the graph
+# ---------------------------------------------------------------------------------------------
+
+
+def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str = "") -> Any:
+    """The subject's ``dask.delayed`` task graph; computing it writes the outputs and returns a summary.
+
+    Examples
+    --------
+    >>> g = subject_graph(study, study.subjects[0], Path("out"))  # doctest: +SKIP
+    >>> g.compute(scheduler="sync")["rows"]  # doctest: +SKIP
+    42
+    """
+    from dask import delayed
+
+    sid = subject.id
+
+    suffix = f"-{sid}" + (f"-{token}" if token else "")
+
+    def node(name: str, fn: Any, *args: Any) -> Any:
+        return delayed(_step, pure=False)(name, fn, *args, dask_key_name=f"{name}{suffix}")
+
+    images = {k: node(f"load-{k}", load_image_step, spec) for k, spec in subject.images.items()}
+    masks_raw = {k: node(f"load-mask-{k}", load_mask_step, spec) for k, spec in subject.masks.items()}
+    regs = {e.name: node(f"register-{e.name}", register_step, e, images[e.fixed_image], images[e.moving_image])
+            for e in subject.edges}
+    frame_of = frames_of(subject)
+    maps = {}
+    for k in subject.images:
+        chain = chain_to_reference(subject, k)
+        if not chain:
+            maps[k] = images[k]
+        else:
+            maps[k] = node(f"resample-{k}", resample_step, images[k], images[frame_of[k]],
+                           [regs[e.name] for e in chain], "linear")
+    masks = {}
+    for k, spec in subject.masks.items():
+        chain = chain_to_reference(subject, spec.on)
+        masks[k] = node(f"resample-mask-{k}", resample_step, masks_raw[k], images[frame_of[spec.on]],
+                        [regs[e.name] for e in chain], "nearest")
+    results = []
+    for a in study.analyses:
+        needed = {parse_map_name(n)[0] for n in list(a.maps) + [m for p in a.pairs for m in p]}
+        results.append(node(f"analysis-{a.name}", analysis_step, sid, a, {k: maps[k] for k in needed},
+                            {k: masks[k] for k in a.masks}))
+    inputs = input_checksums(subject.input_files())
+    return delayed(_final, pure=False)(
+        study, subject, Path(output), maps, masks, regs, results, inputs, dask_key_name=f"write{suffix}")
+
+
+def _final(study: Study, subject: SubjectSpec, output: Path, maps: dict, masks: dict, regs: dict,
+           results: list, inputs: dict) -> dict[str, Any]:
+    import dask
+
+    timings: dict[str, float] = {}
+    maps, masks, regs, results = _unwrap([maps, masks, regs, results], timings)
+    timings = {f"{k}": v for k, v in timings.items()}
+    with dask.config.set(scheduler=_INNER_SCHEDULER):
+        return write_subject_step(study, subject, output, maps, masks, regs, results, timings, inputs)
+
+
+def run_subject(study: Study, subject: SubjectSpec, output: Path) -> dict[str, Any]:
+    """Run one subject in this process (synchronous scheduler) and return its summary.
+
+    Raises whatever the failing step raised, with the step's traceback.
+    """
+    return subject_graph(study, subject, output).compute(scheduler="sync")
+
+
+def format_error(exc: BaseException, tb: Any = None) -> str:
+    """``Type: message`` plus the last frames of the traceback, for reports."""
+    lines = traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
+    return "".join(lines[-6:]).strip()
