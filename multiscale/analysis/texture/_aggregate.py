@@ -1,0 +1,537 @@
+"""Shared machinery of the six IBSI texture-matrix families.
+
+* neighbour offsets (directions for GLCM/GLRLM, neighbourhoods for NGTDM/NGLDM, connectivity for
+  zones), all in numpy ``(z, y, x)`` order;
+* the IBSI aggregation methods (2D, 2.5D, 3D; averaged or merged), their tag suffixes and the
+  wording of ``reference_values.csv``;
+* the features shared by every "grey level x count" matrix (GLRLM, GLSZM, GLDZM, NGLDM): the
+  emphases, non-uniformities, percentage, variances, entropy and energy of IBSI chapter 3.
+
+Every kernel is compiled with numba and works on a 3-D int array ``q`` (z, y, x) whose values are
+grey levels ``1..n_levels`` inside the region of interest and 0 outside. A 2-D computation is the
+same kernel on one slice ``q[z:z + 1]`` with in-plane offsets only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from numba import njit
+
+#: aggregation methods of GLCM and GLRLM (features per matrix averaged, or matrices merged first)
+MATRIX_AGGREGATIONS: tuple[str, ...] = ("2D_avg", "2D_comb", "2_5D_avg", "2_5D_comb", "3D_avg", "3D_comb")
+#: aggregation methods of GLSZM, GLDZM, NGTDM and NGLDM (one matrix per slice or per volume)
+ZONE_AGGREGATIONS: tuple[str, ...] = ("2D", "2_5D", "3D")
+
+#: the wording of the ``aggregation`` column of IBSI's reference_values.csv
+AGGREGATION_TEXT: dict[str, str] = {
+    "2D_avg": "2D, averaged",
+    "2D_comb": "2D, slice-merged",
+    "2_5D_avg": "2.5D, direction-merged",
+    "2_5D_comb": "2.5D, merged",
+    "3D_avg": "3D, averaged",
+    "3D_comb": "3D, merged",
+    "2D": "2D",
+    "2_5D": "2.5D",
+    "3D": "3D",
+}
+
+
+def check_aggregations(aggregations: Sequence[str] | None, allowed: tuple[str, ...], family: str) -> tuple[str, ...]:
+    """The requested aggregations, validated (``None`` means all of ``allowed``).
+
+    Examples
+    --------
+    >>> check_aggregations(None, ZONE_AGGREGATIONS, "glszm")
+    ('2D', '2_5D', '3D')
+    """
+    if aggregations is None:
+        return allowed
+    if isinstance(aggregations, str):
+        aggregations = (aggregations,)
+    bad = [a for a in aggregations if a not in allowed]
+    if bad:
+        raise ValueError(f"{family}: unknown aggregation(s) {bad}; choose from {list(allowed)}")
+    return tuple(aggregations)
+
+
+# ---------------------------------------------------------------------------------------------
+# offsets (numpy z, y, x order)
+# ---------------------------------------------------------------------------------------------
+
+
+def neighbourhood_offsets(distance: int = 1, planar: bool = False) -> np.ndarray:
+    """All offsets within Chebyshev ``distance`` of a voxel, the voxel itself excluded.
+
+    Parameters
+    ----------
+    distance
+        Chebyshev radius in voxels (IBSI's delta).
+    planar
+        Only in-plane offsets (dz = 0), for 2-D computations.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(k, 3)`` int64 array of ``(dz, dy, dx)``; 26 (3-D) or 8 (2-D) rows for distance 1.
+
+    Examples
+    --------
+    >>> neighbourhood_offsets(1).shape, neighbourhood_offsets(1, planar=True).shape
+    ((26, 3), (8, 3))
+    """
+    d = int(distance)
+    if d < 1:
+        raise ValueError(f"neighbourhood distance must be a positive integer, got {distance!r}")
+    rz = 0 if planar else d
+    grid = np.mgrid[-rz : rz + 1, -d : d + 1, -d : d + 1].reshape(3, -1).T
+    keep = np.any(grid != 0, axis=1)
+    return np.ascontiguousarray(grid[keep], dtype=np.int64)
+
+
+def direction_offsets(distance: int = 1, planar: bool = False) -> np.ndarray:
+    """One offset of each +/- pair of IBSI directions, scaled to Chebyshev ``distance``.
+
+    13 directions in 3-D, 4 in-plane directions in 2-D: the lexicographically positive half of the
+    26 (8) neighbours.
+
+    Examples
+    --------
+    >>> direction_offsets(1, planar=True).tolist()
+    [[0, 0, 1], [0, 1, -1], [0, 1, 0], [0, 1, 1]]
+    """
+    unit = neighbourhood_offsets(1, planar)
+    positive = [o for o in unit if tuple(o) > (0, 0, 0)]
+    return np.ascontiguousarray(np.array(positive, dtype=np.int64) * int(distance))
+
+
+def face_offsets(planar: bool = False) -> np.ndarray:
+    """Face neighbours (6 in 3-D, 4 in 2-D): the connectivity of IBSI's distance-to-border erosion.
+
+    Examples
+    --------
+    >>> face_offsets().shape
+    (6, 3)
+    """
+    unit = neighbourhood_offsets(1, planar)
+    return np.ascontiguousarray(unit[np.abs(unit).sum(axis=1) == 1])
+
+
+def roi_slices(q: np.ndarray) -> Iterator[np.ndarray]:
+    """The z-slices of ``q`` holding at least one ROI voxel, each as a ``(1, y, x)`` array.
+
+    Examples
+    --------
+    >>> q = np.zeros((3, 2, 2), int); q[1, 0, 0] = 1
+    >>> [s.shape for s in roi_slices(q)]
+    [(1, 2, 2)]
+    """
+    for z in range(q.shape[0]):
+        if np.any(q[z] > 0):
+            yield np.ascontiguousarray(q[z : z + 1])
+
+
+def as_levels(q: np.ndarray, n_levels: int, family: str) -> np.ndarray:
+    """``q`` as a C-contiguous 3-D int32 array, checked against ``n_levels``."""
+    arr = np.asarray(q)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise ValueError(f"{family}: q must be a 3-D (z, y, x) grey-level array, got {arr.ndim} dims")
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"{family}: q must hold integer grey levels (discretise first), got {arr.dtype}")
+    n_levels = int(n_levels)
+    if n_levels < 1:
+        raise ValueError(f"{family}: n_levels must be >= 1, got {n_levels}")
+    if arr.size and (arr.min() < 0 or arr.max() > n_levels):
+        raise ValueError(
+            f"{family}: grey levels must lie in 1..{n_levels} inside the ROI and be 0 outside; "
+            f"found {arr.min()}..{arr.max()}"
+        )
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+# ---------------------------------------------------------------------------------------------
+# rows of the result table
+# ---------------------------------------------------------------------------------------------
+
+
+def make_rows(
+    family: str, prefix: str, specs: Sequence[tuple[str, str, str]], aggregation: str, values: np.ndarray
+) -> list[dict]:
+    """Rows ``{tag, ibsi_id, aggregation, family, feature, value}`` for one aggregation.
+
+    ``specs`` is the family's ``(short name, IBSI id, human name)`` table, in the order of ``values``.
+
+    Examples
+    --------
+    >>> make_rows("ngtdm", "ngt", [("strength", "1X9X", "Strength")], "3D", np.array([0.5]))[0]["tag"]
+    'ngt_strength_3D'
+    """
+    return [
+        {
+            "tag": f"{prefix}_{short}_{aggregation}",
+            "ibsi_id": ibsi_id,
+            "aggregation": AGGREGATION_TEXT[aggregation],
+            "family": family,
+            "feature": name,
+            "value": float(v),
+        }
+        for (short, ibsi_id, name), v in zip(specs, values, strict=True)
+    ]
+
+
+def mean_of_features(rows: list[np.ndarray], n_features: int) -> np.ndarray:
+    """Average feature vectors, ignoring NaN entries (empty matrices); all-NaN stays NaN."""
+    if not rows:
+        return np.full(n_features, np.nan)
+    stack = np.vstack(rows)
+    good = np.isfinite(stack)
+    count = good.sum(axis=0)
+    total = np.where(good, stack, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+# ---------------------------------------------------------------------------------------------
+# features of a grey level x count matrix (GLRLM, GLSZM, GLDZM, NGLDM)
+# ---------------------------------------------------------------------------------------------
+
+#: number of values :func:`count_matrix_features` returns
+N_COUNT_FEATURES = 17
+
+
+@njit(cache=True)
+def count_matrix_features(m: np.ndarray, counts: np.ndarray, n_voxels: float, out: np.ndarray) -> None:
+    """IBSI features of a grey level (rows, level = row + 1) x count (columns) matrix.
+
+    ``counts[j]`` is the run length, zone size, distance or dependence of column ``j``; ``n_voxels``
+    the number of voxels behind the matrix (for the percentage). ``out`` (17 values) receives, in
+    order: short/low-count emphasis, long/high-count emphasis, low grey level emphasis, high grey
+    level emphasis, short-low, short-high, long-low, long-high, grey level non-uniformity and its
+    normalised form, count non-uniformity and its normalised form, percentage, grey level variance,
+    count variance, count entropy (log2) and count energy. All NaN when the matrix is empty.
+    """
+    ng, nc = m.shape
+    total = 0.0
+    for i in range(ng):
+        for j in range(nc):
+            total += m[i, j]
+    if total <= 0.0:
+        for k in range(out.shape[0]):
+            out[k] = np.nan
+        return
+    rows = np.zeros(ng)
+    cols = np.zeros(nc)
+    se = le = lg = hg = sl = sh = ll = lh = 0.0
+    mu_i = mu_j = entr = energy = 0.0
+    for i in range(ng):
+        g = i + 1.0
+        g2 = g * g
+        for j in range(nc):
+            v = m[i, j]
+            if v == 0.0:
+                continue
+            c = counts[j]
+            c2 = c * c
+            se += v / c2
+            le += v * c2
+            lg += v / g2
+            hg += v * g2
+            sl += v / (g2 * c2)
+            sh += v * g2 / c2
+            ll += v * c2 / g2
+            lh += v * g2 * c2
+            rows[i] += v
+            cols[j] += v
+            p = v / total
+            mu_i += g * p
+            mu_j += c * p
+            entr -= p * np.log2(p)
+            energy += p * p
+    var_i = var_j = 0.0
+    for i in range(ng):
+        g = i + 1.0
+        for j in range(nc):
+            v = m[i, j]
+            if v == 0.0:
+                continue
+            p = v / total
+            var_i += (g - mu_i) ** 2 * p
+            var_j += (counts[j] - mu_j) ** 2 * p
+    glnu = 0.0
+    for i in range(ng):
+        glnu += rows[i] * rows[i]
+    cnu = 0.0
+    for j in range(nc):
+        cnu += cols[j] * cols[j]
+    out[0] = se / total
+    out[1] = le / total
+    out[2] = lg / total
+    out[3] = hg / total
+    out[4] = sl / total
+    out[5] = sh / total
+    out[6] = ll / total
+    out[7] = lh / total
+    out[8] = glnu / total
+    out[9] = glnu / (total * total)
+    out[10] = cnu / total
+    out[11] = cnu / (total * total)
+    out[12] = total / n_voxels if n_voxels > 0 else np.nan
+    out[13] = var_i
+    out[14] = var_j
+    out[15] = entr
+    out[16] = energy
+
+
+def count_features(m: np.ndarray, counts: np.ndarray, n_voxels: float) -> np.ndarray:
+    """Python-side wrapper of :func:`count_matrix_features` returning the 17 values.
+
+    Examples
+    --------
+    >>> count_features(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([1.0, 2.0]), 4)[12]
+    0.75
+    """
+    out = np.empty(N_COUNT_FEATURES)
+    count_matrix_features(
+        np.ascontiguousarray(m, dtype=np.float64), np.ascontiguousarray(counts, dtype=np.float64), float(n_voxels), out
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# connected zones and distance to the ROI border (GLSZM, GLDZM)
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def border_distance(mask: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """IBSI distance to the ROI border: 1 on edge voxels, repeated-erosion count inside, 0 outside.
+
+    Equal to the city-block distance to the nearest voxel outside ``mask`` (the array border counts
+    as outside), computed by a breadth-first search along ``faces`` (6 or 4 face neighbours).
+    """
+    nz, ny, nx = mask.shape
+    dist = np.zeros(mask.shape, dtype=np.int32)
+    queue = np.empty(mask.size, dtype=np.int64)
+    head = 0
+    tail = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if not mask[z, y, x]:
+                    continue
+                edge = False
+                for k in range(faces.shape[0]):
+                    zz = z + faces[k, 0]
+                    yy = y + faces[k, 1]
+                    xx = x + faces[k, 2]
+                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx or not mask[zz, yy, xx]:
+                        edge = True
+                        break
+                if edge:
+                    dist[z, y, x] = 1
+                    queue[tail] = (z * ny + y) * nx + x
+                    tail += 1
+    while head < tail:
+        v = queue[head]
+        head += 1
+        z = v // (ny * nx)
+        y = (v // nx) % ny
+        x = v % nx
+        d = dist[z, y, x]
+        for k in range(faces.shape[0]):
+            zz = z + faces[k, 0]
+            yy = y + faces[k, 1]
+            xx = x + faces[k, 2]
+            if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+                continue
+            if mask[zz, yy, xx] and dist[zz, yy, xx] == 0:
+                dist[zz, yy, xx] = d + 1
+                queue[tail] = (zz * ny + yy) * nx + xx
+                tail += 1
+    return dist
+
+
+@njit(cache=True)
+def label_zones(q: np.ndarray, neighbours: np.ndarray, dist: np.ndarray):
+    """Connected zones of equal grey level (connectivity given by ``neighbours``).
+
+    Returns ``(levels, sizes, min_distances)``, one entry per zone; ``min_distances`` is the smallest
+    ``dist`` over the zone's voxels (pass any int array of q's shape when it is not needed).
+    """
+    nz, ny, nx = q.shape
+    seen = np.zeros(q.shape, dtype=np.uint8)
+    stack = np.empty(q.size, dtype=np.int64)
+    levels = np.empty(q.size, dtype=np.int32)
+    sizes = np.empty(q.size, dtype=np.int64)
+    mind = np.empty(q.size, dtype=np.int32)
+    n = 0
+    for z0 in range(nz):
+        for y0 in range(ny):
+            for x0 in range(nx):
+                g = q[z0, y0, x0]
+                if g <= 0 or seen[z0, y0, x0]:
+                    continue
+                seen[z0, y0, x0] = 1
+                top = 0
+                stack[top] = (z0 * ny + y0) * nx + x0
+                top += 1
+                size = 0
+                dmin = dist[z0, y0, x0]
+                while top > 0:
+                    top -= 1
+                    v = stack[top]
+                    z = v // (ny * nx)
+                    y = (v // nx) % ny
+                    x = v % nx
+                    size += 1
+                    if dist[z, y, x] < dmin:
+                        dmin = dist[z, y, x]
+                    for k in range(neighbours.shape[0]):
+                        zz = z + neighbours[k, 0]
+                        yy = y + neighbours[k, 1]
+                        xx = x + neighbours[k, 2]
+                        if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
+                            continue
+                        if q[zz, yy, xx] == g and not seen[zz, yy, xx]:
+                            seen[zz, yy, xx] = 1
+                            stack[top] = (zz * ny + yy) * nx + xx
+                            top += 1
+                levels[n] = g
+                sizes[n] = size
+                mind[n] = dmin
+                n += 1
+    return levels[:n].copy(), sizes[:n].copy(), mind[:n].copy()
+
+
+def zone_matrix(levels: np.ndarray, counts: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """A grey level x count matrix from one ``(level, count)`` pair per zone.
+
+    Returns ``(matrix, count_values)``: only occupied counts get a column, so a 1-million-voxel zone
+    does not need a million columns.
+
+    Examples
+    --------
+    >>> m, c = zone_matrix(np.array([1, 1, 2]), np.array([3, 1, 3]), 2)
+    >>> m.tolist(), c.tolist()
+    ([[1.0, 1.0], [0.0, 1.0]], [1.0, 3.0])
+    """
+    values, col = np.unique(np.asarray(counts), return_inverse=True)
+    m = np.zeros((int(n_levels), max(len(values), 1)))
+    if len(levels):
+        np.add.at(m, (np.asarray(levels, dtype=np.int64) - 1, col.reshape(-1)), 1.0)
+    else:
+        values = np.ones(1)
+    return m, values.astype(np.float64)
+
+
+# ---------------------------------------------------------------------------------------------
+# the six aggregation methods of the directional families (GLCM, GLRLM)
+# ---------------------------------------------------------------------------------------------
+
+
+def directional_aggregates(q, build, feature_values, aggregations: Sequence[str], n_features: int) -> dict:
+    """Feature vectors of a directional family for each requested IBSI aggregation.
+
+    Parameters
+    ----------
+    q
+        3-D grey-level array (0 outside the ROI).
+    build
+        ``build(part, planar) -> (matrices, n_voxels)``: one matrix per direction (stacked on the
+        first axis, all of the same shape) for a ``(z, y, x)`` part of ``q``, and the number of ROI
+        voxels in the part.
+    feature_values
+        ``feature_values(matrix, n_voxels) -> np.ndarray`` of ``n_features`` values (NaN when empty).
+    aggregations
+        Any of :data:`MATRIX_AGGREGATIONS`.
+
+    Returns
+    -------
+    dict
+        aggregation -> feature vector. "avg" averages features over matrices, "comb" merges the
+        matrices first (and sums their voxel counts, IBSI's rule for percentages).
+    """
+    out: dict[str, np.ndarray] = {}
+    wants_2d = any(a.startswith("2") for a in aggregations)
+    if wants_2d:
+        per_slice = [build(s, True) for s in roi_slices(q)]
+        if per_slice:
+            mats = np.stack([m for m, _ in per_slice])  # (slices, directions, ...)
+            nv = np.array([n for _, n in per_slice], dtype=float)
+            n_dir = mats.shape[1]
+        if "2D_avg" in aggregations:
+            rows = [feature_values(m[k], n) for m, n in per_slice for k in range(m.shape[0])]
+            out["2D_avg"] = mean_of_features(rows, n_features)
+        if "2D_comb" in aggregations:
+            rows = [feature_values(m.sum(axis=0), n * m.shape[0]) for m, n in per_slice]
+            out["2D_comb"] = mean_of_features(rows, n_features)
+        if "2_5D_avg" in aggregations:
+            rows = [feature_values(mats[:, k].sum(axis=0), nv.sum()) for k in range(n_dir)] if per_slice else []
+            out["2_5D_avg"] = mean_of_features(rows, n_features)
+        if "2_5D_comb" in aggregations:
+            rows = [feature_values(mats.sum(axis=(0, 1)), nv.sum() * n_dir)] if per_slice else []
+            out["2_5D_comb"] = mean_of_features(rows, n_features)
+    if "3D_avg" in aggregations or "3D_comb" in aggregations:
+        mats, n = build(q, False)
+        if "3D_avg" in aggregations:
+            out["3D_avg"] = mean_of_features([feature_values(m, n) for m in mats], n_features)
+        if "3D_comb" in aggregations:
+            out["3D_comb"] = feature_values(mats.sum(axis=0), n * mats.shape[0])
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the three aggregation methods of the slice/volume families (GLSZM, GLDZM, NGTDM, NGLDM)
+# ---------------------------------------------------------------------------------------------
+
+
+def slice_aggregates(q, morph, per_part, combine, feature_values, aggregations: Sequence[str], n_features: int) -> dict:
+    """Feature vectors of a slice/volume family for each of "2D", "2_5D", "3D".
+
+    Parameters
+    ----------
+    q, morph
+        3-D grey levels (0 outside the intensity mask) and the morphological mask.
+    per_part
+        ``per_part(q_part, morph_part, planar) -> partial``: the family's raw result (matrix, zone
+        list, ...) for one slice (``planar=True``) or the whole volume.
+    combine
+        ``combine(list of partials) -> partial``: IBSI's merging of the slices' matrices (2.5D).
+    feature_values
+        ``feature_values(partial) -> np.ndarray`` of ``n_features`` values.
+
+    Returns
+    -------
+    dict
+        aggregation -> feature vector: "2D" averages the per-slice features, "2_5D" merges the
+        slices' matrices, "3D" uses the volumetric matrix.
+    """
+    out: dict[str, np.ndarray] = {}
+    if "2D" in aggregations or "2_5D" in aggregations:
+        parts = [
+            per_part(np.ascontiguousarray(q[z : z + 1]), np.ascontiguousarray(morph[z : z + 1]), True)
+            for z in range(q.shape[0])
+            if np.any(q[z] > 0)
+        ]
+        if "2D" in aggregations:
+            out["2D"] = mean_of_features([feature_values(p) for p in parts], n_features)
+        if "2_5D" in aggregations:
+            out["2_5D"] = feature_values(combine(parts)) if parts else np.full(n_features, np.nan)
+    if "3D" in aggregations:
+        out["3D"] = feature_values(per_part(q, morph, False))
+    return out
+
+
+def morphological_mask(q: np.ndarray, morph_mask: np.ndarray | None) -> np.ndarray:
+    """``morph_mask`` as a C-contiguous bool array of q's shape (the intensity mask when None)."""
+    if morph_mask is None:
+        return np.ascontiguousarray(q > 0)
+    m = np.asarray(morph_mask, dtype=bool)
+    if m.ndim == 2:
+        m = m[None]
+    if m.shape != q.shape:
+        raise ValueError(f"morph_mask has shape {m.shape} but q has shape {q.shape}; give both on one grid")
+    return np.ascontiguousarray(m)
