@@ -134,6 +134,12 @@ def list_series(folder: str | os.PathLike) -> list[DicomSeries]:
         if ds is None:
             continue
         modality = str(ds.get("Modality", "") or "")
+        sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or "")
+        if sop_class == "1.2.840.10008.1.3.10":  # DICOMDIR
+            continue
+        if "SOPClassUID" not in ds and "Modality" not in ds and "Rows" not in ds:
+            raise fail(p, "header", "incomplete: no SOPClassUID, Modality or Rows (the file is truncated)",
+                       "copy the file again or remove it from the folder")
         if modality.upper() in _NON_IMAGE or "Rows" not in ds:
             continue
         uid = str(ds.get("SeriesInstanceUID", "") or "")
