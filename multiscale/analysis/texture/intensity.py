@@ -1,0 +1,172 @@
+"""Intensity-based statistical features (IBSI chapter 3.3, ``stat_*``).
+
+Computed on the raw intensities of the intensity mask. The kernels are written for many groups
+at once (one group per region) so that :func:`multiscale.analysis.texture.regional_features`
+and :func:`intensity_features` share one implementation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._rows import feature_row
+
+__all__ = ["FAMILY", "FEATURES", "intensity_features", "grouped_statistics"]
+
+FAMILY = "stat"
+
+#: (tag, IBSI id, name)
+FEATURES: tuple[tuple[str, str, str], ...] = (
+    ("stat_mean", "Q4LE", "Mean intensity"),
+    ("stat_var", "ECT3", "Intensity variance"),
+    ("stat_skew", "KE2A", "Intensity skewness"),
+    ("stat_kurt", "IPH6", "(Excess) intensity kurtosis"),
+    ("stat_median", "Y12H", "Median intensity"),
+    ("stat_min", "1GSF", "Minimum intensity"),
+    ("stat_p10", "QG58", "10th intensity percentile"),
+    ("stat_p90", "8DWT", "90th intensity percentile"),
+    ("stat_max", "84IY", "Maximum intensity"),
+    ("stat_iqr", "SALO", "Intensity interquartile range"),
+    ("stat_range", "2OJQ", "Intensity range"),
+    ("stat_mad", "4FUA", "Intensity-based mean absolute deviation"),
+    ("stat_rmad", "1128", "Intensity-based robust mean absolute deviation"),
+    ("stat_medad", "N72L", "Intensity-based median absolute deviation"),
+    ("stat_cov", "7TET", "Intensity-based coefficient of variation"),
+    ("stat_qcod", "9S40", "Intensity-based quartile coefficient of dispersion"),
+    ("stat_energy", "N8CA", "Intensity-based energy"),
+    ("stat_rms", "5ZWQ", "Root mean square intensity"),
+)
+
+
+def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
+
+
+def _grouped_percentile(sorted_values: np.ndarray, starts: np.ndarray, counts: np.ndarray, p: float) -> np.ndarray:
+    """Linear-interpolation percentile (numpy's default) per group of a group-sorted array."""
+    out = np.full(counts.shape, np.nan)
+    ok = counts > 0
+    pos = p / 100.0 * (counts[ok] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, counts[ok] - 1)
+    frac = pos - lo
+    a = sorted_values[starts[ok] + lo]
+    b = sorted_values[starts[ok] + hi]
+    out[ok] = a + frac * (b - a)
+    return out
+
+
+def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+    """IBSI intensity statistics for many groups at once.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        1-D intensities (finite).
+    groups : numpy.ndarray
+        1-D int group index per value, ``0 <= g < n_groups``.
+    n_groups : int
+        Number of groups.
+
+    Returns
+    -------
+    dict
+        Short name (``"mean"``, ``"var"``, ..., the tag without ``stat_``) to an array of
+        ``n_groups`` values; NaN for empty groups. Variance is the population variance; skewness
+        and excess kurtosis are 0 when the variance is 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> s = grouped_statistics(np.array([1.0, 2.0, 3.0, 10.0]), np.array([0, 0, 0, 1]), 2)
+    >>> s["mean"].tolist(), s["var"].tolist()
+    ([2.0, 10.0], [0.6666666666666666, 0.0])
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    g = np.asarray(groups, dtype=np.int64).ravel()
+    n = np.bincount(g, minlength=n_groups).astype(float)
+    s1 = np.bincount(g, weights=v, minlength=n_groups)
+    mean = _divide(s1, n)
+    dev = v - mean[g]
+    m2 = _divide(np.bincount(g, weights=dev**2, minlength=n_groups), n)
+    m3 = _divide(np.bincount(g, weights=dev**3, minlength=n_groups), n)
+    m4 = _divide(np.bincount(g, weights=dev**4, minlength=n_groups), n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        skew = np.where(m2 > 0, m3 / np.where(m2 > 0, m2, 1) ** 1.5, 0.0)
+        kurt = np.where(m2 > 0, m4 / np.where(m2 > 0, m2, 1) ** 2 - 3.0, 0.0)
+    skew[n == 0] = np.nan
+    kurt[n == 0] = np.nan
+
+    order = np.lexsort((v, g))
+    sv = v[order]
+    counts = n.astype(np.int64)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    median = _grouped_percentile(sv, starts, counts, 50)
+    p10 = _grouped_percentile(sv, starts, counts, 10)
+    p25 = _grouped_percentile(sv, starts, counts, 25)
+    p75 = _grouped_percentile(sv, starts, counts, 75)
+    p90 = _grouped_percentile(sv, starts, counts, 90)
+    vmin = np.full(n_groups, np.nan)
+    vmax = np.full(n_groups, np.nan)
+    ok = counts > 0
+    vmin[ok] = sv[starts[ok]]
+    vmax[ok] = sv[starts[ok] + counts[ok] - 1]
+
+    mad = _divide(np.bincount(g, weights=np.abs(dev), minlength=n_groups), n)
+    inner = (v >= p10[g]) & (v <= p90[g])
+    n_in = np.bincount(g[inner], minlength=n_groups).astype(float)
+    mean_in = _divide(np.bincount(g[inner], weights=v[inner], minlength=n_groups), n_in)
+    rmad = _divide(
+        np.bincount(g[inner], weights=np.abs(v[inner] - mean_in[g[inner]]), minlength=n_groups), n_in
+    )
+    medad = _divide(np.bincount(g, weights=np.abs(v - median[g]), minlength=n_groups), n)
+    energy = np.bincount(g, weights=v * v, minlength=n_groups)
+    energy[~ok] = np.nan
+    rms = np.sqrt(_divide(energy, n))
+    return {
+        "mean": mean,
+        "var": m2,
+        "skew": skew,
+        "kurt": kurt,
+        "median": median,
+        "min": vmin,
+        "p10": p10,
+        "p90": p90,
+        "max": vmax,
+        "iqr": p75 - p25,
+        "range": vmax - vmin,
+        "mad": mad,
+        "rmad": rmad,
+        "medad": medad,
+        "cov": _divide(np.sqrt(m2), mean),
+        "qcod": _divide(p75 - p25, p75 + p25),
+        "energy": energy,
+        "rms": rms,
+    }
+
+
+def intensity_features(values: np.ndarray) -> list[dict]:
+    """IBSI intensity-based statistical features of the intensity-mask voxels.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Intensities inside the intensity mask (any shape, finite).
+
+    Returns
+    -------
+    list of dict
+        One row per feature (``tag``, ``ibsi_id``, ``aggregation``, ``family``, ``feature``, ``value``);
+        NaN values for an empty ROI.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rows = intensity_features(np.array([1.0, 2.0, 3.0]))
+    >>> {r["tag"]: r["value"] for r in rows}["stat_median"]
+    2.0
+    """
+    v = np.asarray(values, dtype=float).ravel()
+    stats = grouped_statistics(v, np.zeros(v.size, dtype=np.int64), 1)
+    return [feature_row(tag, fid, FAMILY, name, stats[tag[5:]][0]) for tag, fid, name in FEATURES]
