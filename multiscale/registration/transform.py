@@ -1,0 +1,531 @@
+"""The :class:`Transform`: a SimpleITK transform with a named direction, a record and files.
+
+Direction, once and for all: a transform maps points of the **fixed** frame to the **moving**
+frame (physical mm, rows in ITK ``(x, y[, z])`` order). Images travel the other way: resampling
+the moving image onto the fixed grid uses that same transform.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Transform", "TransformError", "compose", "identity"]
+
+_SIDE_SUFFIX = ".json"
+_FIELD_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
+
+
+class TransformError(ValueError):
+    """Raised for transforms that cannot be built, combined, inverted, read or written."""
+
+
+def _sitk():
+    import SimpleITK as sitk
+
+    return sitk
+
+
+def _jsonable(value: Any) -> Any:
+    """Convert numpy scalars/arrays and tuples in ``value`` into JSON types."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+class Transform:
+    """A spatial transform mapping points of the fixed frame into the moving frame.
+
+    Wraps a ``SimpleITK.Transform`` (``.sitk``) and records what produced it (``.info``: metric
+    before/after, stages kept, iterations, time, provenance).
+
+    Parameters
+    ----------
+    sitk_transform : SimpleITK.Transform
+        The wrapped transform; it is copied, so later changes to the argument do not leak in.
+    info : mapping, optional
+        What produced the transform; stored as a plain dict.
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> t = Transform(sitk.TranslationTransform(2, (1.0, 0.0)))
+    >>> t.transform_points([[0.0, 0.0], [2.0, 3.0]]).tolist()
+    [[1.0, 0.0], [3.0, 3.0]]
+    """
+
+    def __init__(self, sitk_transform: Any, info: Mapping[str, Any] | None = None) -> None:
+        sitk = _sitk()
+        if isinstance(sitk_transform, Transform):
+            info = {**sitk_transform.info, **(info or {})}
+            sitk_transform = sitk_transform.sitk
+        if not isinstance(sitk_transform, sitk.Transform):
+            raise TransformError(
+                f"Transform wraps a SimpleITK transform, got {type(sitk_transform).__name__}; "
+                "build one with SimpleITK (e.g. sitk.Euler2DTransform()) or use landmark_transform()"
+            )
+        self._t = _copy_sitk(sitk_transform)
+        self.info: dict[str, Any] = dict(info or {})
+
+    # ------------------------------------------------------------------ basics
+    @property
+    def sitk(self) -> Any:
+        """The wrapped ``SimpleITK.Transform`` (a copy is safer if you plan to modify it)."""
+        return self._t
+
+    @property
+    def dimension(self) -> int:
+        """Number of spatial dimensions (2 or 3)."""
+        return int(self._t.GetDimension())
+
+    @property
+    def kind(self) -> str:
+        """ITK class name of the transform, e.g. ``'Euler2DTransform'`` or ``'CompositeTransform'``."""
+        return self._t.GetName()
+
+    @property
+    def is_linear(self) -> bool:
+        """True when the transform is affine (a matrix and a translation), composites included."""
+        return self._t.IsLinear()
+
+    def __repr__(self) -> str:
+        stages = self.info.get("stages_kept")
+        extra = f", stages_kept={stages}" if stages else ""
+        return f"Transform({self.kind}, {self.dimension}D{extra})"
+
+    def copy(self) -> Transform:
+        """An independent copy (transform and info)."""
+        return Transform(self._t, copy.deepcopy(self.info))
+
+    # ------------------------------------------------------------------ points
+    def transform_points(self, points: Any) -> np.ndarray:
+        """Map points of the fixed frame into the moving frame.
+
+        Parameters
+        ----------
+        points : array_like, shape (n, d) or (d,)
+            Physical positions in mm, each row in ITK ``(x, y[, z])`` order (convert numpy
+            ``(z, y, x)`` rows with :func:`multiscale.image.zyx_to_xyz`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Same shape as ``points``: where each point lands in the moving frame.
+
+        Examples
+        --------
+        >>> import SimpleITK as sitk
+        >>> t = Transform(sitk.Euler2DTransform((0.0, 0.0), np.pi / 2))
+        >>> np.round(t.transform_points([1.0, 0.0]), 12).tolist()
+        [0.0, 1.0]
+        """
+        pts = np.asarray(points, dtype=float)
+        single = pts.ndim == 1
+        pts2 = np.atleast_2d(pts)
+        if pts2.ndim != 2 or pts2.shape[1] != self.dimension:
+            raise TransformError(
+                f"points of shape {pts.shape} do not fit a {self.dimension}-D transform; give rows of "
+                f"{self.dimension} coordinates in (x, y[, z]) order, in mm"
+            )
+        if self.is_linear:
+            a, b = linear_parts(self)
+            out = pts2 @ a.T + b
+        else:
+            out = np.array([self._t.TransformPoint(tuple(p)) for p in pts2], dtype=float)
+            out = out.reshape(pts2.shape)
+        return out[0] if single else out
+
+    # ------------------------------------------------------------------ algebra
+    def compose(self, *others: Transform) -> Transform:
+        """Chain transforms: points go through ``self`` first, then each of ``others`` in order.
+
+        For a chain of registrations ``register(block, histo) -> t1`` (block points to histology)
+        and ``register(histo, msi) -> t2`` (histology points to MSI), ``t1.compose(t2)`` maps
+        block-face points to MSI points, so ``resample(msi, block, t1.compose(t2))`` brings the
+        MSI map into the block-face frame in one interpolation. ``Transform.compose(t1, t2)``
+        reads the same.
+
+        Examples
+        --------
+        >>> import SimpleITK as sitk
+        >>> a = Transform(sitk.TranslationTransform(2, (1.0, 0.0)))
+        >>> b = Transform(sitk.Euler2DTransform((0.0, 0.0), np.pi / 2))
+        >>> np.round(a.compose(b).transform_points([1.0, 0.0]), 12).tolist()  # rotate(translate(p))
+        [0.0, 2.0]
+        """
+        sitk = _sitk()
+        chain = [self, *others]
+        for t in chain:
+            if not isinstance(t, Transform):
+                raise TransformError(f"compose takes Transform objects, got {type(t).__name__}")
+            if t.dimension != self.dimension:
+                raise TransformError(
+                    f"cannot compose a {self.dimension}-D transform with a {t.dimension}-D one"
+                )
+        # SimpleITK applies the last transform of a CompositeTransform first.
+        comp = sitk.CompositeTransform([_copy_sitk(t.sitk) for t in reversed(chain)])
+        info = {
+            "kind": "composition",
+            "order": "points pass through the parts in the listed order",
+            "parts": [_jsonable(t.info) for t in chain],
+        }
+        return Transform(comp, info)
+
+    def inverse(self) -> Transform:
+        """The inverse transform (moving frame to fixed frame), where one exists.
+
+        Raises
+        ------
+        TransformError
+            For transforms without a closed-form inverse (B-spline, displacement field).
+
+        Examples
+        --------
+        >>> import SimpleITK as sitk
+        >>> t = Transform(sitk.TranslationTransform(2, (1.0, 2.0)))
+        >>> t.inverse().transform_points([1.0, 2.0]).tolist()
+        [0.0, 0.0]
+        """
+        sitk = _sitk()
+        if self.is_linear:
+            a, b = linear_parts(self)
+            try:
+                ai = np.linalg.inv(a)
+            except np.linalg.LinAlgError as exc:
+                raise TransformError("the transform's matrix is singular; it has no inverse") from exc
+            inv = sitk.AffineTransform(self.dimension)
+            inv.SetMatrix(tuple(ai.reshape(-1)))
+            inv.SetTranslation(tuple(-ai @ b))
+        else:
+            try:
+                inv = self._t.GetInverse()
+            except RuntimeError as exc:
+                raise TransformError(
+                    f"a {self.kind} has no closed-form inverse; register the other way round "
+                    "(swap fixed and moving), or invert a displacement field of it"
+                ) from exc
+        return Transform(inv, {"kind": "inverse", "of": _jsonable(self.info)})
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the transform (ITK ``.tfm``/``.txt`` or ``.h5``) and a JSON sidecar ``<path>.json``.
+
+        Both writes are atomic (temporary name in the same folder, then ``os.replace``).
+
+        Returns
+        -------
+        pathlib.Path
+            The transform file's path.
+
+        Examples
+        --------
+        >>> import SimpleITK as sitk, tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "t.tfm")
+        >>> Transform(sitk.TranslationTransform(2, (1.0, 2.0)), {"note": "demo"}).save(p).name
+        't.tfm'
+        >>> Transform.load(p).info["note"]
+        'demo'
+        """
+        sitk = _sitk()
+        path = Path(path)
+        suffix = "".join(path.suffixes[-1:]).lower()
+        if suffix not in (".tfm", ".txt", ".h5", ".hdf5", ".mat"):
+            raise TransformError(
+                f"{path}: unknown transform file suffix {suffix!r}; use .tfm (text) or .h5 (HDF5)"
+            )
+        if not path.parent.is_dir():
+            raise TransformError(f"{path}: folder {path.parent} does not exist; create it first")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+        os.close(fd)
+        try:
+            sitk.WriteTransform(self._t, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        side = {"format": "multiscale.registration.Transform/1", "direction": "fixed -> moving (points)"}
+        side["kind"] = self.kind
+        side["dimension"] = self.dimension
+        side["info"] = _jsonable(self.info)
+        _atomic_write_text(Path(str(path) + _SIDE_SUFFIX), json.dumps(side, indent=2))
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Transform:
+        """Read a transform file: ITK ``.tfm``/``.txt``/``.h5``/``.mat`` (ANTs writes these too),
+        an elastix ``TransformParameters*.txt`` (Translation, Euler, Similarity, Affine), or a
+        displacement-field image (``.nii[.gz]``, ``.mha``, ``.nrrd``: an ANTs ``Warp`` file).
+
+        The JSON sidecar written by :meth:`save`, when present, restores ``info``.
+
+        Examples
+        --------
+        >>> import SimpleITK as sitk, tempfile, os
+        >>> p = os.path.join(tempfile.mkdtemp(), "t.h5")
+        >>> _ = Transform(sitk.Euler2DTransform((0.0, 0.0), 0.1)).save(p)
+        >>> round(float(Transform.load(p).sitk.GetParameters()[0]), 6)
+        0.1
+        """
+        sitk = _sitk()
+        path = Path(path)
+        if not path.is_file():
+            raise TransformError(f"{path}: no such transform file")
+        name = path.name.lower()
+        info: dict[str, Any] = {}
+        if any(name.endswith(s) for s in _FIELD_SUFFIXES):
+            field = sitk.ReadImage(str(path), sitk.sitkVectorFloat64)
+            if field.GetNumberOfComponentsPerPixel() != field.GetDimension():
+                raise TransformError(
+                    f"{path}: a displacement field needs {field.GetDimension()} components per voxel, "
+                    f"found {field.GetNumberOfComponentsPerPixel()}"
+                )
+            t = sitk.DisplacementFieldTransform(field)
+            info["source"] = {"path": str(path), "reader": "displacement field"}
+        elif _is_elastix_file(path):
+            t = _read_elastix(path)
+            info["source"] = {"path": str(path), "reader": "elastix parameter file"}
+        else:
+            try:
+                t = sitk.ReadTransform(str(path))
+            except RuntimeError as exc:
+                raise TransformError(
+                    f"{path}: SimpleITK could not read this transform file ({str(exc).strip().splitlines()[-1]}); "
+                    "give an ITK .tfm/.h5/.mat, an elastix TransformParameters file or a displacement field"
+                ) from exc
+            info["source"] = {"path": str(path), "reader": "SimpleITK.ReadTransform"}
+        side = Path(str(path) + _SIDE_SUFFIX)
+        if side.is_file():
+            try:
+                meta = json.loads(side.read_text())
+            except json.JSONDecodeError as exc:
+                raise TransformError(f"{side}: sidecar is not valid JSON ({exc}); delete or fix it") from exc
+            info = {**meta.get("info", {}), **info}
+        return cls(_flatten_single(t), info)
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def identity(dimension: int) -> Transform:
+    """The identity transform in 2 or 3 dimensions.
+
+    Examples
+    --------
+    >>> identity(3).transform_points([1.0, 2.0, 3.0]).tolist()
+    [1.0, 2.0, 3.0]
+    """
+    sitk = _sitk()
+    if dimension not in (2, 3):
+        raise TransformError(f"dimension must be 2 or 3, got {dimension}")
+    return Transform(sitk.AffineTransform(dimension), {"kind": "identity"})
+
+
+def compose(*transforms: Transform) -> Transform:
+    """Chain transforms; points pass through them in the order given (see :meth:`Transform.compose`).
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> a = Transform(sitk.TranslationTransform(2, (1.0, 0.0)))
+    >>> compose(a, a).transform_points([0.0, 0.0]).tolist()
+    [2.0, 0.0]
+    """
+    if not transforms:
+        raise TransformError("compose needs at least one transform")
+    return transforms[0].compose(*transforms[1:])
+
+
+def linear_parts(transform: Transform | Any) -> tuple[np.ndarray, np.ndarray]:
+    """Matrix ``A`` and offset ``b`` of a linear transform, ``y = A x + b`` (ITK xyz order).
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> a, b = linear_parts(sitk.TranslationTransform(2, (1.0, 2.0)))
+    >>> a.tolist(), b.tolist()
+    ([[1.0, 0.0], [0.0, 1.0]], [1.0, 2.0])
+    """
+    t = transform.sitk if isinstance(transform, Transform) else transform
+    if not t.IsLinear():
+        raise TransformError(f"a {t.GetName()} is not linear")
+    n = t.GetDimension()
+    origin = np.zeros(n)
+    b = np.asarray(t.TransformPoint(tuple(origin)), dtype=float)
+    a = np.empty((n, n))
+    for j in range(n):
+        e = np.zeros(n)
+        e[j] = 1.0
+        a[:, j] = np.asarray(t.TransformPoint(tuple(e)), dtype=float) - b
+    return a, b
+
+
+def _copy_sitk(t: Any) -> Any:
+    """Deep copy of a SimpleITK transform keeping its concrete class."""
+    sitk = _sitk()
+    out = sitk.Transform(t)
+    try:
+        out = out.Downcast()
+    except (AttributeError, RuntimeError):
+        pass
+    out.MakeUnique()
+    return out
+
+
+def _flatten_single(t: Any) -> Any:
+    """Unwrap a composite that holds one transform (as ``ReadTransform`` returns for .h5)."""
+    sitk = _sitk()
+    try:
+        t = t.Downcast()
+    except (AttributeError, RuntimeError):
+        pass
+    if isinstance(t, sitk.CompositeTransform) and t.GetNumberOfTransforms() == 1:
+        inner = t.GetNthTransform(0)
+        try:
+            return inner.Downcast()
+        except (AttributeError, RuntimeError):
+            return inner
+    return t
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# ---------------------------------------------------------------------------------------------
+# elastix parameter files
+# ---------------------------------------------------------------------------------------------
+
+_ELX_LINE = re.compile(r"^\s*\((\w+)\s+(.*)\)\s*$")
+
+
+def _is_elastix_file(path: Path) -> bool:
+    if path.suffix.lower() != ".txt":
+        return False
+    try:
+        head = path.read_text(errors="replace")[:4000]
+    except OSError:
+        return False
+    return "(Transform " in head and "(TransformParameters" in head
+
+
+def _parse_elastix(path: Path) -> dict[str, list[Any]]:
+    params: dict[str, list[Any]] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.split("//", 1)[0]
+        m = _ELX_LINE.match(line)
+        if not m:
+            continue
+        key, raw = m.groups()
+        values: list[Any] = []
+        for tok in re.findall(r'"[^"]*"|\S+', raw):
+            if tok.startswith('"'):
+                values.append(tok.strip('"'))
+            else:
+                try:
+                    values.append(float(tok))
+                except ValueError:
+                    values.append(tok)
+        params[key] = values
+    return params
+
+
+def _read_elastix(path: Path) -> Any:
+    """Build a SimpleITK transform from an elastix TransformParameters file (fixed -> moving)."""
+    sitk = _sitk()
+    p = _parse_elastix(path)
+
+    def need(key: str) -> list[Any]:
+        if key not in p:
+            raise TransformError(f"{path}: elastix field ({key} ...) is missing")
+        return p[key]
+
+    kind = str(need("Transform")[0])
+    dim = int(need("FixedImageDimension")[0])
+    if dim not in (2, 3):
+        raise TransformError(f"{path}: FixedImageDimension {dim} is not 2 or 3")
+    params = np.asarray(need("TransformParameters"), dtype=float)
+    center = np.asarray(p.get("CenterOfRotationPoint", [0.0] * dim), dtype=float)
+    if kind == "TranslationTransform":
+        t = sitk.TranslationTransform(dim, tuple(params[:dim]))
+    elif kind == "EulerTransform":
+        if dim == 2:
+            t = sitk.Euler2DTransform(tuple(center), float(params[0]), tuple(params[1:3]))
+        else:
+            t = sitk.Euler3DTransform()
+            t.SetCenter(tuple(center))
+            zyx = str(p.get("ComputeZYX", ["false"])[0]).lower() == "true"
+            t.SetComputeZYX(zyx)
+            t.SetRotation(*[float(v) for v in params[:3]])
+            t.SetTranslation(tuple(params[3:6]))
+    elif kind == "SimilarityTransform":
+        if dim == 2:
+            t = sitk.Similarity2DTransform(float(params[0]), float(params[1]), tuple(params[2:4]), tuple(center))
+        else:
+            t = sitk.Similarity3DTransform()
+            t.SetCenter(tuple(center))
+            t.SetParameters(tuple(params[:7]))
+    elif kind == "AffineTransform":
+        a = params[: dim * dim].reshape(dim, dim)
+        t = sitk.AffineTransform(dim)
+        t.SetCenter(tuple(center))
+        t.SetMatrix(tuple(a.reshape(-1)))
+        t.SetTranslation(tuple(params[dim * dim : dim * dim + dim]))
+    else:
+        raise TransformError(
+            f"{path}: elastix transform {kind!r} is not supported here (Translation, Euler, Similarity, "
+            "Affine are); apply it with transformix, or export it as an ITK transform"
+        )
+    initial = p.get("InitialTransformParametersFileName", ["NoInitialTransform"])[0]
+    if initial not in ("NoInitialTransform", "", None):
+        ipath = Path(str(initial))
+        if not ipath.is_absolute():
+            ipath = path.parent / ipath
+        if not ipath.is_file():
+            raise TransformError(
+                f"{path}: InitialTransformParametersFileName {initial!r} not found; keep the chain's files together"
+            )
+        first = _read_elastix(ipath)
+        # elastix: T(x) = T_this(T_initial(x)) when HowToCombineTransforms is Compose
+        how = str(p.get("HowToCombineTransforms", ["Compose"])[0])
+        if how != "Compose":
+            raise TransformError(f"{path}: HowToCombineTransforms {how!r} is not supported (only Compose)")
+        t = sitk.CompositeTransform([t, first])
+    return t
+
+
+def points_array(points: Any, dimension: int, what: str = "points") -> np.ndarray:
+    """Validate a ``(n, dimension)`` point array in mm (private helper shared across modules)."""
+    arr = np.asarray(points, dtype=float)
+    if arr.ndim != 2 or arr.shape[1] != dimension:
+        raise TransformError(
+            f"{what} must be an (n, {dimension}) array of (x, y[, z]) rows in mm, got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)):
+        raise TransformError(f"{what} contain NaN or infinity")
+    return arr
+
