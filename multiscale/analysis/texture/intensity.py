@@ -43,6 +43,11 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
 
 
+def _bincount(groups: np.ndarray, weights: np.ndarray | None = None, minlength: int = 0) -> np.ndarray:
+    """``numpy.bincount`` that always returns float64 (also for empty input)."""
+    return np.bincount(groups, weights=weights, minlength=minlength).astype(float)
+
+
 def _grouped_percentile(sorted_values: np.ndarray, starts: np.ndarray, counts: np.ndarray, p: float) -> np.ndarray:
     """Linear-interpolation percentile (numpy's default) per group of a group-sorted array."""
     out = np.full(counts.shape, np.nan)
@@ -85,13 +90,13 @@ def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
     """
     v = np.asarray(values, dtype=float).ravel()
     g = np.asarray(groups, dtype=np.int64).ravel()
-    n = np.bincount(g, minlength=n_groups).astype(float)
-    s1 = np.bincount(g, weights=v, minlength=n_groups)
+    n = _bincount(g, minlength=n_groups).astype(float)
+    s1 = _bincount(g, weights=v, minlength=n_groups)
     mean = _divide(s1, n)
     dev = v - mean[g]
-    m2 = _divide(np.bincount(g, weights=dev**2, minlength=n_groups), n)
-    m3 = _divide(np.bincount(g, weights=dev**3, minlength=n_groups), n)
-    m4 = _divide(np.bincount(g, weights=dev**4, minlength=n_groups), n)
+    m2 = _divide(_bincount(g, weights=dev**2, minlength=n_groups), n)
+    m3 = _divide(_bincount(g, weights=dev**3, minlength=n_groups), n)
+    m4 = _divide(_bincount(g, weights=dev**4, minlength=n_groups), n)
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.where(m2 > 0, m3 / np.where(m2 > 0, m2, 1) ** 1.5, 0.0)
         kurt = np.where(m2 > 0, m4 / np.where(m2 > 0, m2, 1) ** 2 - 3.0, 0.0)
@@ -113,15 +118,15 @@ def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
     vmin[ok] = sv[starts[ok]]
     vmax[ok] = sv[starts[ok] + counts[ok] - 1]
 
-    mad = _divide(np.bincount(g, weights=np.abs(dev), minlength=n_groups), n)
+    mad = _divide(_bincount(g, weights=np.abs(dev), minlength=n_groups), n)
     inner = (v >= p10[g]) & (v <= p90[g])
-    n_in = np.bincount(g[inner], minlength=n_groups).astype(float)
-    mean_in = _divide(np.bincount(g[inner], weights=v[inner], minlength=n_groups), n_in)
+    n_in = _bincount(g[inner], minlength=n_groups).astype(float)
+    mean_in = _divide(_bincount(g[inner], weights=v[inner], minlength=n_groups), n_in)
     rmad = _divide(
-        np.bincount(g[inner], weights=np.abs(v[inner] - mean_in[g[inner]]), minlength=n_groups), n_in
+        _bincount(g[inner], weights=np.abs(v[inner] - mean_in[g[inner]]), minlength=n_groups), n_in
     )
-    medad = _divide(np.bincount(g, weights=np.abs(v - median[g]), minlength=n_groups), n)
-    energy = np.bincount(g, weights=v * v, minlength=n_groups)
+    medad = _divide(_bincount(g, weights=np.abs(v - median[g]), minlength=n_groups), n)
+    energy = _bincount(g, weights=v * v, minlength=n_groups)
     energy[~ok] = np.nan
     rms = np.sqrt(_divide(energy, n))
     return {
