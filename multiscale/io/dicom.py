@@ -414,7 +414,7 @@ def read_dicom(
     Examples
     --------
     >>> ct = read_dicom("STS_019/CT/image")  # doctest: +SKIP
-    >>> ct.attrs["units"]
+    >>> ct.attrs["units"]  # doctest: +SKIP
     'HU'
     """
     import dask.array as da

@@ -168,7 +168,7 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     --------
     >>> from multiscale.io import load
     >>> pet = load("STS_019/PET/image", suv=True)  # doctest: +SKIP
-    >>> pet.attrs["units"]
+    >>> pet.attrs["units"]  # doctest: +SKIP
     'SUVbw'
     """
     kind = sniff(path)

@@ -49,7 +49,7 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     Examples
     --------
     >>> d = describe("CT_image.nii.gz")  # doctest: +SKIP
-    >>> d["dims"], d["units"]
+    >>> d["dims"], d["units"]  # doctest: +SKIP
     (('z', 'y', 'x'), '')
     """
     from multiscale.image import direction, is_spatial_image, origin, spacing, spatial_dims
@@ -110,7 +110,7 @@ def format_info(info: dict[str, Any]) -> str:
     --------
     >>> print(format_info({"path": "a.nii", "format": "nifti", "dims": ("y", "x"), "shape": (2, 3),
     ...                    "spatial_dims": ("y", "x"), "spacing": (0.5, 0.5), "origin": (0.0, 0.0),
-    ...                    "size_on_disk": 400, "warnings": []}).splitlines()[3])
+    ...                    "size_on_disk": 400, "warnings": []}).splitlines()[2])
     shape: y=2 x=3
     """
     lines = [f"file: {info.get('path', '')}", f"format: {info.get('format', '')}"]
@@ -128,7 +128,7 @@ def format_info(info: dict[str, Any]) -> str:
     if "origin" in info:
         lines.append("origin (mm): " + " ".join(f"{d}={v:.6g}" for d, v in zip(sd, info["origin"])))
     if "direction" in info:
-        lines.append("direction (zyx): " + "; ".join(" ".join(f"{v:g}" for v in row) for row in info["direction"]))
+        lines.append("direction (zyx): " + "; ".join(" ".join(f"{v + 0.0:g}" for v in row) for row in info["direction"]))
     if "units" in info:
         lines.append(f"units: {info['units'] or '(none)'}")
     if info.get("channels") is not None:

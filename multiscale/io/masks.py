@@ -98,7 +98,7 @@ def read_label_image(
     Examples
     --------
     >>> mask = read_label_image("CT_mask.nii.gz", reference=ct)  # doctest: +SKIP
-    >>> mask.attrs["aspect"]
+    >>> mask.attrs["aspect"]  # doctest: +SKIP
     'mask'
     """
     from .dispatch import load

@@ -88,7 +88,7 @@ def read_nifti(
     Examples
     --------
     >>> img = read_nifti("CT_image.nii.gz", modality="CT")  # doctest: +SKIP
-    >>> img.dims
+    >>> img.dims  # doctest: +SKIP
     ('z', 'y', 'x')
     """
     import nibabel as nib

@@ -156,7 +156,7 @@ def read_tiff(
     Examples
     --------
     >>> img = read_tiff("2010-06_18x24y5z5t2c8b-text.ome.tiff")  # doctest: +SKIP
-    >>> img.dims
+    >>> img.dims  # doctest: +SKIP
     ('t', 'c', 'z', 'y', 'x')
     """
     import dask.array as da
@@ -311,7 +311,7 @@ def read_plain_image(path: str | os.PathLike, *, spacing: Any = None, modality: 
     Examples
     --------
     >>> img = read_plain_image("slide.png", spacing=0.0005)  # doctest: +SKIP
-    >>> img.coords["c"].values.tolist()
+    >>> img.coords["c"].values.tolist()  # doctest: +SKIP
     ['R', 'G', 'B']
     """
     from PIL import Image, UnidentifiedImageError

@@ -118,7 +118,7 @@ def lean_body_mass(weight_kg: float, height_cm: float, sex: str, formula: str = 
     Examples
     --------
     >>> round(lean_body_mass(70.0, 175.0, "M", "janma"), 3)
-    56.155
+    55.857
     """
     w, h = float(weight_kg), float(height_cm)
     f = formula.lower()
