@@ -33,25 +33,19 @@ def example_study_path() -> Path:
 
 
 def ensure_example_data(size: str = "full", seed: int = 0, progress: Any = print) -> Path:
-    """Generate the example study's data into ``example_datasets/generated`` unless it is there at ``size``.
+    """Generate the example study's data into ``example_datasets/generated`` unless it is there.
 
-    A stamp file (``generated/.demo-size``) records the size and seed of what is there, so
-    asking for another size regenerates.
+    The generator's manifest records the seed and size; data of another size or seed (or
+    edited files) are regenerated.
     """
-    from example_datasets.generate import generate
+    from example_datasets.generate import generate, study_is_complete
 
     folder = example_study_path().parent / "generated"
-    stamp = folder / ".demo-size"
-    wanted = f"{size} seed={seed}"
-    if stamp.is_file() and stamp.read_text().strip() == wanted and (folder / "ground_truth.json").is_file():
+    if study_is_complete(folder, seed=seed, size=size):
         return folder
     if progress:
         progress(f"generating the example study ({size}, seed {seed}) into {folder} ...")
-    generate(folder, seed=seed, size=size)
-    tmp = stamp.with_name(stamp.name + ".tmp")
-    tmp.write_text(wanted + "\n")
-    os.replace(tmp, stamp)
-    return folder
+    return generate(folder, seed=seed, size=size, overwrite=True)
 
 
 def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
@@ -78,6 +72,12 @@ def _run(study_path: Path, output: str | None, workers: int | None, scheduler: s
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     client = cluster = None
+    if resume and not in_process:
+        from multiscale.pipeline.tasks import subject_is_complete
+
+        out = Path(output).expanduser().resolve() if output else study.output
+        if all(subject_is_complete(study, s, out) for s in study.select(list(subjects) if subjects else None)):
+            in_process = True  # nothing to compute: no cluster needed
     if not in_process:
         client, cluster = _client(workers, scheduler)
         where = scheduler or f"LocalCluster with {len(client.scheduler_info()['workers'])} worker process(es)"

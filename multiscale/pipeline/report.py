@@ -175,7 +175,7 @@ def _checker_figure(name: str, reg: Mapping[str, Any]) -> bytes:
 
 def _radial_figure(table: pd.DataFrame, analysis: str, map_name: str, region: str) -> bytes | None:
     plt = _plt()
-    t = table[(table.analysis == analysis) & (table.map == map_name) & (table.region == region)]
+    t = table[(table.analysis == analysis) & (table["map"] == map_name) & (table.region == region)]
     mean = t[t.metric == "shell_mean"].sort_values("bin")
     if mean.empty:
         return None
@@ -358,7 +358,7 @@ def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
         fig, ax = plt.subplots(figsize=(4.8, 3.4))
         for sid, ts in t.groupby("subject", sort=False):
             ts = ts.sort_values("bin")
-            d = table[(table.subject == sid) & (table.analysis == analysis) & (table.map == map_name)
+            d = table[(table.subject == sid) & (table.analysis == analysis) & (table["map"] == map_name)
                       & (table.region == region) & (table.metric == "shell_depth_mm")].sort_values("bin")
             x = d["value"].to_numpy() if len(d) == len(ts) else ts["bin"].to_numpy()
             ax.plot(x, ts["value"].to_numpy(), "o-", ms=3, label=str(sid))

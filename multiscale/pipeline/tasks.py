@@ -183,30 +183,52 @@ def _identity(dim: int) -> Any:
 
 
 def _load_truth(path: Path, key: str, dim: int) -> Any:
-    """The ground-truth transform ``key`` in a JSON file (ITK convention, fixed -> moving points)."""
+    """The ground-truth transform ``key`` of a JSON file (ITK convention: fixed -> moving points).
+
+    ``key`` is a dotted path (``transforms.pet_to_mri``; a bare name is also looked up under
+    ``transforms``). The entry is a transform file name, ``{"file": ...}``, a homogeneous matrix
+    (``matrix_4x4`` / ``matrix_3x3``, acting on column vectors ``(x, y[, z], 1)``), or
+    ``matrix`` + ``translation[_mm]`` (+ ``center``/``centre_mm``).
+    """
     import json
+
+    import SimpleITK as sitk
 
     from multiscale.registration import Transform
 
     data = json.loads(Path(path).read_text())
-    node = data
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(f"{path}: no ground-truth transform {key!r}; keys are {list(node) if isinstance(node, Mapping) else []}")
-        node = node[part]
+
+    def find(root: Any, parts: list[str]) -> Any:
+        node = root
+        for part in parts:
+            if not isinstance(node, Mapping) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    node = find(data, key.split("."))
+    if node is None and isinstance(data.get("transforms"), Mapping):
+        node = find(data["transforms"], key.split("."))
+    if node is None:
+        keys = sorted(data.get("transforms", data)) if isinstance(data, Mapping) else []
+        raise KeyError(f"{path}: no ground-truth transform {key!r}; transforms are {keys}")
     if isinstance(node, str):
         return Transform.load(Path(path).parent / node)
-    import SimpleITK as sitk
-
     if "file" in node:
         return Transform.load(Path(path).parent / node["file"])
-    matrix = np.asarray(node.get("matrix", np.eye(dim)), dtype=float).reshape(dim, dim)
-    translation = np.asarray(node.get("translation", np.zeros(dim)), dtype=float)
+    hkey = f"matrix_{dim + 1}x{dim + 1}"
+    if hkey in node:
+        h = np.asarray(node[hkey], dtype=float).reshape(dim + 1, dim + 1)
+        matrix, translation, centre = h[:dim, :dim], h[:dim, dim], None
+    else:
+        matrix = np.asarray(node.get("matrix", np.eye(dim)), dtype=float).reshape(dim, dim)
+        translation = np.asarray(node.get("translation", node.get("translation_mm", np.zeros(dim))), dtype=float)
+        centre = node.get("center", node.get("centre_mm"))
     t = sitk.AffineTransform(dim)
-    t.SetMatrix(tuple(matrix.reshape(-1)))
-    t.SetTranslation(tuple(translation))
-    if "center" in node:
-        t.SetCenter(tuple(float(v) for v in node["center"]))
+    if centre is not None:
+        t.SetCenter(tuple(float(v) for v in centre))
+    t.SetMatrix(tuple(float(v) for v in matrix.reshape(-1)))
+    t.SetTranslation(tuple(float(v) for v in translation))
     return Transform(t, {"kind": "ground truth", "file": str(path), "key": key})
 
 

@@ -1,0 +1,173 @@
+"""Running studies end to end: outputs, failure isolation, resume, ground-truth checks, LocalCluster."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+from multiscale import image as mi
+from multiscale.pipeline.provenance import file_sha256
+from multiscale.pipeline.results import COLUMNS
+from multiscale.pipeline.runner import run_study
+from multiscale.pipeline.study import load_study
+from multiscale.pipeline.tasks import SUCCESS_FILE
+
+from ._study_data import SHIFTS, make_study
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """A 3-subject study run once in this process; shared by the read-only checks below."""
+    root = tmp_path_factory.mktemp("three")
+    path = make_study(root)
+    run = run_study(path, progress=None)
+    return root, path, run
+
+
+def test_three_subjects_run_end_to_end(three):
+    root, path, run = three
+    assert run.completed == ["s1", "s2", "s3"] and not run.failed
+    out = root / "out"
+    table = pd.read_parquet(out / "results.parquet")
+    assert list(table.columns[: len(COLUMNS)]) == list(COLUMNS)
+    assert sorted(table.subject.unique()) == ["s1", "s2", "s3"]
+    csv = pd.read_csv(out / "results.csv")
+    assert len(csv) == len(table)
+    # one row per subject x region x map x metric (x shell for profiles)
+    keys = ["subject", "region", "map", "analysis", "metric", "bin"]
+    assert not table.duplicated(keys).any()
+    means = table[(table.metric == "shell_mean")]
+    assert set(means.units) == {"SUVbw"} and set(means.region) == {"tumour"}
+    # the designed PET is high at the rim and falls towards the core, in every subject
+    for sid, t in means.groupby("subject"):
+        v = t.sort_values("bin").value.to_numpy()
+        assert v[0] > v[-1], (sid, v)
+    # the subject table is the cohort table's slice
+    sub = pd.read_parquet(out / "subjects" / "s2" / "results.parquet")
+    pd.testing.assert_frame_equal(sub.reset_index(drop=True),
+                                  table[table.subject == "s2"].reset_index(drop=True), check_dtype=False)
+
+
+def test_outputs_maps_transforms_provenance(three):
+    root, path, run = three
+    folder = root / "out" / "subjects" / "s1"
+    from multiscale import io
+
+    maps = io.load(folder / "maps" / "mri.ome.zarr")
+    mri = io.load(root / "data" / "s1" / "mri.nii.gz")
+    assert [str(c) for c in maps.coords["c"].values] == ["mri", "pet", "mask:tumour"]
+    assert mi.same_grid(maps.isel(c=0, drop=True), mri)
+    np.testing.assert_allclose(np.asarray(maps.sel(c="mri")), np.asarray(mri), rtol=1e-6)
+    # the transform file maps MRI points to PET points like the registration did
+    t = sitk.ReadTransform(str(folder / "transforms" / "pet_to_mri.tfm"))
+    assert t.GetDimension() == 3
+    prov = json.loads((folder / "provenance.json").read_text())
+    data = root / "data" / "s1"
+    assert prov["inputs"][str(data / "pet.nii.gz")] == file_sha256(data / "pet.nii.gz")
+    assert {"load-mri", "register-pet_to_mri", "resample-pet", "analysis-pet_radial"} <= set(prov["timings_s"])
+    assert prov["packages"]["numpy"] == np.__version__
+    marker = json.loads((folder / SUCCESS_FILE).read_text())
+    assert all((folder / f).exists() for f in marker["outputs"])
+    study_prov = json.loads((root / "out" / "provenance.json").read_text())
+    assert [s["status"] for s in study_prov["statuses"]] == ["completed"] * 3
+
+
+def test_report_is_self_contained_and_holds_every_subject(three):
+    root, path, run = three
+    html = (root / "out" / "report.html").read_text()
+    srcs = re.findall(r'src="([^"]*)"', html)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "<link" not in html and "<script" not in html
+    for sid in ("s1", "s2", "s3"):
+        assert f"id='{sid}'" in html
+    # per subject: overlay, registration checkerboard, radial profile; plus the cohort figures
+    assert len(srcs) == 3 * 3 + 2
+    sub = (root / "out" / "subjects" / "s3" / "report.html").read_text()
+    assert sub.count("data:image/png;base64,") == 3
+
+
+def test_registration_against_ground_truth_is_reported(three):
+    root, path, run = three
+    for sid in ("s1", "s2", "s3"):
+        reg = json.loads((root / "out" / "subjects" / sid / "registration.json").read_text())
+        q = reg["pet_to_mri"]["quality"]
+        # PET voxels are 1 mm and the design shifts are <= 0.5 mm: a rigid registration must land
+        # within half a PET voxel of the true translation everywhere on the lattice
+        assert q["truth_error_max_mm"] < 0.5, (sid, q)
+
+
+def test_truth_error_is_the_distance_between_transforms(tmp_path):
+    # a transform read from a file: exactly the truth (error 0), or the truth plus 1 mm in x (error 1)
+    for offset, expected in ((0.0, 0.0), (1.0, 1.0)):
+        root = tmp_path / f"o{offset}"
+        root.mkdir()
+        sx, sy, sz = SHIFTS["s1"]
+        sitk.WriteTransform(sitk.TranslationTransform(3, (sx + offset, sy, sz)), str(root / "t.tfm"))
+        path = make_study(root, subjects=("s1",), method="file", extra='transform: "t.tfm", ')
+        run = run_study(path, progress=None)
+        assert run.completed == ["s1"], run.failed
+        q = json.loads((root / "out" / "subjects" / "s1" / "registration.json").read_text())["pet_to_mri"]["quality"]
+        assert q["truth_error_mean_mm"] == pytest.approx(expected, abs=1e-9)
+        assert q["truth_error_max_mm"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_broken_subject_is_reported_and_the_others_complete(tmp_path):
+    path = make_study(tmp_path, method="identity")
+    broken = tmp_path / "data" / "s2" / "pet.nii.gz"
+    broken.write_bytes(b"this is not a NIfTI file")
+    run = run_study(path, progress=None)
+    assert run.completed == ["s1", "s3"]
+    assert list(run.failed) == ["s2"]
+    assert "pet.nii.gz" in run.failed["s2"]
+    assert not (tmp_path / "out" / "subjects" / "s2").exists()  # nothing half-written
+    table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert sorted(table.subject.unique()) == ["s1", "s3"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Failed subjects" in html and "pet.nii.gz" in html
+    leftovers = [p.name for p in (tmp_path / "out" / "subjects").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_resume_recomputes_nothing_that_is_complete(tmp_path):
+    path = make_study(tmp_path, method="identity")
+    first = run_study(path, progress=None)
+    assert first.completed == ["s1", "s2", "s3"]
+    subjects = tmp_path / "out" / "subjects"
+    stamps = {s: (subjects / s / SUCCESS_FILE).stat().st_mtime_ns for s in ("s1", "s2", "s3")}
+    maps = {s: (subjects / s / "results.parquet").stat().st_mtime_ns for s in ("s1", "s2", "s3")}
+    again = run_study(path, resume=True, progress=None)
+    assert again.completed == [] and again.skipped == ["s1", "s2", "s3"]
+    assert {s: (subjects / s / SUCCESS_FILE).stat().st_mtime_ns for s in stamps} == stamps
+    assert {s: (subjects / s / "results.parquet").stat().st_mtime_ns for s in maps} == maps
+    # a changed input makes that subject (and only it) incomplete
+    from ._study_data import make_subject
+
+    make_subject(tmp_path / "data" / "s3", seed=42, shift=SHIFTS["s3"])
+    third = run_study(path, resume=True, progress=None)
+    assert third.completed == ["s3"] and third.skipped == ["s1", "s2"]
+    assert (subjects / "s1" / SUCCESS_FILE).stat().st_mtime_ns == stamps["s1"]
+    # the cohort table still holds all three subjects
+    assert sorted(pd.read_parquet(tmp_path / "out" / "results.parquet").subject.unique()) == ["s1", "s2", "s3"]
+    # a failed subject is retried by resume; a half-written folder never counts as complete
+    (subjects / "s1" / SUCCESS_FILE).unlink()
+    fourth = run_study(path, resume=True, subjects=["s1", "s2"], progress=None)
+    assert fourth.completed == ["s1"] and fourth.skipped == ["s2"]
+
+
+def test_study_runs_on_a_localcluster_with_two_workers(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    path = make_study(tmp_path, method="identity")
+    # processes=False: two worker threads-in-process keep this test quick; the CLI test uses processes
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+        assert len(client.scheduler_info()["workers"]) == 2
+        (tmp_path / "data" / "s1" / "tumour.nii.gz").write_bytes(b"\x00" * 10)
+        run = run_study(load_study(path), client=client, progress=None)
+    assert sorted(run.completed) == ["s2", "s3"]
+    assert list(run.failed) == ["s1"] and "tumour.nii.gz" in run.failed["s1"]
+    assert sorted(pd.read_parquet(tmp_path / "out" / "results.parquet").subject.unique()) == ["s2", "s3"]
