@@ -115,9 +115,17 @@ def window_reduce(
     if mz_start.size == 0 or lo.size == 0:
         return out
     if _use_numba(engine):
-        _window_reduce_nb(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out)
+        _window_reduce_nb(_ro(mz_buf), mz_start, _ro(int_buf), int_start, length, lo, hi, code, out)
         return out
     return _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out)
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    """A read-only view, so that numba compiles one specialisation per dtype, not two."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
 
 def _use_numba(engine: str) -> bool:
@@ -173,7 +181,7 @@ def spectrum_stats(int_buf: np.ndarray, int_start: np.ndarray, length: np.ndarra
     if int_start.size == 0:
         return out
     if _use_numba(engine):
-        _spectrum_stats_nb(int_buf, int_start, length, out)
+        _spectrum_stats_nb(_ro(int_buf), int_start, length, out)
         return out
     for i in range(int_start.size):
         v = np.asarray(int_buf[int_start[i] : int_start[i] + length[i]], dtype=np.float64)

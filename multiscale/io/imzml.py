@@ -309,7 +309,7 @@ class MSIDataset:
                 f"y={yy + self._y0}, z={self._z_values[zz]} ({int((occupied > 1).sum())} positions repeat); "
                 "images keep the last spectrum written at each position",
                 ImzMLWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         dx, dy = h.get("pixel_size_x_mm"), h.get("pixel_size_y_mm")
         if dx is None and dy is not None:
@@ -323,7 +323,7 @@ class MSIDataset:
                 "1 mm per pixel and attrs['spacing_known'] = False; add the pixel size to the imzML or set "
                 "the image coords yourself",
                 ImzMLWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
             dx = dy = 1.0
         self.pixel_size = (float(dy), float(dx))
@@ -335,7 +335,7 @@ class MSIDataset:
                     f"{self.path}: {self._nz} z positions but the imzML records no slice distance; "
                     f"using the x pixel size ({dx} mm); pass z_spacing= (mm) to read_imzml",
                     ImzMLWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
                 z_spacing = dx
             if z_spacing <= 0:
