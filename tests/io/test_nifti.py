@@ -1,0 +1,218 @@
+"""NIfTI (nibabel) and NRRD/MHA (SimpleITK): RAS to LPS once, scaling, endianness, units, round trips, bad input."""
+
+from __future__ import annotations
+
+import gzip
+
+import nibabel as nib
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from multiscale.image import direction, index_to_world, origin, spacing, spatial_image
+from multiscale.io import load, save
+from multiscale.io._common import LoadError
+from multiscale.io.medical import read_nifti
+
+
+def _write(path, data, affine, **hdr):
+    img = nib.Nifti1Image(data, affine)
+    for k, v in hdr.items():
+        img.header[k] = v
+    img.header.set_sform(affine, code=1)
+    img.header.set_qform(affine, code=1)
+    nib.save(img, str(path))
+    return path
+
+
+def _data(shape=(6, 5, 4)):
+    i, j, k = np.meshgrid(*[np.arange(s) for s in shape], indexing="ij")
+    return (100 * k + 10 * j + i).astype(np.int16)  # nibabel (i, j, k) order
+
+
+def test_ras_affine_becomes_lps_geometry(tmp_path):
+    aff = np.array([[-2.0, 0, 0, 50.0], [0, -3.0, 0, 60.0], [0, 0, 4.0, -70.0], [0, 0, 0, 1]])
+    data = _data()
+    img = load(_write(tmp_path / "a.nii", data, aff))
+    assert img.dims == ("z", "y", "x")
+    np.testing.assert_array_equal(img.values, data.transpose(2, 1, 0))
+    assert spacing(img) == pytest.approx((4.0, 3.0, 2.0))
+    assert origin(img) == pytest.approx((-70.0, -60.0, -50.0))  # LPS: x and y negated
+    np.testing.assert_allclose(direction(img), np.eye(3))
+
+
+def test_world_coordinates_agree_with_nibabel_affine_for_oblique_and_flipped(tmp_path):
+    c, s = np.cos(0.3), np.sin(0.3)
+    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]]) @ np.diag([1.0, -1.0, 1.0])  # flipped y too
+    aff = np.eye(4)
+    aff[:3, :3] = rot @ np.diag([1.5, 2.0, 2.5])
+    aff[:3, 3] = [10.0, -5.0, 3.0]
+    img = load(_write(tmp_path / "o.nii.gz", _data(), aff))
+    rng = np.random.default_rng(1)
+    ijk = rng.uniform(0, 4, size=(20, 3))
+    ras = nib.affines.apply_affine(aff, ijk)
+    lps = ras * [-1, -1, 1]
+    np.testing.assert_allclose(index_to_world(img, ijk[:, ::-1]), lps[:, ::-1], atol=1e-5)
+    # the same file read by SimpleITK (an independent LPS reader)
+    s_img = sitk.ReadImage(str(tmp_path / "o.nii.gz"))
+    for p in ijk[:3]:
+        np.testing.assert_allclose(index_to_world(img, p[::-1], xyz=False)[::-1],
+                                   s_img.TransformContinuousIndexToPhysicalPoint(p.tolist()), atol=1e-4)
+
+
+def test_scl_slope_and_inter_applied(tmp_path):
+    img = nib.Nifti1Image(_data(), np.eye(4))
+    img.header.set_slope_inter(0.5, -3.0)
+    nib.save(img, str(tmp_path / "s.nii"))
+    out = load(tmp_path / "s.nii")
+    np.testing.assert_allclose(out.values, _data().transpose(2, 1, 0) * 0.5 - 3.0)
+
+
+def test_big_endian_written_here(tmp_path):
+    data = _data().astype(">i2")
+    hdr = nib.Nifti1Header(endianness=">")
+    img = nib.Nifti1Image(data, np.diag([-1.0, -1.0, 1.0, 1.0]), header=hdr)
+    nib.save(img, str(tmp_path / "be.nii"))
+    assert (tmp_path / "be.nii").read_bytes()[:4] == (348).to_bytes(4, "big")
+    out = load(tmp_path / "be.nii")
+    assert out.dtype.isnative
+    np.testing.assert_array_equal(out.values, _data().transpose(2, 1, 0))
+
+
+def test_micron_units_converted_to_mm(tmp_path):
+    img = nib.Nifti1Image(_data(), np.diag([-20.0, -20.0, 50.0, 1.0]))
+    img.header.set_xyzt_units("micron")
+    nib.save(img, str(tmp_path / "u.nii"))
+    assert spacing(load(tmp_path / "u.nii")) == pytest.approx((0.05, 0.02, 0.02))
+
+
+def test_4d_gets_time_dim(tmp_path):
+    data = np.stack([_data(), _data() + 1], axis=-1)
+    out = load(_write(tmp_path / "t.nii.gz", data, np.diag([-1.0, -1.0, 2.0, 1.0])))
+    assert out.dims == ("t", "z", "y", "x")
+    np.testing.assert_array_equal(out.values[1], _data().transpose(2, 1, 0) + 1)
+
+
+def test_round_trip_keeps_geometry_and_attrs(tmp_path):
+    d = np.array([[0, 0, 1.0], [0, 1.0, 0], [-1.0, 0, 0]])  # a rotation in zyx order
+    img = spatial_image(np.arange(60, dtype=np.float32).reshape(3, 4, 5), spacing=(2.0, 0.5, 0.25),
+                        origin=(1.0, 2.0, 3.0), direction=d, modality="MR", units="ms", agent="Gd-DTPA")
+    for name in ("r.nii.gz", "r.nii", "r.nrrd", "r.mha"):
+        back = load(save(img, tmp_path / name))
+        np.testing.assert_array_equal(back.values, img.values)
+        assert spacing(back) == pytest.approx(spacing(img))
+        assert origin(back) == pytest.approx(origin(img))
+        np.testing.assert_allclose(direction(back), d, atol=1e-6)
+        assert (back.attrs["modality"], back.attrs["units"], back.attrs["agent"]) == ("MR", "ms", "Gd-DTPA")
+    # what SimpleITK reads from our NIfTI is the same LPS geometry
+    s_img = sitk.ReadImage(str(tmp_path / "r.nii.gz"))
+    np.testing.assert_allclose(s_img.GetOrigin(), origin(img)[::-1], atol=1e-5)
+    np.testing.assert_allclose(s_img.GetSpacing(), spacing(img)[::-1], atol=1e-6)
+
+
+def test_save_is_atomic_no_temporary_left(tmp_path):
+    img = spatial_image(np.zeros((2, 3, 4), np.float32), spacing=1.0)
+    save(img, tmp_path / "x.nii.gz")
+    save(img, tmp_path / "x.nii.gz")  # overwrite
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.nii.gz"]
+
+
+def test_truncated_uncompressed(tmp_path):
+    p = _write(tmp_path / "cut.nii", _data(), np.eye(4))
+    p.write_bytes(p.read_bytes()[:-50])
+    with pytest.raises(LoadError) as err:
+        load(p)
+    assert "cut.nii" in str(err.value) and "truncated" in str(err.value)
+
+
+def test_truncated_gzip(tmp_path):
+    p = _write(tmp_path / "cut.nii.gz", np.random.default_rng(0).normal(size=(20, 20, 20)).astype(np.float32),
+               np.eye(4))
+    raw = p.read_bytes()
+    p.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(LoadError) as err:
+        load(p)
+    assert "cut.nii.gz" in str(err.value) and "voxel data" in str(err.value)
+
+
+def test_corrupt_gzip_header(tmp_path):
+    p = tmp_path / "bad.nii.gz"
+    p.write_bytes(b"\x1f\x8b" + b"garbage" * 20)
+    with pytest.raises(LoadError, match="bad.nii.gz"):
+        load(p)
+
+
+def test_zero_spacing(tmp_path):
+    aff = np.diag([-1.0, -1.0, 0.0, 1.0])
+    img = nib.Nifti1Image(_data(), None)
+    img.header.set_sform(aff, code=1)
+    img.header.set_qform(None, code=0)
+    p = tmp_path / "z.nii"
+    nib.save(img, str(p))
+    with pytest.raises(LoadError) as err:
+        load(p)
+    assert "z.nii" in str(err.value) and "zero" in str(err.value) and "spacing=" in str(err.value)
+
+
+def test_non_orthonormal_direction(tmp_path):
+    aff = np.array([[-1.0, 0.5, 0, 0], [0, -1.0, 0, 0], [0, 0, 1.0, 0], [0, 0, 0, 1]])
+    p = _write(tmp_path / "shear.nii", _data(), aff)
+    with pytest.raises(LoadError) as err:
+        load(p)
+    assert "shear.nii" in str(err.value) and "sform" in str(err.value) and "not orthonormal" in str(err.value)
+
+
+def test_spacing_override(tmp_path):
+    p = _write(tmp_path / "o.nii", _data(), np.diag([-1.0, -1.0, 1.0, 1.0]))
+    assert spacing(read_nifti(p, spacing=(3.0, 0.2, 0.1))) == pytest.approx((3.0, 0.2, 0.1))
+
+
+def test_nrrd_label_image_via_simpleitk(tmp_path):
+    arr = np.zeros((3, 4, 5), np.uint8)
+    arr[1, 1:3, 2:4] = 2
+    s = sitk.GetImageFromArray(arr)
+    s.SetSpacing((0.5, 0.6, 0.7))
+    s.SetOrigin((1.0, 2.0, 3.0))
+    sitk.WriteImage(s, str(tmp_path / "m.nrrd"))
+    img = load(tmp_path / "m.nrrd")
+    np.testing.assert_array_equal(img.values, arr)
+    assert spacing(img) == pytest.approx((0.7, 0.6, 0.5))
+    assert origin(img) == pytest.approx((3.0, 2.0, 1.0))
+
+
+def test_truncated_mha(tmp_path):
+    s = sitk.GetImageFromArray(np.ones((8, 8, 8), np.float32))
+    sitk.WriteImage(s, str(tmp_path / "c.mha"))
+    raw = (tmp_path / "c.mha").read_bytes()
+    (tmp_path / "c.mha").write_bytes(raw[:-100])
+    with pytest.raises(LoadError, match="c.mha"):
+        load(tmp_path / "c.mha")
+
+
+# --- reference data ---------------------------------------------------------------------------
+
+
+def test_big_endian_reference(reference_data):
+    path = reference_data / "nifti" / "anatomical.nii"
+    img = load(path)
+    ref = nib.load(str(path))
+    assert ref.header.endianness == ">"
+    assert img.shape == ref.shape[::-1] and img.dtype.isnative
+    np.testing.assert_array_equal(img.values, np.asarray(ref.dataobj).transpose(2, 1, 0))
+    s_img = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(origin(img)[::-1], s_img.GetOrigin(), atol=1e-5)
+    np.testing.assert_allclose(direction(img)[::-1, ::-1].reshape(-1), s_img.GetDirection(), atol=1e-6)
+
+
+def test_4d_reference(reference_data):
+    img = load(reference_data / "nifti" / "example4d.nii.gz")
+    assert img.dims == ("t", "z", "y", "x") and img.shape == (2, 24, 96, 128)
+    assert spacing(img) == pytest.approx((2.2, 2.0, 2.0), abs=1e-5)
+
+
+def test_gzip_magic_without_nifti_is_reported(tmp_path):
+    p = tmp_path / "x.nii.gz"
+    with gzip.open(p, "wb") as fh:
+        fh.write(b"hello" * 200)
+    with pytest.raises(LoadError, match="does not hold a NIfTI header"):
+        load(p)
