@@ -1,0 +1,583 @@
+"""Voxel-wise texture maps: IBSI matrix features in a sliding kernel, chunk by chunk on dask.
+
+For every voxel of the region of interest, :func:`feature_map` takes the ``(2r + 1)^3`` kernel
+around it (``(2r + 1)^2`` for 2-D images), builds the family's merged matrix from the kernel's own
+voxels and computes its features: one ``c`` channel per feature. The value at a voxel equals the
+family's ``family_features`` on that kernel alone (3-D merged, or 2-D slice-merged for 2-D images),
+with the grey levels of the map's global discretisation.
+
+How it is computed
+------------------
+* The image is discretised once over the whole ROI (fixed bin number over the ROI's minimum and
+  maximum, or fixed bin size from the IBSI minimum anchor), blockwise, so one grey level means one
+  intensity range everywhere in the map.
+* The grey-level volume is split into dask chunks with a halo of ``radius`` voxels
+  (``dask.array.map_overlap``); a numba kernel (``nogil``, so dask threads run in parallel) walks the
+  chunk's ROI voxels, copies each kernel into a small buffer, and calls the same compiled matrix
+  builders and feature formulas as the whole-ROI families. Memory is bounded by the chunk size times
+  the number of features; nothing is materialised for the whole image except the (lazy) result.
+
+Kernel voxels
+-------------
+``masked_kernel=False`` (default): a kernel holds every finite image voxel within it (inside the
+re-segmentation range, if any), whether or not it is in the mask; maps are computed at the mask's
+voxels only. ``masked_kernel=True``: a kernel holds only mask voxels. Voxels beyond the image edge
+never count.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+from numba import njit
+
+from multiscale import image as msi
+from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
+from multiscale.analysis.texture._aggregate import (
+    N_COUNT_FEATURES,
+    border_distance,
+    count_matrix_features,
+    direction_offsets,
+    face_offsets,
+    label_zones,
+    neighbourhood_offsets,
+)
+
+__all__ = ["feature_map", "map_features", "MAP_FAMILIES"]
+
+#: families with voxel maps, and their numba dispatch code
+MAP_FAMILIES: dict[str, int] = {"glcm": 0, "glrlm": 1, "glszm": 2, "gldzm": 3, "ngtdm": 4, "ngldm": 5}
+_MODULES = {"glcm": glcm, "glrlm": glrlm, "glszm": glszm, "gldzm": gldzm, "ngtdm": ngtdm, "ngldm": ngldm}
+_ALIASES = {"cm": "glcm", "rlm": "glrlm", "szm": "glszm", "dzm": "gldzm", "ngt": "ngtdm", "ngl": "ngldm", "gldm": "ngldm"}
+
+#: default dask chunk (voxels per side) when the image is not chunked already
+DEFAULT_CHUNK = 64
+
+
+class _Errors:
+    """Errors and warnings shared with the texture core (imported lazily; fallbacks keep maps usable)."""
+
+    @staticmethod
+    def roi_error() -> type[Exception]:
+        try:
+            from multiscale.analysis.texture._roi import RoiError
+
+            return RoiError
+        except ImportError:  # pragma: no cover - the core is part of the package
+            return ValueError
+
+    @staticmethod
+    def warning() -> type[Warning]:
+        try:
+            from multiscale.analysis.texture._roi import TextureWarning
+
+            return TextureWarning
+        except ImportError:  # pragma: no cover
+            return UserWarning
+
+
+# ---------------------------------------------------------------------------------------------
+# the per-chunk kernel
+# ---------------------------------------------------------------------------------------------
+
+
+@njit(nogil=True, cache=True)
+def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, alpha, sel, out):
+    """Features of every centre voxel's kernel; ``q`` and ``centres`` carry a halo of (rz, ry, rx)."""
+    nzo = out.shape[1]
+    nyo = out.shape[2]
+    nxo = out.shape[3]
+    kz = 2 * rz + 1
+    ky = 2 * ry + 1
+    kx = 2 * rx + 1
+    sub = np.empty((kz, ky, kx), dtype=np.int32)
+    vals = np.empty(32)
+    longest = max(kz, max(ky, kx))
+    n_kernel = kz * ky * kx
+    cm = np.zeros((1, n_levels, n_levels))
+    rl = np.zeros((1, n_levels, longest))
+    rl_cols = np.arange(1, longest + 1).astype(np.float64)
+    zm = np.zeros((n_levels, n_kernel))
+    zm_cols = np.arange(1, n_kernel + 1).astype(np.float64)
+    ngt_s = np.zeros(n_levels)
+    ngt_n = np.zeros(n_levels)
+    ndep = offsets.shape[0] + 1
+    dm = np.zeros((n_levels, ndep))
+    dm_cols = np.arange(1, ndep + 1).astype(np.float64)
+    morph = np.zeros((kz, ky, kx), dtype=np.bool_)
+    for z in range(nzo):
+        for y in range(nyo):
+            for x in range(nxo):
+                if not centres[z + rz, y + ry, x + rx]:
+                    continue
+                nvox = 0
+                for a in range(kz):
+                    for b in range(ky):
+                        for c in range(kx):
+                            v = q[z + a, y + b, x + c]
+                            sub[a, b, c] = v
+                            if v > 0:
+                                nvox += 1
+                if code == 0:
+                    cm[:] = 0.0
+                    glcm.accumulate(sub, offsets, flag, True, cm)
+                    glcm.feature_kernel(cm[0], n_levels, vals)
+                elif code == 1:
+                    rl[:] = 0.0
+                    glrlm.accumulate(sub, offsets, True, rl)
+                    count_matrix_features(rl[0], rl_cols, float(nvox * offsets.shape[0]), vals)
+                elif code == 2 or code == 3:
+                    zm[:] = 0.0
+                    if code == 3:
+                        for a in range(kz):
+                            for b in range(ky):
+                                for c in range(kx):
+                                    morph[a, b, c] = sub[a, b, c] > 0
+                        dist = border_distance(morph, faces)
+                    else:
+                        dist = np.zeros((kz, ky, kx), dtype=np.int32)
+                    levels, sizes, dmin = label_zones(sub, offsets, dist)
+                    for k in range(levels.shape[0]):
+                        if code == 2:
+                            zm[levels[k] - 1, sizes[k] - 1] += 1.0
+                        else:
+                            zm[levels[k] - 1, dmin[k] - 1] += 1.0
+                    count_matrix_features(zm, zm_cols, float(nvox), vals)
+                elif code == 4:
+                    ngt_s[:] = 0.0
+                    ngt_n[:] = 0.0
+                    ngtdm.accumulate(sub, offsets, ngt_s, ngt_n)
+                    ngtdm.feature_kernel(ngt_s, ngt_n, vals)
+                else:
+                    dm[:] = 0.0
+                    ngldm.accumulate(sub, offsets, alpha, dm)
+                    count_matrix_features(dm, dm_cols, float(nvox), vals)
+                for f in range(sel.shape[0]):
+                    out[f, z, y, x] = vals[sel[f]]
+
+
+def _family_offsets(family: str, planar: bool, settings: dict[str, Any]) -> tuple[np.ndarray, bool, float]:
+    """Offsets, boolean flag (GLCM symmetry) and NGLDM coarseness a family's kernel needs."""
+    if family == "glcm":
+        return direction_offsets(settings["glcm_distance"], planar), bool(settings["glcm_symmetric"]), 0.0
+    if family == "glrlm":
+        return direction_offsets(1, planar), False, 0.0
+    if family in ("glszm", "gldzm"):
+        return neighbourhood_offsets(1, planar), False, 0.0
+    if family == "ngtdm":
+        return neighbourhood_offsets(settings["ngtdm_distance"], planar), False, 0.0
+    return neighbourhood_offsets(settings["ngldm_distance"], planar), False, float(settings["ngldm_alpha"])
+
+
+def map_features(
+    q: np.ndarray,
+    centres: np.ndarray,
+    family: str,
+    radius: Sequence[int],
+    n_levels: int,
+    planar: bool = False,
+    features: Sequence[int] | None = None,
+    settings: dict[str, Any] | None = None,
+    dtype: Any = np.float64,
+) -> np.ndarray:
+    """Kernel features at the ``centres`` of one in-memory grey-level block (the per-chunk worker).
+
+    Parameters
+    ----------
+    q
+        ``(z, y, x)`` grey levels ``1..n_levels``, 0 where a voxel may not enter a kernel. It carries
+        a halo of ``radius`` voxels on every side (zeros beyond the image).
+    centres
+        Bool array of ``q``'s shape: voxels whose features are wanted (halo ignored).
+    family
+        One of :data:`MAP_FAMILIES`.
+    radius
+        ``(rz, ry, rx)`` kernel half-widths in voxels.
+    n_levels
+        Number of grey levels.
+    planar
+        2-D directions and neighbourhoods (for 2-D images, with ``rz = 0``).
+    features
+        Indices into the family's ``FEATURES`` (all by default).
+    settings
+        ``glcm_distance``, ``glcm_symmetric``, ``ngtdm_distance``, ``ngldm_distance``, ``ngldm_alpha``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_features, z - 2 rz, y - 2 ry, x - 2 rx)``; NaN where ``centres`` is False.
+
+    Examples
+    --------
+    >>> q = np.pad(np.array([[[1, 2, 1], [2, 1, 2], [1, 2, 1]]], np.int32), ((1, 1), (1, 1), (1, 1)))
+    >>> out = map_features(q, q > 0, "glcm", (1, 1, 1), 2, features=[11])
+    >>> out.shape
+    (1, 1, 3, 3)
+    """
+    family = _family_name(family)
+    s = _family_settings(settings or {})
+    rz, ry, rx = (int(r) for r in radius)
+    offsets, flag, alpha = _family_offsets(family, planar, s)
+    n_all = len(_MODULES[family].FEATURES)
+    sel = np.arange(n_all, dtype=np.int64) if features is None else np.asarray(features, dtype=np.int64)
+    shape = (len(sel), q.shape[0] - 2 * rz, q.shape[1] - 2 * ry, q.shape[2] - 2 * rx)
+    out = np.full(shape, np.nan, dtype=dtype)
+    if out.size == 0:
+        return out
+    _kernel_block(
+        np.ascontiguousarray(q, dtype=np.int32),
+        np.ascontiguousarray(centres, dtype=np.bool_),
+        rz, ry, rx, MAP_FAMILIES[family], int(n_levels), offsets, face_offsets(planar), flag, alpha, sel, out,
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# settings, names and inputs
+# ---------------------------------------------------------------------------------------------
+
+
+def _family_name(family: str) -> str:
+    key = _ALIASES.get(str(family).lower(), str(family).lower())
+    if key not in MAP_FAMILIES:
+        raise ValueError(f"feature_map: unknown family {family!r}; choose from {', '.join(MAP_FAMILIES)}")
+    return key
+
+
+def _family_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    out = {"glcm_distance": 1, "glcm_symmetric": True, "ngtdm_distance": 1, "ngldm_distance": 1, "ngldm_alpha": 0}
+    out.update({k: v for k, v in settings.items() if k in out and v is not None})
+    return out
+
+
+def _normalised_settings(bins: int | None, settings: dict[str, Any]) -> dict[str, Any]:
+    """IBSI-named settings via the texture core's :func:`texture_settings` (aliases, checks)."""
+    from multiscale.analysis.texture._settings import texture_settings
+
+    given = dict(settings)
+    fbs = any(k in given for k in ("bin_width", "binWidth"))
+    if "discretisation" not in given and "discretization" not in given:
+        given["discretisation"] = "fbs" if fbs else "fbn"
+    if not fbs and not any(k in given for k in ("n_bins", "binCount", "bin_count")):
+        given["n_bins"] = bins
+    return texture_settings(**given)
+
+
+def _feature_indices(family: str, features: Sequence[str] | str | None, suffix: str) -> list[int]:
+    module = _MODULES[family]
+    shorts = [f[0] for f in module.FEATURES]
+    if features is None:
+        return list(range(len(shorts)))
+    if isinstance(features, str):
+        features = [features]
+    out = []
+    for name in features:
+        key = str(name)
+        for pre in (module.PREFIX + "_",):
+            if key.startswith(pre):
+                key = key[len(pre) :]
+        for suf in ("_" + suffix, "_3D_comb", "_2D_comb", "_3D", "_2D"):
+            if key.endswith(suf):
+                key = key[: -len(suf)]
+                break
+        if key not in shorts:
+            raise ValueError(
+                f"feature_map: {family} has no feature {name!r}; choose from "
+                + ", ".join(f"{module.PREFIX}_{s}" for s in shorts)
+            )
+        out.append(shorts.index(key))
+    return out
+
+
+def _kernel_radius(image: xr.DataArray, radius: int | Sequence[int], radius_mm: Any, is_2d: bool) -> tuple[int, int, int]:
+    sp = msi.spacing(image)
+    if radius_mm is not None:
+        rmm = np.broadcast_to(np.asarray(radius_mm, dtype=float), (len(sp),))
+        if np.any(~np.isfinite(rmm)) or np.any(rmm < 0):
+            raise ValueError(f"feature_map: radius_mm={radius_mm!r} must be finite and >= 0 mm")
+        r = [int(math.floor(m / s + 1e-9)) for m, s in zip(rmm, sp)]
+    else:
+        r = list(np.broadcast_to(np.asarray(radius), (len(sp),)))
+        if any(int(v) != v or v < 0 for v in r):
+            raise ValueError(f"feature_map: radius={radius!r} must be a non-negative whole number of voxels")
+        r = [int(v) for v in r]
+    if is_2d:
+        r = [0] + r
+    if all(v == 0 for v in r):
+        raise ValueError(
+            f"feature_map: the kernel is a single voxel (radius {radius!r}, radius_mm {radius_mm!r}, spacing {sp} mm); "
+            "give radius >= 1 voxel or a radius_mm of at least one voxel spacing"
+        )
+    return tuple(r)  # type: ignore[return-value]
+
+
+def _as_dask(data: Any, chunks: Any) -> da.Array:
+    if isinstance(data, da.Array):
+        return data if chunks is None else data.rechunk(chunks)
+    return da.from_array(np.asarray(data), chunks=chunks if chunks is not None else DEFAULT_CHUNK)
+
+
+def _mask_data(image: xr.DataArray, mask: Any, label: Any) -> Any:
+    RoiError = _Errors.roi_error()
+    if mask is None:
+        return None
+    if isinstance(mask, xr.DataArray):
+        if not msi.same_grid(image, mask):
+            gi, gm = msi.grid_of(image), msi.grid_of(mask)
+            raise RoiError(
+                f"feature_map: mask is on another grid than the image (image shape {gi['shape']}, spacing "
+                f"{gi['spacing']}, origin {gi['origin']}; mask shape {gm['shape']}, spacing {gm['spacing']}, origin "
+                f"{gm['origin']}); resample the mask onto the image grid (nearest neighbour) first"
+            )
+        data = mask.data
+    else:
+        data = mask
+    if tuple(data.shape) != tuple(image.shape):
+        raise RoiError(
+            f"feature_map: mask has shape {tuple(data.shape)} but the image has shape {tuple(image.shape)}; "
+            "pass a mask on the image grid"
+        )
+    if label is not None:
+        return data == label
+    return data != 0
+
+
+# ---------------------------------------------------------------------------------------------
+# blockwise discretisation
+# ---------------------------------------------------------------------------------------------
+
+
+def _levels_block(v: np.ndarray, keep: np.ndarray, method: str, n_levels: int, lo: float, hi: float,
+                  width: float, anchor: float) -> np.ndarray:
+    """Grey levels of a block (IBSI FBN over the global min/max, or FBS from the anchor); 0 elsewhere."""
+    q = np.zeros(v.shape, dtype=np.int32)
+    if not keep.any():
+        return q
+    x = v[keep].astype(float)
+    if method == "fbn":
+        if hi <= lo:
+            lev = np.ones(x.shape, dtype=np.int64)
+        else:
+            lev = np.clip(np.floor(n_levels * (x - lo) / (hi - lo)).astype(np.int64) + 1, 1, n_levels)
+    else:
+        lev = np.floor((x - anchor) / width).astype(np.int64) + 1
+        lev = np.clip(lev, 1, n_levels)
+    q[keep] = lev
+    return q
+
+
+def _block_features(q: np.ndarray, centres: np.ndarray, family: str, radius: tuple[int, int, int], n_levels: int,
+                    planar: bool, sel: list[int], settings: dict[str, Any], out_dtype: Any) -> np.ndarray:
+    return map_features(q, centres, family, radius, n_levels, planar, sel, settings, out_dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# public
+# ---------------------------------------------------------------------------------------------
+
+
+def feature_map(
+    image: xr.DataArray,
+    mask: Any = None,
+    family: str = "glcm",
+    features: Sequence[str] | str | None = None,
+    radius: int | Sequence[int] = 2,
+    bins: int = 32,
+    radius_mm: float | Sequence[float] | None = None,
+    masked_kernel: bool = False,
+    chunks: Any = None,
+    dtype: Any = np.float32,
+    **settings: Any,
+) -> xr.DataArray:
+    """Per-voxel IBSI texture features in a sliding kernel, one ``c`` channel per feature.
+
+    Parameters
+    ----------
+    image : xarray.DataArray
+        2-D ``(y, x)`` or 3-D ``(z, y, x)`` spatial image (numpy- or dask-backed); singleton
+        ``t``/``c`` dims are dropped.
+    mask : xarray.DataArray or array, optional
+        Region whose voxels get values (others are NaN); on the image grid. None: every finite voxel.
+    family : str
+        ``"glcm"``, ``"glrlm"``, ``"glszm"``, ``"gldzm"``, ``"ngtdm"`` or ``"ngldm"`` (IBSI prefixes
+        ``cm``, ``rlm``, ... are accepted).
+    features : sequence of str, optional
+        Features to keep, by short name (``"joint_avg"``) or IBSI tag (``"cm_joint_avg"``,
+        ``"cm_joint_avg_3D_comb"``); all by default.
+    radius : int or sequence of int
+        Kernel half-width in voxels (per spatial dim or one for all): the kernel is ``2r + 1`` wide.
+    bins : int
+        Fixed bin number over the ROI's intensity range (ignored when ``bin_width`` is given).
+    radius_mm : float or sequence of float, optional
+        Half-width in mm instead of voxels (``floor(radius_mm / spacing)`` voxels per dim).
+    masked_kernel : bool
+        Only mask voxels enter a kernel (else every finite voxel in it does).
+    chunks : optional
+        Dask chunks of the computation (default: the image's own, else 64 voxels per side).
+    dtype : numpy dtype
+        Output type (float32 by default, to halve the result's memory).
+    **settings
+        IBSI settings or pyradiomics-style names, as for
+        :func:`multiscale.analysis.texture.features`: ``bin_width``/``binWidth`` and ``min_anchor``
+        (fixed bin size), ``resegment_range``, ``outlier_sigma``, ``glcm_distance``,
+        ``glcm_symmetric``, ``ngtdm_distance``, ``ngldm_distance``, ``ngldm_alpha``, ``label``.
+
+    Returns
+    -------
+    xarray.DataArray
+        Lazy (dask-backed) image with dims ``("c",) + spatial dims``, the input's geometry and
+        attrs, ``c`` coords = IBSI tags (aggregation ``3D_comb``/``3D`` for 3-D images,
+        ``2D_comb``/``2D`` for 2-D ones), ``units`` ``""`` and ``provenance["texture_map"]``
+        recording the settings (kernel radius, discretisation, grey-level range, n_levels).
+
+    Raises
+    ------
+    RoiError
+        Mask on another grid or of another shape.
+    ValueError
+        Unknown family or feature, a one-voxel kernel, or invalid settings.
+
+    Warns
+    -----
+    TextureWarning
+        Empty ROI (all NaN), NaN voxels inside the mask (left out of kernels; NaN there), a constant
+        ROI (one grey level), or an ROI of one voxel.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.random.default_rng(0).random((8, 8, 8)), spacing=1.0)
+    >>> m = feature_map(img, family="glcm", features=["joint_avg", "contrast"], radius=1, bins=8)
+    >>> list(m.c.values), m.shape
+    (['cm_joint_avg_3D_comb', 'cm_contrast_3D_comb'], (2, 8, 8, 8))
+    """
+    TextureWarning = _Errors.warning()
+    RoiError = _Errors.roi_error()
+    family = _family_name(family)
+    module = _MODULES[family]
+    if not isinstance(image, xr.DataArray):
+        raise RoiError(
+            f"feature_map: image must be a spatial image (xarray.DataArray from multiscale.image.spatial_image), "
+            f"got {type(image).__name__}"
+        )
+    msi.validate(image)
+    for d in ("t", "c"):
+        if d in image.dims:
+            if image.sizes[d] != 1:
+                raise RoiError(
+                    f"feature_map: image has {image.sizes[d]} entries along {d!r}; select one volume with "
+                    f"image.isel({d}=k)"
+                )
+            image = image.isel({d: 0})
+    sdims = msi.spatial_dims(image)
+    if len(sdims) not in (2, 3):
+        raise RoiError(f"feature_map: image has spatial dims {sdims}; texture maps need a 2-D or 3-D image")
+    is_2d = len(sdims) == 2
+    s = _normalised_settings(bins, settings)
+    rad = _kernel_radius(image, radius, radius_mm, is_2d)
+    agg = ("2D_comb" if is_2d else "3D_comb") if module.AGGREGATIONS[0].endswith("avg") else ("2D" if is_2d else "3D")
+    sel = _feature_indices(family, features, agg)
+    tags = [f"{module.PREFIX}_{module.FEATURES[i][0]}_{agg}" for i in sel]
+
+    v = _as_dask(image.data, chunks)
+    m = _mask_data(image, mask, s.get("label"))
+    finite = da.isfinite(v)
+    inside = da.ones(v.shape, dtype=bool, chunks=v.chunks) if m is None else _as_dask(m, v.chunks).astype(bool)
+    allowed = finite
+    rng = s.get("resegment_range")
+    if rng is not None:
+        allowed = allowed & (v >= rng[0]) & (v <= rng[1])
+    roi = inside & allowed
+    notes: list[str] = []
+    if s.get("outlier_sigma") is not None:
+        n0, s1, s2 = dask.compute(roi.sum(), da.where(roi, v, 0).sum(), da.where(roi, v.astype(float) ** 2, 0).sum())
+        if n0:
+            mu = float(s1) / float(n0)
+            sd = math.sqrt(max(float(s2) / float(n0) - mu * mu, 0.0))
+            k = float(s["outlier_sigma"])
+            allowed = allowed & (v >= mu - k * sd) & (v <= mu + k * sd)
+            roi = inside & allowed
+    sample = roi if masked_kernel else allowed
+    big = np.finfo(float).max
+    n_roi, n_nan, lo, hi = dask.compute(
+        roi.sum(), (inside & ~finite).sum(), da.where(sample, v, big).min(), da.where(sample, v, -big).max()
+    )
+    n_roi, n_nan = int(n_roi), int(n_nan)
+    if n_nan:
+        notes.append(f"{n_nan} NaN voxels inside the mask were left out of the kernels; the map is NaN there")
+    method = s["discretisation"]
+    width = float(s["bin_width"]) if method == "fbs" else 1.0
+    anchor = float("nan")
+    if n_roi == 0:
+        notes.append("the ROI is empty (no finite voxels inside the mask and range): every map value is NaN")
+        lo, hi, n_levels = 0.0, 0.0, int(s["n_bins"] or 1)
+    else:
+        lo, hi = float(lo), float(hi)
+        if hi <= lo:
+            notes.append("the ROI has constant intensity: every voxel has grey level 1, dispersion features are NaN or 0")
+        if n_roi == 1:
+            notes.append("the ROI has one voxel: co-occurrence and run features of its kernel are undefined (NaN)")
+        if method == "fbn":
+            n_levels = int(s["n_bins"])
+        else:
+            anchor = s["min_anchor"]
+            if anchor is None and rng is not None and np.isfinite(rng[0]):
+                anchor = rng[0]
+            anchor = float(lo if anchor is None else anchor)
+            if lo < anchor:
+                raise ValueError(
+                    f"feature_map: intensities down to {lo:g} lie below the FBS anchor min_anchor={anchor:g}; "
+                    "lower min_anchor or set resegment_range=(anchor, upper)"
+                )
+            n_levels = int(math.floor((hi - anchor) / width)) + 1
+            if rng is not None and np.isfinite(rng[1]):
+                n_levels = max(n_levels, int(math.floor((rng[1] - anchor) / width)) + 1)
+    if n_levels > 4096:
+        raise ValueError(
+            f"feature_map: {n_levels} grey levels (bin_width {width:g} over {lo:g}..{hi:g}); use a wider bin_width "
+            "or bins= (fixed bin number) for maps"
+        )
+    if notes:
+        warnings.warn("; ".join(notes), TextureWarning, stacklevel=2)
+
+    v3 = v[None] if is_2d else v
+    sample3 = sample[None] if is_2d else sample
+    roi3 = roi[None] if is_2d else roi
+    q = da.map_blocks(_levels_block, v3, sample3, method, n_levels, lo, hi, width, anchor, dtype=np.int32)
+    depth = {0: rad[0], 1: rad[1], 2: rad[2]}
+    out_chunks = ((len(sel),),) + tuple(q.chunks)
+    fam_settings = {k: s[k] for k in ("glcm_distance", "glcm_symmetric", "ngtdm_distance", "ngldm_distance", "ngldm_alpha")}
+    result = da.map_overlap(
+        _block_features, q, roi3,
+        depth=depth, boundary=0, trim=False, align_arrays=False, new_axis=0, chunks=out_chunks,
+        dtype=np.dtype(dtype), meta=np.empty((0, 0, 0, 0), dtype=dtype),
+        family=family, radius=rad, n_levels=n_levels, planar=is_2d, sel=sel, settings=fam_settings,
+        out_dtype=np.dtype(dtype),
+    )
+    if is_2d:
+        result = result[:, 0]
+    provenance = dict(image.attrs.get("provenance", {}) or {})
+    provenance["texture_map"] = {
+        "family": family,
+        "aggregation": agg,
+        "radius_voxels": tuple(rad[1:] if is_2d else rad),
+        "radius_mm": None if radius_mm is None else np.broadcast_to(np.asarray(radius_mm, float), (len(sdims),)).tolist(),
+        "masked_kernel": bool(masked_kernel),
+        "discretisation": method,
+        "n_levels": n_levels,
+        "bin_width": width if method == "fbs" else None,
+        "min_anchor": None if method == "fbn" else anchor,
+        "intensity_range": (lo, hi),
+        "n_roi_voxels": n_roi,
+        "settings": {k: s[k] for k in ("resegment_range", "outlier_sigma", "label")} | fam_settings,
+    }
+    out = msi.like(image, result, dims=("c",) + sdims, units="", provenance=provenance)
+    return out.assign_coords(c=tags)
