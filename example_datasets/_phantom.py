@@ -32,7 +32,7 @@ FAT_MM = 0.25
 TUMOUR_SEMI_AXES = np.array([2.9, 2.6, 2.5])
 TUMOUR_OFFSET = np.array([1.6, -0.9, 0.3])
 TUMOUR_LUMP = 0.04
-CORE_SEMI_AXES = np.array([1.25, 1.05, 1.15])
+CORE_SEMI_AXES = np.array([1.5, 1.3, 1.35])
 CORE_OFFSET_IN_TUMOUR = np.array([0.35, -0.25, 0.35])
 #: the section plane is this far above the tumour centre (mm, world z)
 SECTION_DZ = 0.9

@@ -90,7 +90,7 @@ MATRIX_PEAKS = {"CHCA [M+H]+": 190.0499, "CHCA [M+Na]+": 212.0318, "CHCA [M+K]+"
                 "CHCA [2M+H]+": 379.0925}
 
 # PET uptake design (SUVbw)
-PET_RIM, PET_SLOPE, PET_FLOOR, PET_CORE = 4.0, 1.6, 1.0, 0.25
+PET_RIM, PET_SLOPE, PET_FLOOR, PET_CORE = 4.0, 1.6, 0.8, 0.25
 PET_BACKGROUND, PET_BLOOD, PET_TEXTURE = 0.35, 2.0, 0.05
 PET_FWHM_MM = 1.5
 PET_COUNTS_PER_SUV = 40.0
@@ -285,6 +285,8 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
     act = act * (1 - vfrac) + PET_BLOOD * vfrac
     pet_profile_design = _bin_profile(act, depth3, tumour, 0.25)
     pet_slope_design_fit = _fit_slope(pet_profile_design, 1.0)
+    pet_profile_viable = _bin_profile(act, depth3, viable & (vfrac == 0), 0.25)
+    pet_slope_viable_fit = _fit_slope(pet_profile_viable, (PET_RIM - PET_FLOOR) / PET_SLOPE)
     f = max(1, int(round(0.2 / sp)))
     if any(n % f for n in g.mri_shape):
         f = 1
@@ -544,9 +546,13 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
                 "background_suv": PET_BACKGROUND, "blood_suv": PET_BLOOD, "texture_amplitude": PET_TEXTURE,
                 "design_bins_mri_grid": pet_profile_design,
                 "design_slope_fit_0_1mm_suv_per_mm": pet_slope_design_fit,
+                "design_bins_viable_no_vessels_mri_grid": pet_profile_viable,
+                "design_slope_fit_viable_ramp_suv_per_mm": pet_slope_viable_fit,
                 "pet_grid_noiseless_bins": pet_profile_blur,
                 "pet_grid_noiseless_slope_fit_0_1.6mm_suv_per_mm": pet_slope_blur_fit,
-                "note": "design_bins: means over the MRI tumour mask of the noiseless, unblurred uptake; "
+                "note": "design_bins: means over the MRI tumour mask of the noiseless, unblurred uptake "
+                        "(necrotic core included; _viable_no_vessels: core and vessel voxels excluded, fitted "
+                        "over the ramp 0 <= d <= (rim - floor) / slope); "
                         "pet_grid_noiseless_bins: means of the blurred noiseless PET over PET voxels whose "
                         "MRI-frame point is in the tumour (what a perfect registration would recover before noise).",
             },
