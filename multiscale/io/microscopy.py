@@ -10,7 +10,6 @@ chosen with ``level=`` or ``resolution=`` (target pixel size in mm).
 from __future__ import annotations
 
 import os
-import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -272,10 +271,10 @@ def read_tiff(
         nc = arr.shape[dims.index("c")]
         if is_rgb:
             channels = ["R", "G", "B", "A"][:nc] if nc <= 4 else None
+        elif isinstance(stored.get("channels"), list) and len(stored["channels"]) == nc:
+            channels = stored["channels"]  # our own file: the exact values (m/z as numbers)
         elif names and len(names) == nc and all(names):
             channels = list(names)
-        elif isinstance(stored.get("channels"), list) and len(stored["channels"]) == nc:
-            channels = stored["channels"]
     out_attrs = restore_attrs(stored)
     out_attrs.pop("provenance", None)
     out_attrs.pop("channels", None)
@@ -369,8 +368,6 @@ def write_ome_tiff(image: xr.DataArray, path: str | os.PathLike) -> Path:
     arr = np.asarray(data.compute() if hasattr(data, "compute") else data)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
-    if arr.dtype == np.float64:
-        pass
     axes = "".join(d.upper() for d in image.dims)
     meta: dict[str, Any] = {"axes": axes}
     sd = spatial_dims(image)
@@ -394,6 +391,3 @@ def write_ome_tiff(image: xr.DataArray, path: str | os.PathLike) -> Path:
     sfx = ".ome.tiff" if target.name.lower().endswith(".tiff") else ".ome.tif"
     return atomic_write(target, _write, suffix=sfx)
 
-
-def _numbers(text: str) -> list[float]:
-    return [float(v) for v in re.findall(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?", text)]
