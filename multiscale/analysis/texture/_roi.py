@@ -156,8 +156,8 @@ def prepare_roi(image: Any, mask: Any, settings: dict[str, Any]) -> Roi:
                 "nan_policy='omit' to drop them"
             )
         roi.nan_inside = True
+        roi.int_mask &= finite  # "propagate" blanks every value afterwards
         if policy == "omit":
-            roi.int_mask &= finite
             roi.notes.append(f"{n_bad} NaN voxels inside the ROI were dropped from the intensity mask")
         else:
             roi.notes.append(f"{n_bad} NaN voxels inside the ROI: features set to NaN (nan_policy='propagate')")
