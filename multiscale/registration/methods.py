@@ -6,6 +6,7 @@ maps fixed-frame points into the moving frame; resample the moving image with it
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -43,12 +44,13 @@ _DEFAULTS: dict[str, Any] = {
     "iterations": 300,
     "bspline_iterations": 100,
     "bspline_mesh": None,  # control-point intervals per axis; default 8 (2-D) / 5 (3-D)
-    "bspline_levels": 2,
+    "bspline_levels": 1,
     "sampling": 0.25,  # fraction of voxels sampled by the metric
     "bins": 32,
     "rotation_search": None,  # default: on in 2-D, off in 3-D
     "rotation_step_deg": 15.0,
-    "keep_tolerance": 0.01,  # an optional stage is kept when it lowers the metric by this fraction
+    "keep_tolerance": 0.01,  # "auto": affine is kept when it lowers the metric by this fraction
+    "bspline_keep_tolerance": 0.05,  # "auto": B-spline must lower it by this much (it can overfit)
     "threads": None,
     "landmark_kind": "rigid",
     "slice_to_volume": False,
@@ -74,8 +76,8 @@ def register(
     The default, ``transform="auto"``, is a robust multimodal pipeline: initialisation (centres of
     mass and of the images, plus a coarse rotation search in 2-D, or the landmarks / ``initial``
     when given), then rigid, affine and B-spline stages. Rigid is always kept; affine and B-spline
-    are kept only when they lower the metric at the working resolution (full sampling) and, when
-    landmarks are given, do not increase their error. Explicit presets keep every stage.
+    are kept only when they lower the metric at the working resolution (full sampling) by 1% and
+    5% respectively and, when landmarks are given, do not increase their error by more than 5%. Explicit presets keep every stage.
 
     Both images are first brought to a working resolution no finer than the coarser image's
     pixel size (``working_spacing`` mm), smoothed in mm before decimation, so a whole slide never
@@ -109,7 +111,8 @@ def register(
         a position, ``{label: weight}`` or one weight per channel); ``working_spacing`` (mm) or
         ``working_factor``; ``max_voxels``; ``levels``; ``iterations``; ``bspline_iterations``;
         ``bspline_mesh``; ``sampling`` (0-1]; ``bins``; ``rotation_search``;
-        ``rotation_step_deg``; ``keep_tolerance``; ``threads`` (fix for bit-reproducibility);
+        ``rotation_step_deg``; ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance`` (0.05):
+        the relative metric gain an optional stage must bring in ``"auto"``; ``threads`` (fix for bit-reproducibility);
         ``landmark_kind`` ("rigid", "similarity", "affine"); ``slice_to_volume``;
         ``section_thickness`` (mm); ``verbose``.
 
@@ -169,6 +172,15 @@ def register(
     dim = nf
     threads = opts["threads"]
 
+    with _thread_count(threads):
+        return _register(fixed, moving, stages, metric, fixed_mask, moving_mask, landmarks, initial, seed,
+                         opts, transform)
+
+
+def _register(fixed, moving, stages, metric, fixed_mask, moving_mask, landmarks, initial, seed, opts,
+              transform) -> Transform:
+    dim = len(mi.spatial_dims(fixed))
+    threads = opts["threads"]
     t_start = time.perf_counter()
     if stages == ["landmarks"]:
         if landmarks is None:
@@ -236,7 +248,8 @@ def register(
         tre_after = _tre(lm, _full(cand, outer)) if lm is not None else None
         keep = True
         if checked and k > 0:
-            keep = after < best_metric - opts["keep_tolerance"] * abs(best_metric)
+            tol = opts["bspline_keep_tolerance"] if stage == "bspline" else opts["keep_tolerance"]
+            keep = after < best_metric - tol * abs(best_metric)
             if keep and lm is not None and tre_after is not None and best_tre is not None:
                 keep = tre_after <= best_tre * 1.05 + 1e-9
         rec = {
@@ -540,7 +553,7 @@ class _Context:
         mesh = [int(mesh)] * dim if np.isscalar(mesh) else [int(v) for v in mesh]
         levels = _usable_levels(self.f.GetSize(), max(int(self.opts["bspline_levels"]), 1))
         bsp = sitk.BSplineTransformInitializer(self.f, mesh, 3)
-        reg = self.method(self.sampling_for(levels))
+        reg = self.method(self.sampling_for(levels, min_samples=2000))
         shrink = [2 ** i for i in range(levels - 1, -1, -1)]
         reg.SetShrinkFactorsPerLevel(shrink)
         reg.SetSmoothingSigmasPerLevel([float(s - 1) * self.spacing for s in shrink])
@@ -565,6 +578,23 @@ class _Context:
         # the optimised B-spline acts first, then the linear part: p -> lin(bsp(p))
         comp = sitk.CompositeTransform([sitk.Transform(lin), bsp])
         return comp, counter.n, reg.GetOptimizerStopConditionDescription()
+
+
+@contextlib.contextmanager
+def _thread_count(threads: int | None):
+    """Fix SimpleITK's global thread count for the duration (bit-reproducible runs)."""
+    import SimpleITK as sitk
+
+    if not threads:
+        yield
+        return
+    pool = sitk.ProcessObject
+    old = pool.GetGlobalDefaultNumberOfThreads()
+    pool.SetGlobalDefaultNumberOfThreads(int(threads))
+    try:
+        yield
+    finally:
+        pool.SetGlobalDefaultNumberOfThreads(old)
 
 
 class _IterationCounter:
