@@ -107,8 +107,11 @@ def sniff(path: str | os.PathLike) -> str:
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     text = head.decode("latin-1")
-    if "<mzML" in text or "imzML" in text or "IMS:1000" in text:
-        return "imzml"
+    if "<mzML" in text or "<indexedmzML" in text:
+        if 'id="IMS"' in text or "IMS:" in text or name.endswith(_IMZML_SUFFIXES):
+            return "imzml"
+        raise fail(p, "cvList", "an mzML file without imaging (IMS) terms: a spectrum list, not an image",
+                   "load the imzML file of the imaging run")
     if ("ObjectType" in text or "NDims" in text) and ("ElementType" in text or "DimSize" in text):
         return "metaimage"
     if name.endswith(".dcm"):
@@ -220,14 +223,18 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     elif kind == "imzml":
         from .imzml import read_imzml
 
+        if reference is not None or resample:
+            raise TypeError(f"load({str(path)!r}): reference=/resample= do not apply to imzML; register the ion "
+                            "images with multiscale.registration instead")
         mz = opts.pop("mz", None)
-        ion_opts = {k: opts.pop(k) for k in ("tol", "tol_unit") if k in opts}
+        ion_opts = {k: opts.pop(k) for k in ("tol", "tol_unit", "reduce") if k in opts}
+        fill = {k: opts.pop(k) for k in ("fill_value",) if k in opts}
         ds = read_imzml(path, **opts)
         if mz is None:
             if ion_opts:
-                raise TypeError(f"load({str(path)!r}): tol/tol_unit need mz=[...]")
-            return ds.tic()
-        return ds.ion_images(mz, **ion_opts)
+                raise TypeError(f"load({str(path)!r}): {sorted(ion_opts)} need mz=[...]")
+            return ds.tic(**fill)
+        return ds.ion_images(mz, **ion_opts, **fill)
     else:  # pragma: no cover - sniff returns only the kinds above
         raise fail(path, "content", f"no reader for {kind}")
     if reference is not None:

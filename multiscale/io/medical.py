@@ -41,16 +41,41 @@ _ATTRS_KEY = "multiscale_attrs"
 _ECODE_COMMENT = 6
 
 
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
 def _nifti_is_truncated(path: Path, img: Any) -> str | None:
     hdr = img.header
     n = int(np.prod(img.shape)) * hdr.get_data_dtype().itemsize
     offset = max(int(hdr.get("vox_offset", 0) or 0), 352 if hdr.sizeof_hdr == 348 else 544)
-    if path.name.lower().endswith(".gz"):
+    if _is_gzip(path):
         return None  # checked when decompressing
     size = path.stat().st_size
     if size < offset + n:
         return f"file holds {size} bytes but the header's dim/datatype need {offset + n}"
     return None
+
+
+def _nib_load(path: Path) -> Any:
+    """nibabel.load, also for files whose suffix is not .nii/.nii.gz (content was sniffed already)."""
+    import nibabel as nib
+
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz", ".hdr", ".img", ".img.gz", ".hdr.gz")):
+        return nib.load(str(path))
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
+    size_le = int.from_bytes(raw[:4], "little")
+    size_be = int.from_bytes(raw[:4], "big")
+    cls = nib.Nifti2Image if 540 in (size_le, size_be) else nib.Nifti1Image
+    return cls.from_bytes(raw)
 
 
 def read_nifti(
@@ -95,7 +120,7 @@ def read_nifti(
 
     path = Path(path)
     try:
-        img = nib.load(str(path))
+        img = _nib_load(path)
     except FileNotFoundError:
         raise
     except Exception as exc:  # nibabel raises several types for bad headers
@@ -113,7 +138,7 @@ def read_nifti(
         raise fail(path, "dim[4]", f"5-D NIfTI with {shape[3]} time points and {shape[4]} components",
                    "split the file into one file per time point")
 
-    compressed = path.name.lower().endswith(".gz")
+    compressed = _is_gzip(path)
     if lazy is None:
         lazy = not compressed
     if lazy:
