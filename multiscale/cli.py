@@ -32,20 +32,34 @@ def example_study_path() -> Path:
     return Path(example_datasets.__file__).resolve().parent / "study.yaml"
 
 
-def ensure_example_data(size: str = "full", seed: int = 0, progress: Any = print) -> Path:
-    """Generate the example study's data into ``example_datasets/generated`` unless it is there.
+def ensure_example_data(size: str = "full", seed: int = 0, folder: str | Path | None = None,
+                        progress: Any = print) -> Path:
+    """Generate the example study's data into ``folder`` (default ``example_datasets/generated``) unless it is there.
 
     The generator's manifest records the seed and size; data of another size or seed (or
     edited files) are regenerated.
     """
     from example_datasets.generate import generate, study_is_complete
 
-    folder = example_study_path().parent / "generated"
+    folder = Path(folder).resolve() if folder else example_study_path().parent / "generated"
     if study_is_complete(folder, seed=seed, size=size):
         return folder
     if progress:
         progress(f"generating the example study ({size}, seed {seed}) into {folder} ...")
     return generate(folder, seed=seed, size=size, overwrite=True)
+
+
+def example_study_for(data: Path) -> Path:
+    """The example study file for data in ``data``: the packaged one, or a copy written beside the data."""
+    default = example_study_path()
+    if Path(data).resolve() == (default.parent / "generated").resolve():
+        return default
+    text = default.read_text(encoding="utf-8").replace("generated/", "")
+    target = Path(data) / "study.yaml"
+    tmp = target.with_name(".study.yaml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
 
 
 def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
@@ -123,9 +137,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    ensure_example_data(args.size, args.seed)
+    data = ensure_example_data(args.size, args.seed, args.data)
     output = args.output or "demo_output"
-    code = _run(example_study_path(), output, args.workers or None, None, None, False,
+    code = _run(example_study_for(data), output, args.workers or None, None, None, False,
                 in_process=not args.workers)
     report = Path(output).resolve() / "report.html"
     if report.is_file():
@@ -165,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--output", "-o", default=None, help="output folder (default: demo_output)")
     d.add_argument("--size", choices=("small", "full"), default="full", help="example size (small: for tests)")
     d.add_argument("--seed", type=int, default=0, help="seed of the example generator")
+    d.add_argument("--data", default=None,
+                   help="folder for the generated example data (default: example_datasets/generated)")
     d.add_argument("--workers", type=int, default=0,
                    help="run on a LocalCluster with this many workers (default: in this process)")
     d.set_defaults(func=_cmd_demo)

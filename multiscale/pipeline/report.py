@@ -136,9 +136,13 @@ def _overlay_figure(frame: str, maps: Mapping[str, Any], masks: Mapping[str, Any
         ov = _plane(img, zsel)
         normed = _norm(ov)
         ax.imshow(np.ma.masked_less(normed, 0.15), cmap="inferno", alpha=0.6, extent=ext, vmin=0, vmax=1)
+        sd = mi.spatial_dims(anatomy)[-2:]
+        ys = np.asarray(anatomy.coords[sd[0]].values, dtype=float)
+        xs = np.asarray(anatomy.coords[sd[1]].values, dtype=float)
         for _, m in frame_masks:
-            ax.contour(_plane(m, zsel), levels=[0.5], colors="cyan", linewidths=0.8,
-                       extent=[ext[0], ext[1], ext[3], ext[2]], origin="upper")
+            plane = _plane(m, zsel)
+            if plane.shape == (ys.size, xs.size) and plane.max() > 0:
+                ax.contour(xs, ys, plane, levels=[0.5], colors="cyan", linewidths=0.8)
         units = img.attrs.get("units", "")
         ax.set_title(f"{name}" + (f" [{units}]" if units else ""), fontsize=9)
         ax.set_xlabel("mm", fontsize=8)
@@ -285,25 +289,59 @@ def _table_html(df: pd.DataFrame, max_rows: int = 400) -> str:
     return df.head(max_rows).to_html(index=False, float_format=lambda v: f"{v:.4g}", border=0, na_rep="")
 
 
+_HIDE = ("_ci_low", "_ci_high", "ci_low", "ci_high")
+
+
 def _summary_tables(table: pd.DataFrame) -> str:
-    """Per analysis, a compact wide table of the scalar metrics (rows: region x map; columns: metric)."""
+    """Per analysis, the scalar metrics: one row per metric, one column per map / region, cells 'value units'."""
     parts = []
     scalar = table[table["bin"].isna()] if "bin" in table else table
     for analysis, t in scalar.groupby("analysis", sort=False):
-        wide = t.assign(metric=t.metric + np.where(t.units != "", " [" + t.units + "]", "")).pivot_table(
-            index=["region", "map"], columns="metric", values="value", aggfunc="first", sort=False).reset_index()
-        parts.append(f"<h3>{html.escape(str(analysis))}</h3>" + _table_html(wide))
+        t = t.assign(where=t["map"] + " / " + t["region"],
+                     cell=[f"{v:.4g} {u}".strip() if np.isfinite(v) else "" for v, u in zip(t.value, t.units)])
+        wide = t.pivot_table(index="metric", columns="where", values="cell", aggfunc="first", sort=False)
+        wide = wide.reset_index().rename(columns={"metric": "metric"})
+        wide.columns.name = None
+        parts.append(f"<h3>{html.escape(str(analysis))}</h3>" + _table_html(wide.fillna("")))
     return "".join(parts)
 
 
+def _linear_summary(t: Any) -> dict[str, str] | None:
+    """Rotation angle (deg), scales and translation (mm) of a linear transform, as text."""
+    try:
+        from multiscale.registration import linear_parts
+
+        a, b = linear_parts(t)
+    except Exception:  # noqa: BLE001 - non-linear or unknown transforms are not summarised
+        return None
+    u, sv, vt = np.linalg.svd(a)
+    r = u @ vt
+    if r.shape == (2, 2):
+        angle = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    else:
+        angle = np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
+    return {"rotation (deg)": f"{angle:.3f}", "scales": ", ".join(f"{v:.4f}" for v in sv),
+            "translation (mm, x y z)": ", ".join(f"{v:.4f}" for v in b),
+            "matrix (x y z)": "; ".join(", ".join(f"{v:.4f}" for v in row) for row in a)}
+
+
 def _registration_table(reg_summary: Mapping[str, Any]) -> str:
-    rows = []
+    """Quality per edge (rows: measures; columns: edges) and recovered vs true transform parameters."""
+    cols: dict[str, dict[str, Any]] = {}
     for name, r in reg_summary.items():
         q = r.get("quality", {})
-        rows.append({"edge": name, "method": r.get("method"),
-                     **{k: v for k, v in q.items() if isinstance(v, (int, float))},
-                     "ground truth": f"{r['truth']['key']}" if r.get("truth") else ""})
-    return _table_html(pd.DataFrame(rows))
+        col: dict[str, Any] = {"method": r.get("method", "")}
+        col.update({k: f"{v:.4g}" if isinstance(v, float) else v for k, v in q.items()})
+        if r.get("truth"):
+            col["ground truth"] = f"{Path(r['truth']['file']).name}: {r['truth']['key']}"
+        cols[name] = col
+    out = _table_html(pd.DataFrame(cols).reset_index().rename(columns={"index": "measure"}).fillna(""))
+    for name, r in reg_summary.items():
+        rec, tru = r.get("recovered_parameters"), r.get("true_parameters")
+        if rec and tru:
+            df = pd.DataFrame({"recovered": rec, "true": tru}).reset_index().rename(columns={"index": name})
+            out += f"<p class='small'>{html.escape(name)}: recovered vs true (fixed -> moving points)</p>" + _table_html(df)
+    return out
 
 
 def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> str:
@@ -369,6 +407,10 @@ def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
         ax.grid(alpha=0.3)
         out.append((f"Radial profiles of {map_name} in {region} ({analysis}), one line per subject", _fig_png(fig)))
     scalar = table[table["bin"].isna()]
+    if scalar.subject.nunique() < 2:
+        return out
+    hide = scalar.metric.str.contains(r"ci_low|ci_high|_n$|n_voxels|points|radius|^n$|threshold", regex=True)
+    scalar = scalar[~hide]
     keys = scalar.groupby(["analysis", "metric"], sort=False)
     panels = [(k, t) for k, t in keys if t.subject.nunique() >= 1][:24]
     if panels:

@@ -276,8 +276,21 @@ def _as_single(image: xr.DataArray) -> xr.DataArray:
     return image
 
 
-def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray) -> dict[str, Any]:
-    """Register ``moving`` to ``fixed`` as the edge says; return the transform, quality and a checkerboard."""
+def _mask_points_xyz(mask: xr.DataArray, max_points: int = 4000) -> np.ndarray:
+    """World points (ITK xyz) of the voxel centres inside ``mask`` (every k-th voxel, at most ``max_points``)."""
+    idx = np.argwhere(np.asarray(mask.data) > 0)
+    step = max(1, int(np.ceil(len(idx) / max_points)))
+    return mi.index_to_world(mask, idx[::step].astype(float))[:, ::-1]
+
+
+def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
+                  fixed_masks: Mapping[str, xr.DataArray] | None = None) -> dict[str, Any]:
+    """Register ``moving`` to ``fixed`` as the edge says; return the transform, quality and a checkerboard.
+
+    With a ground truth, the error (mm) between where the recovered and the true transforms send
+    points is reported on a 12-per-axis lattice over the fixed image and over the voxels of each
+    mask drawn on the fixed image (``truth_error_mean_mm_in_<mask>``).
+    """
     from multiscale import registration as reg
     from multiscale.registration import Transform
 
@@ -309,6 +322,12 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray) -> 
             truth_error_mean_mm=float(err.mean()), truth_error_max_mm=float(err.max()),
             truth_error_points=int(err.size),
         )
+        for name, mask in (fixed_masks or {}).items():
+            mpts = _mask_points_xyz(mask)
+            if len(mpts):
+                merr = np.linalg.norm(t.transform_points(mpts) - truth.transform_points(mpts), axis=1)
+                quality[f"truth_error_mean_mm_in_{name}"] = float(merr.mean())
+                quality[f"truth_error_max_mm_in_{name}"] = float(merr.max())
         out["truth"] = {"file": str(edge.truth[0]), "key": edge.truth[1]}
         out["truth_transform"] = truth
     info = getattr(t, "info", {}) or {}
@@ -426,27 +445,56 @@ def _radial_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict,
     return rows, extra_fig
 
 
+def _uptake_units(key: str, units: str) -> str:
+    """Units of an uptake metric from its name (``*_ml`` mL, ``tlg*`` units x mL, ``suv*`` the map's units)."""
+    k = key.lower()
+    if k.endswith("_ml"):
+        return "mL"
+    if k.endswith("_mm"):
+        return "mm"
+    if k.endswith("n_voxels") or k == "n":
+        return "voxels"
+    if k.startswith("tlg"):
+        return f"{units}*mL" if units else "mL"
+    if k.startswith("fraction"):
+        return "1"
+    if k.startswith("pidg"):
+        return "%ID/g"
+    if k.startswith("suv") or k.startswith("sul"):
+        return units
+    return ""
+
+
 def _uptake_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
     from multiscale.analysis import uptake
 
     res = uptake.uptake_metrics(img, mask, **params)
     units = _map_units(img)
-    guess = {}
     if isinstance(res, Mapping):
-        for k in res:
-            lk = k.lower()
-            if "volume" in lk or lk.startswith("mtv"):
-                guess[k] = "mL" if "ml" in lk or lk.startswith("mtv") else "mm3"
-            elif lk.startswith("tlg"):
-                guess[k] = f"{units}*mL"
-            elif lk in ("n", "n_voxels", "voxels"):
-                guess[k] = "voxels"
-            elif lk.startswith("suv") or lk in ("mean", "max", "peak", "min", "median", "std"):
-                guess[k] = units
-    units_map = res.get("units") if isinstance(res, Mapping) and isinstance(res.get("units"), Mapping) else guess
-    if isinstance(res, Mapping) and "units" in res and isinstance(res["units"], Mapping):
-        res = {k: v for k, v in res.items() if k != "units"}
-    return rows_from_result(res, base, units_map), {}
+        return rows_from_result(res, base, {k: _uptake_units(k, units) for k in res}), {}
+    return rows_from_result(res, base, None), {}
+
+
+_STAT_UNITS = {"mean", "median", "min", "max", "p10", "p90", "iqr", "range", "mad", "rmad", "medad", "rms"}
+
+
+def _texture_units(tag: str, units: str) -> str:
+    """Units of an IBSI feature tag: intensity statistics carry the map's units, the rest are counts or 1."""
+    family, _, name = tag.partition("_")
+    if family in ("stat", "loc", "ih") and name in _STAT_UNITS | {"peak_loc", "peak_glob"}:
+        return units
+    if family == "stat" and name == "var":
+        return f"({units})^2" if units else ""
+    if family == "stat" and name == "energy":
+        return f"({units})^2" if units else ""
+    if family == "morph":
+        if "vol" in name:
+            return "mm3"
+        if "area" in name:
+            return "mm2"
+        if any(k in name for k in ("diam", "axis", "length")):
+            return "mm"
+    return "1" if family == "stat" else ""
 
 
 def _texture_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
@@ -455,6 +503,15 @@ def _texture_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict
     p = dict(params)
     p.setdefault("families", ["intensity"])
     res = texture.features(img, mask, **p)
+    units = _map_units(img)
+    if isinstance(res, __import__("pandas").DataFrame) and {"tag", "value"} <= set(res.columns):
+        rows = []
+        for _, r in res.iterrows():
+            agg = str(r.get("aggregation", "") or "")
+            detail = f"IBSI {r.get('ibsi_id', '')}: {r.get('feature', '')}" + (f" ({agg})" if agg else "")
+            rows.append(dict(base, metric=str(r["tag"]), value=float(r["value"]),
+                             units=_texture_units(str(r["tag"]), units), detail=detail))
+        return rows, {}
     return rows_from_result(res, base, None), {}
 
 
@@ -502,10 +559,15 @@ def _coloc_rows(a_name: str, a: xr.DataArray, b_name: str, b: xr.DataArray, mask
     if not mi.same_grid(a, b):
         raise ValueError(f"colocalisation: {a_name} and {b_name} are not on the same grid after resampling")
     res = coloc.colocalisation(a, b, mask=mask, **params)
-    rows = rows_from_result(res, dict(base, map=f"{a_name} ~ {b_name}"), "1")
+    detail = ", ".join(f"{k}={res[k]}" for k in ("convention", "costes_method") if isinstance(res.get(k), str))
+    rows = rows_from_result(res, dict(base, map=f"{a_name} ~ {b_name}", detail=detail), "1")
     for r in rows:
         if "threshold" in r["metric"]:
             r["units"] = _map_units(a) if r["metric"].endswith(("1", "_a", "ch1")) else _map_units(b)
+        elif r["metric"] in ("n",):
+            r["units"] = "voxels"
+        elif r["metric"] == "costes_intercept":
+            r["units"] = _map_units(b)
     av = np.asarray(a.data, dtype=float)
     bv = np.asarray(b.data, dtype=float)
     sel = np.isfinite(av) & np.isfinite(bv)
@@ -648,11 +710,13 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
             stack = _frame_stack(frame, maps, frame_of, extra + texture_layers.get(frame, []))
             io.save(stack, tmp / "maps" / f"{frame}.ome.zarr")
             outputs.append(f"maps/{frame}.ome.zarr")
-        reg_summary = {
-            name: {"edge": r["edge"], "method": r["method"], "quality": r["quality"], "truth": r.get("truth"),
-                   "info": getattr(r["transform"], "info", {})}
-            for name, r in registrations.items()
-        }
+        reg_summary = {}
+        for name, r in registrations.items():
+            reg_summary[name] = {"edge": r["edge"], "method": r["method"], "quality": r["quality"],
+                                 "truth": r.get("truth"), "info": getattr(r["transform"], "info", {})}
+            if r.get("truth_transform") is not None:
+                reg_summary[name]["recovered_parameters"] = report._linear_summary(r["transform"])
+                reg_summary[name]["true_parameters"] = report._linear_summary(r["truth_transform"])
         write_json(reg_summary, tmp / "registration.json")
         outputs.append("registration.json")
         figures = report.subject_figures(subject, maps, masks, registrations, analyses, table, frame_of)
@@ -716,7 +780,8 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
 
     images = {k: node(f"load-{k}", load_image_step, spec) for k, spec in subject.images.items()}
     masks_raw = {k: node(f"load-mask-{k}", load_mask_step, spec) for k, spec in subject.masks.items()}
-    regs = {e.name: node(f"register-{e.name}", register_step, e, images[e.fixed_image], images[e.moving_image])
+    regs = {e.name: node(f"register-{e.name}", register_step, e, images[e.fixed_image], images[e.moving_image],
+                         {k: masks_raw[k] for k, spec in subject.masks.items() if spec.on == e.fixed_image})
             for e in subject.edges}
     frame_of = frames_of(subject)
     maps = {}
