@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ._common import (
     fail,
     provenance,
     restore_attrs,
+    tempdir_for,
     warn,
 )
 from ._geometry import direction_xyz_to_zyx, direction_zyx_to_xyz, split_affine_xyz
@@ -392,8 +394,17 @@ def write_itk(image: xr.DataArray, path: str | os.PathLike, compress: bool = Tru
         keep["channels"] = list(image.coords["c"].values)
     s.SetMetaData(_ATTRS_KEY, attrs_to_json(keep))
     target = Path(path)
-    if target.suffix.lower() == ".mhd":
-        # header + .raw pair: write both in place (rename of a pair is not atomic; write header last)
-        sitk.WriteImage(s, str(target), compress)
+    if target.suffix.lower() in (".mhd", ".nhdr"):
+        # header + data pair: write both under their final names in a scratch folder next to the
+        # target, then move the data file first and the header last (each move atomic), so a
+        # reader never finds a header without its data
+        scratch = tempdir_for(target)
+        try:
+            sitk.WriteImage(s, str(scratch / target.name), compress)
+            written = sorted(scratch.iterdir(), key=lambda f: f.name == target.name)
+            for f in written:
+                os.replace(f, target.parent / f.name)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
         return target
     return atomic_write(target, lambda tmp: sitk.WriteImage(s, str(tmp), compress), suffix=target.suffix)

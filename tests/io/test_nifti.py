@@ -216,3 +216,17 @@ def test_gzip_magic_without_nifti_is_reported(tmp_path):
         fh.write(b"hello" * 200)
     with pytest.raises(LoadError, match="does not hold a NIfTI header"):
         load(p)
+
+
+def test_header_data_pairs_and_vector_nifti(tmp_path):
+    img = spatial_image(np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5), spacing=(1.0, 0.5, 0.5),
+                        dims=("c", "z", "y", "x"), channels=["T1", "T2"], modality="MR")
+    back = load(save(img, tmp_path / "v.nii.gz"))
+    assert back.dims == ("c", "z", "y", "x") and list(back.coords["c"].values) == ["T1", "T2"]
+    np.testing.assert_array_equal(back.values, img.values)
+    one = img.isel(c=0, drop=True)
+    for name in ("p.mhd", "p.nhdr"):
+        out = load(save(one, tmp_path / name))
+        np.testing.assert_array_equal(out.values, one.values)
+        assert out.attrs["modality"] == "MR"
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
