@@ -1,0 +1,201 @@
+"""Voxel-wise texture maps: kernel-centre values, chunking, geometry and bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
+from multiscale.analysis.texture._discretise import discretise
+from multiscale.analysis.texture._roi import RoiError, TextureWarning
+from multiscale.analysis.texture.maps import feature_map, map_features
+from multiscale.image import spacing, spatial_image
+
+MODULES = {"glcm": glcm, "glrlm": glrlm, "glszm": glszm, "gldzm": gldzm, "ngtdm": ngtdm, "ngldm": ngldm}
+
+
+def volume(shape=(7, 9, 10), seed=0):
+    rng = np.random.default_rng(seed)
+    data = rng.normal(100.0, 20.0, size=shape)
+    data[:, :, : shape[2] // 2] += 40.0  # two textures, so kernels differ
+    return spatial_image(data, spacing=(2.0, 1.0, 0.5), origin=(-3.0, 4.0, 1.5), modality="CT", units="HU")
+
+
+def ellipsoid_mask(image):
+    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in image.shape], indexing="ij")
+    return image.copy(data=(z**2 + y**2 + x**2) < 1.1)
+
+
+def kernel_reference(q, centre, radius, module, aggregation, planar=False):
+    """Features of the kernel's own ROI: the crop of the grey-level volume around ``centre``."""
+    box = tuple(slice(max(c - r, 0), c + r + 1) for c, r in zip(centre, radius))
+    part = q[box]
+    rows = module.family_features(part, int(q.max()), part > 0, (1.0, 1.0, 1.0), [aggregation], {})
+    return np.array([r["value"] for r in rows])
+
+
+@pytest.mark.parametrize("family", list(MODULES))
+@pytest.mark.parametrize("masked_kernel", [False, True])
+def test_map_at_kernel_centre_equals_features_of_the_kernel(family, masked_kernel):
+    image = volume()
+    mask = ellipsoid_mask(image)
+    fmap = feature_map(image, mask, family=family, radius=(1, 2, 2), bins=6, masked_kernel=masked_kernel, chunks=4)
+    values = fmap.values
+    module = MODULES[family]
+    # the map's discretisation: fixed bin number over the voxels that may enter a kernel
+    sample = mask.values if masked_kernel else np.ones(image.shape, bool)
+    q = np.zeros(image.shape, np.int64)
+    q[sample] = discretise(image.values[sample], "fbn", n_bins=6)
+    assert fmap.attrs["provenance"]["texture_map"]["n_levels"] == 6
+    agg = module.AGGREGATIONS[-1]
+    centres = [(3, 4, 5), (0, 4, 5), (3, 0, 9), (6, 8, 0), (2, 6, 3)]
+    checked = 0
+    for centre in centres:
+        if not mask.values[centre]:
+            assert np.all(np.isnan(values[(slice(None),) + centre]))
+            continue
+        expected = kernel_reference(q, centre, (1, 2, 2), module, agg)
+        np.testing.assert_allclose(values[(slice(None),) + centre], expected, rtol=2e-6, atol=1e-9, err_msg=str(centre))
+        checked += 1
+    assert checked >= 3
+    outside = ~mask.values
+    assert np.all(np.isnan(values[:, outside]))
+
+
+@pytest.mark.parametrize("family", ["glcm", "gldzm"])
+def test_map_equals_features_api_on_the_kernel_roi(family):
+    """Same settings through the public ``features``: fixed bin size with an anchor and a range."""
+    from multiscale.analysis.texture import features
+
+    image = volume(seed=3)
+    settings = dict(bin_width=25.0, resegment_range=(0.0, 250.0))
+    fmap = feature_map(image, family=family, radius=1, **settings)
+    for centre in [(3, 4, 5), (6, 0, 9)]:
+        box = tuple(slice(max(c - 1, 0), c + 2) for c in centre)
+        crop = image[box]
+        df = features(crop, None, families=[family], aggregation="3D", **settings)
+        expected = df.set_index("tag").loc[list(fmap.c.values), "value"].to_numpy(float)
+        np.testing.assert_allclose(fmap.values[(slice(None),) + centre], expected, rtol=2e-6, atol=1e-9)
+
+
+def test_chunked_map_equals_unchunked():
+    image = volume(shape=(6, 11, 13), seed=1)
+    mask = ellipsoid_mask(image)
+    for family in ("glcm", "glszm", "ngtdm"):
+        one = feature_map(image, mask, family=family, radius=2, bins=8, chunks=(6, 11, 13)).values
+        many = feature_map(image, mask, family=family, radius=2, bins=8, chunks=(2, 3, 5)).values
+        np.testing.assert_array_equal(one, many)
+
+
+def test_two_dimensional_image_uses_in_plane_kernels():
+    rng = np.random.default_rng(2)
+    image = spatial_image(rng.random((9, 11)), spacing=(0.5, 0.5))
+    fmap = feature_map(image, family="glrlm", radius=2, bins=5, chunks=4)
+    assert fmap.dims == ("c", "y", "x") and fmap.c.values[0] == "rlm_sre_2D_comb"
+    q = discretise(image.values, "fbn", n_bins=5)[None]
+    expected = kernel_reference(q, (0, 4, 6), (0, 2, 2), glrlm, "2D_comb")
+    np.testing.assert_allclose(fmap.values[:, 4, 6], expected, rtol=2e-6)
+    ngl = feature_map(image, family="ngldm", features=["ngl_hde"], radius=1, bins=5)
+    assert ngl.c.values.tolist() == ["ngl_hde_2D"]
+    hde = kernel_reference(q, (0, 4, 6), (0, 1, 1), ngldm, "2D")[1]
+    assert ngl.values[0, 4, 6] == pytest.approx(hde, rel=2e-6)
+    assert np.nanmax(ngl.values) <= 9**2  # dependence at most 8 in-plane neighbours + the voxel
+
+
+def test_geometry_attrs_and_provenance_are_kept():
+    image = volume()
+    fmap = feature_map(image, family="glcm", features=["joint_avg", "cm_contrast_3D_comb"], radius_mm=2.0, bins=4)
+    assert isinstance(fmap.data, da.Array)  # lazy until asked
+    assert fmap.dims == ("c", "z", "y", "x")
+    assert fmap.c.values.tolist() == ["cm_joint_avg_3D_comb", "cm_contrast_3D_comb"]
+    for d in ("z", "y", "x"):
+        np.testing.assert_array_equal(fmap[d].values, image[d].values)
+    assert spacing(fmap) == spacing(image)
+    assert fmap.attrs["direction"] == image.attrs["direction"] and fmap.attrs["modality"] == "CT"
+    assert fmap.attrs["units"] == ""
+    prov = fmap.attrs["provenance"]["texture_map"]
+    assert prov["radius_voxels"] == (1, 2, 4)  # 2 mm over spacings (2, 1, 0.5) mm
+    assert prov["family"] == "glcm" and prov["discretisation"] == "fbn" and prov["n_levels"] == 4
+    joint_avg = fmap.sel(c="cm_joint_avg_3D_comb").values
+    assert np.all((joint_avg >= 1) & (joint_avg <= 4))
+
+
+def test_empty_roi_warns_and_gives_nan():
+    image = volume()
+    with pytest.warns(TextureWarning, match="ROI is empty"):
+        fmap = feature_map(image, np.zeros(image.shape, bool), family="ngtdm", radius=1)
+    assert np.all(np.isnan(fmap.values))
+
+
+def test_nan_inside_the_roi_is_left_out_and_warned():
+    image = volume()
+    data = image.values.copy()
+    data[3, 4, 5] = np.nan
+    broken = image.copy(data=data)
+    with pytest.warns(TextureWarning, match="1 NaN voxels"):
+        fmap = feature_map(broken, family="glszm", radius=1, bins=6)
+    values = fmap.values
+    assert np.all(np.isnan(values[:, 3, 4, 5]))
+    assert np.all(np.isfinite(values[:, 3, 4, 6]))  # the neighbour's kernel just lacks the NaN voxel
+    q = np.zeros(image.shape, np.int64)
+    finite = np.isfinite(data)
+    q[finite] = discretise(data[finite], "fbn", n_bins=6)
+    np.testing.assert_allclose(values[:, 3, 4, 6], kernel_reference(q, (3, 4, 6), (1, 1, 1), glszm, "3D"), rtol=2e-6)
+
+
+def test_constant_intensity_warns_and_is_defined():
+    image = spatial_image(np.full((4, 5, 5), 7.0), spacing=1.0)
+    with pytest.warns(TextureWarning, match="constant intensity"):
+        fmap = feature_map(image, family="glcm", features=["joint_max", "corr"], radius=1)
+    assert np.all(fmap.sel(c="cm_joint_max_3D_comb").values == 1.0)
+    assert np.all(np.isnan(fmap.sel(c="cm_corr_3D_comb").values))
+
+
+def test_one_voxel_roi_with_masked_kernel():
+    image = volume()
+    mask = np.zeros(image.shape, bool)
+    mask[3, 4, 5] = True
+    with pytest.warns(TextureWarning, match="one voxel"):
+        fmap = feature_map(image, mask, family="glcm", radius=1, masked_kernel=True)
+    assert np.all(np.isnan(fmap.values))  # no pair of voxels: the GLCM is empty
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TextureWarning)
+        zones = feature_map(image, mask, family="glszm", radius=1, masked_kernel=True)
+    assert zones.sel(c="szm_z_perc_3D").values[3, 4, 5] == 1.0
+
+
+def test_mask_on_another_grid_is_refused():
+    image = volume()
+    shifted = spatial_image(np.ones(image.shape), spacing=(2.0, 1.0, 0.5), origin=(0.0, 0.0, 0.0))
+    with pytest.raises(RoiError, match="another grid"):
+        feature_map(image, shifted, family="glcm")
+    with pytest.raises(RoiError, match="shape"):
+        feature_map(image, np.ones((3, 3, 3), bool), family="glcm")
+
+
+def test_bad_arguments_are_refused():
+    image = volume()
+    with pytest.raises(ValueError, match="unknown family"):
+        feature_map(image, family="lbp")
+    with pytest.raises(ValueError, match="has no feature 'cm_nonsense'"):
+        feature_map(image, family="glcm", features=["cm_nonsense"])
+    with pytest.raises(ValueError, match="single voxel"):
+        feature_map(image, family="glcm", radius=0)
+    with pytest.raises(ValueError, match="single voxel"):
+        feature_map(image, family="glcm", radius_mm=0.4)
+    with pytest.raises(RoiError, match="along 'c'"):
+        feature_map(spatial_image(np.zeros((2, 4, 4, 4)), spacing=1.0), family="glcm")
+    with pytest.raises(RoiError, match="spatial image"):
+        feature_map(np.zeros((4, 4, 4)), family="glcm")
+
+
+def test_map_features_worker_on_a_padded_block():
+    q = np.pad(np.array([[[1, 2, 1], [2, 1, 2], [1, 2, 1]]], np.int32), 1)
+    out = map_features(q, q > 0, "glcm", (1, 1, 1), 2, features=[11])  # contrast
+    assert out.shape == (1, 1, 3, 3)
+    # centre voxel: its 3x3 kernel is the whole checkerboard; every in-plane neighbour pair along
+    # x and y differs (contrast 1), diagonals agree (contrast 0): 24 of 40 pair counts differ
+    assert out[0, 0, 1, 1] == pytest.approx(24 / 40)
