@@ -163,6 +163,7 @@ def resample(
             run_block,
             flat,
             dtype=out_dtype if data.dtype != bool else bool,
+            meta=np.empty((0,) * (1 + len(out_shape)), dtype=out_dtype if data.dtype != bool else bool),
             chunks=(flat.chunks[0],) + tuple((s,) for s in out_shape),
         )
     else:
