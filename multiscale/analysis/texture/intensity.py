@@ -103,8 +103,7 @@ def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
     skew[n == 0] = np.nan
     kurt[n == 0] = np.nan
 
-    order = np.lexsort((v, g))
-    sv = v[order]
+    sv = np.sort(v) if n_groups == 1 else v[np.lexsort((v, g))]
     counts = n.astype(np.int64)
     starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
     median = _grouped_percentile(sv, starts, counts, 50)
