@@ -32,14 +32,27 @@ def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code
         lb = p0
         for t in range(n_t):
             lo_t = lo[t]
-            # lower bound of lo_t in mz_buf[lb:e] (lo is ascending, so lb only moves right)
-            a, b = lb, e
-            while a < b:
-                m = (a + b) >> 1
-                if mz_buf[m] < lo_t:
-                    a = m + 1
-                else:
-                    b = m
+            # lower bound of lo_t in mz_buf[lb:e]; lo is ascending, so lb only moves right.
+            # A short linear scan first (sequential, prefetch-friendly when targets are dense),
+            # then gallop and bisect (few probes when they are sparse).
+            a = lb
+            k = 0
+            while k < 64 and a < e and mz_buf[a] < lo_t:
+                a += 1
+                k += 1
+            if k == 64 and a < e and mz_buf[a] < lo_t:
+                step = 1
+                while a + step < e and mz_buf[a + step] < lo_t:
+                    a += step
+                    step <<= 1
+                b = min(a + step, e)
+                a += 1  # mz_buf[a] < lo_t is known here
+                while a < b:
+                    m = (a + b) >> 1
+                    if mz_buf[m] < lo_t:
+                        a = m + 1
+                    else:
+                        b = m
             lb = a
             hi_t = hi[t]
             acc = 0.0

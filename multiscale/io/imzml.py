@@ -66,7 +66,7 @@ def mz_windows(
     Examples
     --------
     >>> lo, hi = mz_windows([500.0], 10, "ppm")
-    >>> float(lo[0]), float(hi[0])
+    >>> round(float(lo[0]), 9), round(float(hi[0]), 9)
     (499.995, 500.005)
     >>> mz_windows(200.0, 0.5, "da")[0].tolist()
     [199.5]

@@ -1,0 +1,163 @@
+"""Ion images from imzML: multiscale vs pyimzML's ``getionimage`` (BENCHMARKS.md section 1), same run.
+
+Generate the workloads first::
+
+    .venv/bin/python benchmarks/make_msi_workloads.py [--scale 1.0]
+    .venv/bin/python benchmarks/msi_ion_images.py [--workloads A B] [--repeats 3]
+
+Prints, per workload: imzML parse time (pyimzML, ours cold) and reopen time (ours, cached index);
+1 / 100 / 1,000 ion times (pyimzML for 1 and 100; its 1,000-ion time is 10x its 100-ion time,
+stated as an extrapolation); the ratios; the largest relative difference between our 100 images
+and pyimzML's; and peak RSS of each method measured in a fresh subprocess. Targets are drawn at
+random from the ion pool (A) or the m/z axis (B); 5 ppm windows; summed intensity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATA = Path(__file__).parent / "data" / "msi"
+FILES = {"A": "A_processed.imzML", "B": "B_continuous.imzML"}
+PPM = 5.0
+
+
+def targets_for(name: str, n: int, data: Path, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + n)
+    if name == "A":
+        pool = np.load(data / "A_pool.npy")
+        return rng.choice(pool, n, replace=False)
+    axis = np.load(data / "B_axis.npy")
+    return rng.choice(axis[10:-10], n, replace=False)
+
+
+def timed(fn, repeats: int = 1):
+    times, out = [], None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), out
+
+
+def pyimzml_images(parser, targets: np.ndarray) -> np.ndarray:
+    from pyimzml.ImzMLParser import getionimage
+
+    return np.stack([getionimage(parser, float(t), tol=float(t) * PPM * 1e-6) for t in targets])
+
+
+def ours_images(ds, targets: np.ndarray, exact_da: bool = False) -> np.ndarray:
+    if exact_da:  # the very same window arithmetic as pyimzML (mz -+ mz * 5e-6), for the equality check
+        return ds.ion_images(targets, tol=targets * PPM * 1e-6, tol_unit="da").values
+    return ds.ion_images(targets, tol=PPM, tol_unit="ppm").values
+
+
+def worker(method: str, name: str, n: int, data: Path) -> None:
+    """Run one extraction in this (fresh) process and print its peak RSS."""
+    path = data / FILES[name]
+    targets = targets_for(name, n, data)
+    t = time.perf_counter()
+    if method == "pyimzml":
+        from pyimzml.ImzMLParser import ImzMLParser
+
+        pyimzml_images(ImzMLParser(str(path)), targets)
+    else:
+        from multiscale.io import read_imzml
+
+        ours_images(read_imzml(path, engine=method), targets)
+    dt = time.perf_counter() - t
+    print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": dt}))
+
+
+def peak_rss(method: str, name: str, n: int, data: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", method, name, str(n), "--data", str(data)],
+        capture_output=True, text=True, check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench(name: str, data: Path, repeats: int, skip_pyimzml_100: bool) -> dict:
+    from pyimzml.ImzMLParser import ImzMLParser
+
+    from multiscale.io import read_imzml
+
+    path = data / FILES[name]
+    ibd_gb = path.with_suffix(".ibd").stat().st_size / 1e9
+    r: dict = {"workload": name, "ibd_GB": round(ibd_gb, 2)}
+    # warm the page cache once so that both readers see the same state
+    with open(path.with_suffix(".ibd"), "rb") as fh:
+        while fh.read(64 << 20):
+            pass
+    r["parse_pyimzml_s"], parser = timed(lambda: ImzMLParser(str(path)))
+    r["parse_ours_cold_s"], ds = timed(lambda: read_imzml(path, cache=False))
+    read_imzml(path)  # writes the cache
+    r["reopen_ours_s"], ds = timed(lambda: read_imzml(path), repeats=5)
+    r["engine"] = "numba" if __import__("multiscale.io._imzml_kernels", fromlist=["x"]).HAVE_NUMBA else "numpy"
+    t1, t100, t1000 = (targets_for(name, n, data) for n in (1, 100, 1000))
+    r["pyimzml_1_s"], _ = timed(lambda: pyimzml_images(parser, t1), repeats=repeats)
+    ours_images(ds, t1)  # numba compilation (cached on disk after the first run) is not timed
+    r["ours_1_s"], _ = timed(lambda: ours_images(ds, t1), repeats=repeats)
+    r["ours_100_s"], _ = timed(lambda: ours_images(ds, t100), repeats=repeats)
+    r["ours_1000_s"], _ = timed(lambda: ours_images(ds, t1000), repeats=repeats)
+    ds_np = read_imzml(path, engine="numpy")
+    r["ours_numpy_100_s"], _ = timed(lambda: ours_images(ds_np, t100), repeats=1)
+    ours100 = ours_images(ds, t100, exact_da=True)
+    if skip_pyimzml_100:
+        sub = t100[:10]
+        r["pyimzml_10_s"], ref = timed(lambda: pyimzml_images(parser, sub))
+        r["pyimzml_100_s"] = r["pyimzml_10_s"] * 10
+        r["pyimzml_100_note"] = "extrapolated from 10 ions"
+        ours_cmp = ours100[:10]
+    else:
+        r["pyimzml_100_s"], ref = timed(lambda: pyimzml_images(parser, t100))
+        ours_cmp = ours100
+    nz = ref != 0
+    r["max_rel_diff_vs_pyimzml"] = float(np.max(np.abs(ours_cmp[nz] - ref[nz]) / np.abs(ref[nz]))) if nz.any() else 0.0
+    r["max_abs_diff_where_pyimzml_zero"] = float(np.max(np.abs(ours_cmp[~nz]))) if (~nz).any() else 0.0
+    r["nonzero_pixels_compared"] = int(nz.sum())
+    r["ratio_100_pyimzml_over_ours"] = r["pyimzml_100_s"] / r["ours_100_s"]
+    r["ratio_1_pyimzml_over_ours"] = r["pyimzml_1_s"] / r["ours_1_s"]
+    r["ratio_1000_over_100_ours"] = r["ours_1000_s"] / r["ours_100_s"]
+    r["reopen_under_0.1s"] = r["reopen_ours_s"] < 0.1
+    for method, n in (("pyimzml", 1), (r["engine"], 100), (r["engine"], 1000)):
+        m = peak_rss(method, name, n, data)
+        r[f"peak_rss_{method}_{n}_MB"] = round(m["rss_mb"], 1)
+    return r
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--workloads", nargs="+", default=["A", "B"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--skip-pyimzml-100", action="store_true", help="time pyimzML on 10 ions and extrapolate")
+    ap.add_argument("--worker", nargs=3, metavar=("METHOD", "WORKLOAD", "N"))
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker[0], args.worker[1], int(args.worker[2]), args.data)
+        return
+    scale = (args.data / "SCALE").read_text().strip() if (args.data / "SCALE").exists() else "?"
+    results = []
+    for name in args.workloads:
+        r = bench(name, args.data, args.repeats, args.skip_pyimzml_100)
+        r["scale"] = scale
+        results.append(r)
+        print(f"\n== workload {name} ({r['ibd_GB']} GB .ibd, scale {scale}, engine {r['engine']})")
+        for k, v in r.items():
+            print(f"  {k:34s} {v:.4g}" if isinstance(v, float) else f"  {k:34s} {v}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()
