@@ -389,6 +389,8 @@ def colocalisation(
     """
     if convention not in ("coloc2", "jacop"):
         raise AnalysisError(f"convention={convention!r}; use 'coloc2' or 'jacop'")
+    if costes_method not in ("bisection", "stepper"):
+        raise AnalysisError(f"costes_method={costes_method!r}; use 'bisection' or 'stepper'")
     a, b, m, x, y, dtype = _pair_values(a, b, mask)
     out: dict[str, Any] = {"n": int(x.size), "convention": convention}
     if np.ptp(x) == 0 or np.ptp(y) == 0:
@@ -421,6 +423,14 @@ def colocalisation(
             if const:
                 warnings.warn("Costes' thresholds are undefined for a constant image (NaN)", AnalysisWarning, stacklevel=2)
             else:
+                span = min(float(np.ptp(x)), float(np.ptp(y)))
+                if span < 100:
+                    warnings.warn(
+                        f"Costes' search steps in whole intensity units (as Coloc 2 does) but a channel spans only "
+                        f"{span:g}; rescale the images to integer levels (e.g. 0-4095) for a meaningful threshold",
+                        AnalysisWarning,
+                        stacklevel=2,
+                    )
                 c = costes_threshold(x, y, costes_method, dtype)
                 t1, t2 = c["threshold_a"], c["threshold_b"]
                 out["costes_slope"], out["costes_intercept"] = c["slope"], c["intercept"]

@@ -281,6 +281,8 @@ def test_bad_input():
     with pytest.warns(AnalysisWarning, match="constant"):
         res = colocalisation(a, const)
     assert np.isnan(res["pearson"]) and np.isnan(res["threshold_a"]) and res["m1"] == 1.0
+    with pytest.warns(AnalysisWarning, match="whole intensity units"):
+        colocalisation(_img(np.linspace(0, 1, 24).reshape(4, 6)), _img(np.linspace(0, 1, 24).reshape(4, 6) ** 2))
     nan = np.arange(24.0).reshape(4, 6)
     nan[0, 0] = np.nan
     with pytest.warns(AnalysisWarning, match="1 of 24"):
