@@ -345,26 +345,33 @@ def _order(slices: list[_Slice], where: Path, allow_missing: bool) -> tuple[list
     return grid, geometry
 
 
-def _make_reader(s: _Slice, factor: float, dtype: np.dtype, apply_rescale: bool):
-    def read() -> np.ndarray:
-        import pydicom
+def _read_slice(path: str | None, frame: int | None, slope: float, intercept: float, factor: float, dtype: str,
+                rescale: bool, shape: tuple[int, int]) -> np.ndarray:
+    """One dask block: a slice's pixels with its rescale (and SUV factor) applied, shape (1, 1, rows, cols)."""
+    import pydicom
 
-        try:
-            ds = pydicom.dcmread(str(s.path))
-            arr = ds.pixel_array
-        except Exception as exc:
-            raise fail(s.path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
-                       "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
-        if s.frame is not None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
-            arr = arr[s.frame]
-        if not apply_rescale:
-            return arr.astype(dtype, copy=False)
-        out = arr.astype(np.float64) * s.slope + s.intercept
-        if factor != 1.0:
-            out *= factor
-        return out.astype(dtype)
-
-    return read
+    if path is None:  # a missing slice filled on request
+        return np.full((1, 1) + tuple(shape), np.nan, dtype=dtype)
+    try:
+        ds = pydicom.dcmread(path)
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
+                   "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+    if frame is not None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
+        arr = arr[frame]
+    if tuple(arr.shape) != tuple(shape):
+        raise fail(path, "Rows/Columns (0028,0010/0011)", f"pixel data has shape {arr.shape}, expected {shape}",
+                   "the file is corrupt")
+    if not rescale:
+        return arr.astype(dtype, copy=False)[None, None]
+    if slope == 1.0 and factor == 1.0:
+        out = arr.astype(dtype)
+        if intercept:
+            out += np.asarray(intercept, dtype=dtype)
+        return out[None, None]
+    out = arr.astype(np.float64) * (slope * factor) + intercept * factor
+    return out.astype(dtype)[None, None]
 
 
 def _units_for(modality: str, header: Any) -> str:
@@ -418,8 +425,8 @@ def read_dicom(
     'HU'
     """
     import dask.array as da
-    from dask import delayed
     from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     path = Path(path)
     if path.is_dir():
@@ -501,19 +508,19 @@ def read_dicom(
             vols.append(np.stack(planes))
         data = np.stack(vols)
     else:
-        vols = []
-        for row in grid:
-            planes = []
-            for s in row:
-                if s is None:
-                    planes.append(da.full(shape2, np.nan, dtype=dtype, chunks=shape2))
-                    continue
-                reader = _make_reader(s, factors.get(id(s), 1.0), dtype, rescale)
-                key = tokenize(str(s.path), s.frame, factors.get(id(s), 1.0), str(dtype), rescale)
-                planes.append(da.from_delayed(delayed(reader, pure=True)(dask_key_name=f"dicom-slice-{key}"),
-                                              shape=shape2, dtype=dtype))
-            vols.append(da.stack(planes))
-        data = da.stack(vols)
+        # one task per slice, plain arguments only (cheap to tokenize and to ship to workers)
+        name = "dicom-" + tokenize(chosen.uid, [
+            (str(s.path), s.frame, s.slope, s.intercept, factors.get(id(s), 1.0)) if s is not None else None
+            for row in grid for s in row], str(dtype), rescale)
+        dsk = {}
+        for ti, row in enumerate(grid):
+            for zi, s in enumerate(row):
+                args = ((str(s.path), s.frame, s.slope, s.intercept, factors.get(id(s), 1.0)) if s is not None
+                        else (None, None, 1.0, 0.0, 1.0))
+                dsk[(name, ti, zi, 0, 0)] = (_read_slice, *args, dtype.str, rescale, shape2)
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+        data = da.Array(graph, name, chunks=((1,) * len(grid), (1,) * len(grid[0]), (shape2[0],), (shape2[1],)),
+                        dtype=dtype)
     dims: tuple[str, ...] = ("t", "z", "y", "x")
     if data.shape[0] == 1:
         data = data[0]

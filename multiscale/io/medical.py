@@ -146,8 +146,14 @@ def read_nifti(
     if lazy:
         import dask.array as da
 
-        data = da.from_array(img.dataobj, chunks=shape[:2] + (1,) + tuple(shape[3:]) if ndim >= 3 else shape,
-                             asarray=True, fancy=False)
+        if ndim >= 3:
+            # whole (x, y) planes, about 64 MB per block
+            plane = int(np.prod(shape[:2])) * max(hdr.get_data_dtype().itemsize, 4) * int(np.prod(shape[3:]))
+            nz = int(max(1, min(shape[2], (64 << 20) // max(plane, 1))))
+            chunks = shape[:2] + (nz,) + tuple(shape[3:])
+        else:
+            chunks = shape
+        data = da.from_array(img.dataobj, chunks=chunks, asarray=True, fancy=False)
     else:
         try:
             data = np.asarray(img.dataobj)
