@@ -160,7 +160,8 @@ def write_imzml(
     xml = xml.replace(anchor, extra + anchor, 1)
     xml = _OPTIONAL_SPECTRUM_PARAMS.sub("", xml)
     head, sep, body = xml.partition("<spectrumList")
-    xml = head + sep + re.sub(r"\n[ \t]+<", "\n<", body)  # no indentation inside the spectrum list
+    first, nl, rest = body.partition("\n")  # the rest of the <spectrumList ...> line stays as is
+    xml = head + sep + first + nl + "\n".join(line.lstrip() for line in rest.split("\n"))  # no indentation
     # pyimzML refers to an instrument configuration id it never declares; point at the one it does
     xml = xml.replace('instrumentConfigurationRef="instrumentConfiguration0"', 'instrumentConfigurationRef="IC1"')
     path.write_text(xml, encoding="ISO-8859-1")

@@ -243,18 +243,15 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
     mri_centre = ph.body_centre + MRI_CENTRE_FROM_BODY
     mri_origin = np.round((mri_centre - (mri_n_xyz - 1) / 2 * sp) * 256) / 256  # exact in float32
     xs, ys, zs = _axes(mri_origin, sp, g.mri_shape)
-    P = _points(xs, ys, zs)
-    body = ph.body_inside(P)
-    tumour = body & (ph.tumour_rho(P) < 1.0)
-    core = ph.core_inside(P)
+    reg = ph.regions(_points(xs, ys, zs))
+    body, tumour, core = reg["body"], reg["tumour"], reg["core"]
     viable = tumour & ~core
-    tex = ph.texture(P).astype(np.float32)
+    tex = ph.texture_on_grid(xs, ys, zs)
     vsd = ph_mod.vessel_surface_distance((xs, ys, zs), ph.vessels, reach=sp)
     vfrac = (np.clip(0.5 - vsd / sp, 0.0, 1.0) * (body & ~core)).astype(np.float32)
     vessel_mask = (vsd < 0) & body & ~core
     depth3 = _depth(tumour, sp)
     body_depth = _depth(body, sp)
-    del P
 
     # T2-like MRI
     mri = np.zeros(g.mri_shape, np.float32)
@@ -323,14 +320,11 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
     fny, fnx = g.fluo_shape
     cxs = (np.arange(fnx + 2 * m) - m) * px
     cys = (np.arange(fny + 2 * m) - m) * px
-    C = _points(cxs, cys, np.array([z0]))[0]
-    tissue_c = ph.tissue_inside(C)
-    tumour_c = tissue_c & (ph.tumour_rho(C) < 1.0)
-    core_c = ph.core_inside(C)
+    reg = ph.regions(_points(cxs, cys, np.array([z0]))[0])
+    tissue_c, core_c = reg["tissue"], reg["core"]
+    tumour_c = reg["tumour"] & tissue_c
     viable_c = tumour_c & ~core_c
-    tex_c = ph.texture(C).astype(np.float32)
-    tex2_c = ph.texture(C + np.array([0.0, 0.0, 37.0])).astype(np.float32)
-    del C
+    del reg
     vsd_c = ph_mod.vessel_surface_distance((cxs, cys, np.array([z0])), ph.vessels, reach=0.3)[0]
     vfrac_c = (np.clip(0.5 - vsd_c / px, 0.0, 1.0) * tissue_c).astype(np.float32)
     peri_c = (np.exp(-np.maximum(vsd_c, 0.0) / DYE_PERI_DECAY_MM) * tissue_c).astype(np.float32)
@@ -374,25 +368,38 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
     T_msi = affine2d_inverse(M_msi)  # fluorescence point -> MSI point (fixed -> moving)
     qx, qy = np.meshgrid(np.arange(mnx) * mp, np.arange(mny) * mp)
     S = apply_h(M_msi, np.stack([qx.ravel(), qy.ravel()], axis=1))
-    cidx = np.stack([S[:, 1] / px + m, S[:, 0] / px + m])
-    spot = 0.5 * mp / px
-    drug_c = ndimage.gaussian_filter(lipo_c, 0.08 / px) * tissue_c
+    # the laser spot: a Gaussian of sigma = half an MSI pixel. The canvas is first block-averaged by f
+    # (a box of f fluorescence pixels adds (f^2 - 1) / 12 px^2 of variance), then blurred by the rest.
+    spot = 0.5 * mp / px  # canvas pixels
+    fb = max(1, int(spot // 1.5))
+    rest = float(np.sqrt(max(spot**2 - (fb * fb - 1) / 12.0, 0.0)) / fb)
+    cidx = np.stack([(S[:, 1] / px + m - (fb - 1) / 2) / fb, (S[:, 0] / px + m - (fb - 1) / 2) / fb])
 
-    def at_msi(field: np.ndarray) -> np.ndarray:
-        sm = ndimage.gaussian_filter(field.astype(np.float32), spot)
+    def down(a: np.ndarray) -> np.ndarray:
+        h, w = (a.shape[0] // fb) * fb, (a.shape[1] // fb) * fb
+        return a[:h, :w].astype(np.float32).reshape(h // fb, fb, w // fb, fb).mean(axis=(1, 3))
+
+    def at_msi(a_down: np.ndarray) -> np.ndarray:
+        sm = ndimage.gaussian_filter(a_down, rest) if rest > 0 else a_down
         return ndimage.map_coordinates(sm, cidx, order=1, cval=0.0).reshape(mny, mnx)
 
-    tis_m = at_msi(tissue_c.astype(np.float32))
-    via_m = at_msi(viable_c.astype(np.float32))
-    lipo_m = at_msi(lipo_c)
-    dye_m = at_msi(dye_c)
-    ves_m = at_msi(ves_c)
-    vfr_m = at_msi(vfrac_c)
-    tex_m = at_msi(tex_c)
-    tex2_m = at_msi(tex2_c)
-    drug_m = at_msi(drug_c)
-    core_m = at_msi(core_c.astype(np.float32))  # haemorrhage in the necrotic core
-    tex3_m = at_msi(ph.texture(_points(cxs, cys, np.array([z0 - 23.0])))[0].astype(np.float32))
+    tissue_d = down(tissue_c)
+    lipo_d = down(lipo_c)
+    # released doxorubicin diffuses ~80 um from its carrier, within the tissue
+    drug_d = ndimage.gaussian_filter(lipo_d, 0.08 / (px * fb)) * tissue_d
+    tis_m = at_msi(tissue_d)
+    via_m = at_msi(down(viable_c))
+    lipo_m = at_msi(lipo_d)
+    dye_m = at_msi(down(dye_c))
+    ves_m = at_msi(down(ves_c))
+    vfr_m = at_msi(down(vfrac_c))
+    drug_m = at_msi(drug_d)
+    core_m = at_msi(down(core_c))  # haemorrhage in the necrotic core
+    # textures are smooth (wavelength >= 0.8 mm): evaluated at the spot centres
+    S3 = np.concatenate([S, np.full((S.shape[0], 1), z0)], axis=1)
+    tex_m = ph.texture(S3).reshape(mny, mnx)
+    tex2_m = ph.texture(S3 + np.array([0.0, 0.0, 37.0])).reshape(mny, mnx)
+    tex3_m = ph.texture(S3 + np.array([0.0, 0.0, -23.0])).reshape(mny, mnx)
     ion_maps = {
         "doxorubicin": 900.0 * drug_m * np.clip(1 + 0.4 * tex3_m, 0, None),
         "doxorubicinol": 250.0 * drug_m * (via_m + 0.3 * (tis_m - via_m)) * np.clip(1 + 0.3 * tex_m, 0, None),
