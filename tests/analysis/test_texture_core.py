@@ -308,3 +308,37 @@ def test_resegmentation_and_outlier_filtering_change_only_the_intensity_mask(noi
     out = _by_tag(features(noisy, families="stat", outlier_sigma=1.0))
     kept = v[np.abs(v - v.mean()) <= v.std()]
     assert out["stat_mean"] == pytest.approx(kept.mean())
+
+
+# ------------------------------------------------------------------------------------ API plumbing
+
+
+def test_label_value_and_dataarray_mask(noisy):
+    lab = np.zeros(noisy.shape, np.int16)
+    lab[:3] = 2
+    lab[3:] = 5
+    mask_img = spatial_image(lab, spacing=(2.0, 0.8, 0.8))
+    got = _by_tag(features(noisy, mask_img, families="stat", label=5))
+    assert got["stat_mean"] == pytest.approx(noisy.values[3:].mean())
+
+
+def test_settings_reach_the_matrix_families(noisy):
+    from multiscale.analysis.texture import glcm
+
+    d1 = _by_tag(features(noisy, families="glcm", aggregation="3D_comb", n_bins=8))
+    d2 = _by_tag(features(noisy, families="glcm", aggregation="3D_comb", n_bins=8, distances=[2]))
+    assert set(d1) == {t for t in d1 if t.endswith("_3D_comb")}
+    assert d1["cm_contrast_3D_comb"] != d2["cm_contrast_3D_comb"]
+    q = discretise(noisy.values, "fbn", n_bins=8)
+    rows = glcm.family_features(q, 8, np.ones(q.shape, bool), (2.0, 0.8, 0.8), ["3D_comb"],
+                                {"glcm_distance": 2, "glcm_symmetric": True, "ngldm_alpha": 0, "ngldm_distance": 1,
+                                 "ngtdm_distance": 1})
+    assert _by_tag(rows) == pytest.approx(d2)
+
+
+def test_feature_map_is_exported():
+    from multiscale.analysis.texture import feature_map
+
+    img = spatial_image(np.random.default_rng(0).random((6, 6, 6)), spacing=1.0)
+    m = feature_map(img, family="glcm", features=["joint_avg"], radius=1, bins=4)
+    assert m.sizes["c"] == 1 and m.shape[1:] == (6, 6, 6)

@@ -1,0 +1,228 @@
+"""Texture features: multiscale vs pyradiomics 3.0.1 in the same run (BENCHMARKS.md section 2).
+
+Workload (generated once into benchmarks/data/texture/workload.npz, deterministic): a 64x256x256 int16
+volume at 1 mm, Gaussian-smoothed noise (sigma 2 voxels) and white noise, a 926,496-voxel ellipsoid ROI
+(semi-axes 24, 96, 96 voxels) and a 33,552-voxel sphere (radius 20); 32 bins (FBN).
+
+pyradiomics lives in the benchmark-only environment ``benchmarks/_env`` (never a project dependency)::
+
+    benchmarks/_env/bin/pip install numpy setuptools wheel versioneer
+    benchmarks/_env/bin/pip install --no-build-isolation pyradiomics==3.0.1
+
+Run::
+
+    .venv/bin/python benchmarks/texture.py                 # everything (about 10 minutes on 2 busy cores)
+    .venv/bin/python benchmarks/texture.py --quick         # smooth texture only, fewer map voxels
+    .venv/bin/python benchmarks/texture.py --no-pyradiomics
+
+Prints and writes benchmarks/results/texture.md:
+1. whole-ROI time of every family, ours (all IBSI aggregations; and 3D only) vs pyradiomics per class
+   (shape~morph, firstorder~stat+ih, glcm, glrlm, glszm, gldm~ngldm, ngtdm) and all together; ratios.
+2. voxel-map throughput (ROI voxels per second) and peak RSS of each matrix family (5^3 kernel,
+   radius 2) on the sphere, each in a fresh process, vs pyradiomics' voxel-based GLCM in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "texture"
+WORKLOAD = DATA / "workload.npz"
+RESULTS = HERE / "results" / "texture.md"
+PYRAD_PY = HERE / "_env" / "bin" / "python"
+MAP_FAMILIES = ("glcm", "glrlm", "glszm", "gldzm", "ngtdm", "ngldm")
+PAIRS = {  # pyradiomics class -> our families
+    "shape": ("morph",),
+    "firstorder": ("stat", "ih"),
+    "glcm": ("glcm",),
+    "glrlm": ("glrlm",),
+    "glszm": ("glszm",),
+    "gldm": ("ngldm",),
+    "ngtdm": ("ngtdm",),
+}
+
+
+def make_workload() -> None:
+    """Write the deterministic workload (atomic replace)."""
+    from scipy import ndimage
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    smooth = ndimage.gaussian_filter(rng.normal(size=(64, 256, 256)), 2.0)
+    smooth = np.round(smooth / smooth.std() * 100 + 1000).astype(np.int16)
+    white = np.round(rng.normal(1000, 100, size=(64, 256, 256))).astype(np.int16)
+    z, y, x = np.ogrid[:64, :256, :256]
+    ell = ((z - 31.5) / 24) ** 2 + ((y - 127.5) / 96) ** 2 + ((x - 127.5) / 96) ** 2 <= 1
+    sph = (z - 31.5) ** 2 + (y - 127.5) ** 2 + (x - 127.5) ** 2 <= 400
+    assert int(ell.sum()) == 926_496 and int(sph.sum()) == 33_552
+    tmp = DATA / "workload.tmp.npz"
+    np.savez(tmp, smooth=smooth, white=white, ellipsoid=ell, sphere=sph)
+    os.replace(tmp, WORKLOAD)
+
+
+def ours_roi(texture: str, roi: str) -> dict:
+    from multiscale.analysis.texture import FAMILIES, features
+    from multiscale.image import spatial_image
+
+    d = np.load(WORKLOAD)
+    img = spatial_image(d[texture], spacing=1.0)
+    mask = d[roi]
+    out: dict = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        features(spatial_image(d[texture][:6, :6, :6], spacing=1.0), n_bins=32)  # numba compilation, not timed
+        for fam in FAMILIES:
+            t = time.perf_counter()
+            features(img, mask, families=fam, n_bins=32)
+            out[fam] = time.perf_counter() - t
+        t = time.perf_counter()
+        df = features(img, mask, n_bins=32)
+        out["all"] = time.perf_counter() - t
+        out["all_n"] = len(df)
+        t = time.perf_counter()
+        df3 = features(img, mask, n_bins=32, aggregation="3D")
+        out["all_3d"] = time.perf_counter() - t
+        out["all_3d_n"] = len(df3)
+    return out
+
+
+def pyradiomics(*args: str) -> dict | None:
+    if not PYRAD_PY.exists():
+        return None
+    proc = subprocess.run([str(PYRAD_PY), str(HERE / "_texture_pyradiomics.py"), str(WORKLOAD), *args],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr[-2000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+_MAP_CHILD = r"""
+import json, resource, sys, time, warnings
+import numpy as np
+from multiscale.image import spatial_image
+from multiscale.analysis.texture import feature_map
+family, crop = sys.argv[1], sys.argv[2] == "crop"
+d = np.load(sys.argv[3])
+sl = (slice(9, 54), slice(105, 150), slice(105, 150)) if crop else (slice(None),) * 3
+img = spatial_image(d["smooth"][sl], spacing=1.0); mask = d["sphere"][sl]
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    feature_map(spatial_image(d["smooth"][:8, :8, :8], spacing=1.0), family=family, radius=1, bins=8).compute()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t = time.perf_counter()
+    m = feature_map(img, mask=mask, family=family, radius=2, bins=32).compute()
+    sec = time.perf_counter() - t
+n = int(mask.sum())
+print(json.dumps({"family": family, "n_voxels": n, "seconds": sec, "voxels_per_s": n / sec, "channels": int(m.sizes["c"]),
+                  "output_mb": m.nbytes / 2**20, "base_rss_mb": base,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def ours_map(family: str, crop: bool) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _MAP_CHILD, family, "crop" if crop else "full", str(WORKLOAD)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smooth texture only; 300 pyradiomics map voxels")
+    ap.add_argument("--no-pyradiomics", action="store_true")
+    ap.add_argument("--pyradiomics-map-voxels", type=int, default=500)
+    args = ap.parse_args()
+    if not WORKLOAD.exists():
+        make_workload()
+    use_pr = not args.no_pyradiomics and PYRAD_PY.exists()
+    textures = ("smooth",) if args.quick else ("smooth", "white")
+    lines = [
+        "# Texture benchmark (BENCHMARKS.md section 2)",
+        "",
+        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}; host: {platform.node()}, {os.cpu_count()} cores "
+        f"(shared with other engineers: timings are noisy, ratios are from the same run)",
+        f"- command: `.venv/bin/python benchmarks/texture.py {' '.join(sys.argv[1:])}`",
+        "- workload: 64x256x256 int16, 1 mm; ellipsoid ROI 926,496 voxels, sphere 33,552; FBN 32 bins",
+        "",
+        "## 1. Whole ROI, every family",
+        "",
+        "Ours: `features(image, mask, families=f, n_bins=32)` (all IBSI aggregations: 6 for GLCM/GLRLM, 3 for the "
+        "other matrices; morph includes mesh, convex hull, PCA, Moran's I and Geary's C over all voxel pairs). "
+        "pyradiomics: `RadiomicsFeatureExtractor(binCount=32)` with one class enabled. ratio = pyradiomics / ours.",
+        "",
+        "| texture | ROI | pyradiomics class | pyradiomics s | our families | ours s | ratio |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    summary = []
+    for texture in textures:
+        for roi in ("ellipsoid", "sphere"):
+            ours = ours_roi(texture, roi)
+            pr = pyradiomics("roi", texture, roi) if use_pr else None
+            for cls, fams in PAIRS.items():
+                o = sum(ours[f] for f in fams)
+                p = pr[cls] if pr else float("nan")
+                lines.append(f"| {texture} | {roi} | {cls} | {p:.2f} | {'+'.join(fams)} | {o:.2f} | {p / o:.1f} |")
+            extra = sum(ours[f] for f in ("loc", "ivh"))
+            lines.append(f"| {texture} | {roi} | (none) | | loc+ivh | {extra:.2f} | |")
+            p_all = pr["all"] if pr else float("nan")
+            lines.append(f"| {texture} | {roi} | **all** | **{p_all:.2f}** | **all, {ours['all_n']} features** | "
+                         f"**{ours['all']:.2f}** | **{p_all / ours['all']:.1f}** |")
+            lines.append(f"| {texture} | {roi} | all | {p_all:.2f} | all, 3D only, {ours['all_3d_n']} features | "
+                         f"{ours['all_3d']:.2f} | {p_all / ours['all_3d']:.1f} |")
+            summary.append((texture, roi, p_all, ours["all"], ours))
+            print(f"{texture:6s} {roi:9s} pyradiomics all {p_all:7.2f} s | ours all {ours['all']:6.2f} s "
+                  f"(3D only {ours['all_3d']:.2f} s) | ratio {p_all / ours['all']:.1f}", flush=True)
+            worst = min((pr[c] / sum(ours[f] for f in fs), c) for c, fs in PAIRS.items()) if pr else None
+            if worst:
+                print(f"    slowest family relative to pyradiomics: {worst[1]} ratio {worst[0]:.1f}", flush=True)
+
+    lines += [
+        "",
+        "## 2. Voxel-wise maps (kernel 5x5x5, radius 2), sphere ROI (33,552 voxels)",
+        "",
+        "Ours: `feature_map(image, mask=sphere, family=f, radius=2, bins=32).compute()` (all features of the family, "
+        "dask `map_overlap`, default chunks), each in a fresh process; 'full' = the whole 64x256x256 image passed, "
+        "'crop' = the sphere's 45^3 bounding box. Peak RSS from `ru_maxrss` of that process (base = after imports "
+        "and numba compilation). pyradiomics: voxel-based GLCM (kernelRadius 2, all 24 GLCM features) on "
+        f"{args.pyradiomics_map_voxels if not args.quick else 300} voxels of the sphere.",
+        "",
+        "| family | image | ROI voxels/s | x pyradiomics GLCM map | seconds | channels | base RSS MB | peak RSS MB |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    prm = pyradiomics("map", "smooth", str(300 if args.quick else args.pyradiomics_map_voxels)) if use_pr else None
+    pr_rate = prm["voxels_per_s"] if prm else float("nan")
+    if prm:
+        lines.append(f"| pyradiomics glcm | full | {pr_rate:.0f} | 1 | {prm['seconds']:.1f} | 24 | | "
+                     f"{prm['peak_rss_mb']:.0f} |")
+        print(f"pyradiomics GLCM map: {pr_rate:.0f} voxels/s, peak RSS {prm['peak_rss_mb']:.0f} MB", flush=True)
+    for fam in MAP_FAMILIES:
+        for crop in (False, True):
+            r = ours_map(fam, crop)
+            ratio = r["voxels_per_s"] / pr_rate
+            lines.append(f"| {fam} | {'crop' if crop else 'full'} | {r['voxels_per_s']:.0f} | {ratio:.0f} | "
+                         f"{r['seconds']:.2f} | {r['channels']} | {r['base_rss_mb']:.0f} | {r['peak_rss_mb']:.0f} |")
+            print(f"map {fam:6s} {'crop' if crop else 'full'}: {r['voxels_per_s']:8.0f} voxels/s = {ratio:5.0f} x "
+                  f"pyradiomics GLCM; peak RSS {r['peak_rss_mb']:.0f} MB (output {r['output_mb']:.0f} MB)", flush=True)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULTS.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, RESULTS)
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
