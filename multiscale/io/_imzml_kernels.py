@@ -60,14 +60,14 @@ def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code
             j = a
             if code == 1:
                 while j < e and mz_buf[j] <= hi_t:
-                    v = float(int_buf[q0 + (j - p0)])
+                    v = np.float64(int_buf[q0 + (j - p0)])
                     if cnt == 0 or v > acc:
                         acc = v
                     cnt += 1
                     j += 1
             else:
                 while j < e and mz_buf[j] <= hi_t:
-                    acc += float(int_buf[q0 + (j - p0)])
+                    acc += np.float64(int_buf[q0 + (j - p0)])
                     cnt += 1
                     j += 1
                 if code == 2 and cnt > 0:
@@ -84,7 +84,7 @@ def _spectrum_stats_py(int_buf, int_start, length, out):  # noqa: ANN001
         mx = 0.0
         n = length[i]
         for j in range(n):
-            v = float(int_buf[q0 + j])
+            v = np.float64(int_buf[q0 + j])
             s += v
             s2 += v * v
             if j == 0 or v > mx:

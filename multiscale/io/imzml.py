@@ -762,7 +762,7 @@ class MSIDataset:
             for ch in self._iter_chunks(need_mz=False):
                 for j, i in enumerate(ch.ids):
                     v = ch.int_buf[ch.int_start[j] : ch.int_start[j] + ch.length[j]]
-                    v = v[v != 0]
+                    v = v[v != 0].astype(np.float64)
                     vals[i] = float(np.median(v)) if v.size else 0.0
                 del ch
         else:

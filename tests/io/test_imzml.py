@@ -455,3 +455,38 @@ def test_load_style_calls_keep_their_signatures(tmp_path) -> None:
     assert ds.tic().dims == ("y", "x")
     assert ds.ion_images([200.0, 300.0], tol=0.5, tol_unit="da").sizes["c"] == 2
     assert ds.ion_image(200.0, tol=1e4).dims == ("y", "x")
+
+
+def test_normalization_images_match_the_analysis_definitions(tmp_path) -> None:
+    from multiscale.analysis.msi import normalization_factors
+
+    rng = np.random.default_rng(21)
+    spectra = random_spectra(grid(3, 3), rng, continuous=True)
+    for _, _, it in spectra[::2]:
+        it[::3] = 0.0  # zeros must not enter the median
+    ds = read_imzml(write_imzml(tmp_path / "n.imzML", spectra, mode="continuous"))
+    dense = np.stack([s[2] for s in spectra])
+    for method in ("tic", "rms", "median", "max"):
+        img = ds.normalization_image(method)
+        want = normalization_factors(dense, method)
+        got = np.array([img.values[y - 1, x - 1] for (x, y), _, _ in spectra])
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_chunks_respect_the_byte_budget(tmp_path) -> None:
+    """Peak memory follows chunk_bytes: every chunk's .ibd span stays within it (one spectrum at least)."""
+    rng = np.random.default_rng(22)
+    spectra = random_spectra(grid(6, 5), rng, n_peaks=200)
+    path = write_imzml(tmp_path / "b.imzML", spectra)
+    budget = 8000
+    ds = read_imzml(path, chunk_bytes=budget)
+    ix = ds.index
+    seen = []
+    for ch in ds._iter_chunks():
+        ids = ch.ids
+        start = np.minimum(ix.mz_offset[ids], ix.int_offset[ids]).min()
+        end = np.maximum(ix.mz_offset[ids] + ix.mz_encoded[ids], ix.int_offset[ids] + ix.int_encoded[ids]).max()
+        assert end - start <= budget or ids.size == 1
+        seen.extend(ids.tolist())
+    assert sorted(seen) == list(range(len(spectra)))
+    assert len(seen) > 1 and max(ch.ids.size for ch in ds._iter_chunks()) < len(spectra)
