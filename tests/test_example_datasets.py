@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -86,15 +87,21 @@ def test_manifest_checksums_are_the_files(study: Path, gt: dict) -> None:
     assert not study_is_complete(study, size="full")
 
 
-def test_complete_study_is_not_rewritten(tmp_path: Path) -> None:
-    out = generate(tmp_path / "s", seed=3, size="small")
+def _copy(study: Path, dest: Path) -> Path:
+    shutil.copytree(study, dest)
+    return dest
+
+
+def test_complete_study_is_not_rewritten(study: Path, tmp_path: Path) -> None:
+    out = _copy(study, tmp_path / "s")
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert generate(out, seed=3, size="small") == out
+    assert generate(out, seed=0, size="small") == out
+    assert generate(out, seed=0, size="small", overwrite=True) == out  # complete and equal: nothing to do
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
-def test_different_study_is_not_overwritten_without_overwrite(tmp_path: Path) -> None:
-    out = generate(tmp_path / "s", seed=0, size="small")
+def test_different_study_is_not_overwritten_without_overwrite(study: Path, tmp_path: Path) -> None:
+    out = _copy(study, tmp_path / "s")
     with pytest.raises(StudyExistsError, match=r"seed=0.*overwrite=True"):
         generate(out, seed=2, size="small")
     assert json.loads((out / "manifest.json").read_text())["seed"] == 0  # untouched
@@ -104,8 +111,8 @@ def test_different_study_is_not_overwritten_without_overwrite(tmp_path: Path) ->
     assert not any(p.name.startswith(".s.") for p in tmp_path.iterdir())  # no temporary folders left
 
 
-def test_edited_study_and_foreign_folder_are_refused(tmp_path: Path) -> None:
-    out = generate(tmp_path / "s", seed=0, size="small")
+def test_edited_study_and_foreign_folder_are_refused(study: Path, tmp_path: Path) -> None:
+    out = _copy(study, tmp_path / "s")
     pet = out / "pet.nii.gz"
     pet.write_bytes(pet.read_bytes()[:-10])  # a truncated file
     assert not study_is_complete(out, seed=0, size="small")
@@ -130,7 +137,8 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
-def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_line(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _copy(study, tmp_path / "cli")  # complete: the command line finds it and does nothing
     assert main(["--out", str(tmp_path / "cli"), "--seed", "0", "--size", "small"]) == 0
     assert "MB" in capsys.readouterr().out
     assert study_is_complete(tmp_path / "cli", seed=0, size="small")
