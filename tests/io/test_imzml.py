@@ -273,7 +273,7 @@ def test_two_d_file_with_z_zero_is_two_d(tmp_path) -> None:
     assert img.dims == ("y", "x")
 
 
-@pytest.mark.parametrize("int_dtype", ["<i4", "<i8", "legacy<i4", "legacy<i8", "<f8"])
+@pytest.mark.parametrize("int_dtype", ["<i4", "<i8", "legacy<i4", "legacy<i8", "<f8", "<f2"])
 @pytest.mark.parametrize("compression", [None, "zlib"])
 def test_hand_made_data_types(tmp_path, int_dtype, compression) -> None:
     rng = np.random.default_rng(10)
@@ -283,7 +283,8 @@ def test_hand_made_data_types(tmp_path, int_dtype, compression) -> None:
     targets = [float(np.float32(spectra[0][1][2])), 333.3]
     lo, hi = mz_windows(targets, 2000, "ppm")
     ref = reference_images(
-        lambda i: (spectra[i][1].astype(np.float32), spectra[i][2]), 9, [s[0] for s in spectra], targets, lo, hi, "sum", (3, 3)
+        lambda i: (spectra[i][1].astype(np.float32), spectra[i][2].astype(int_dtype.replace("legacy", ""))),
+        9, [s[0] for s in spectra], targets, lo, hi, "sum", (3, 3),
     )
     np.testing.assert_allclose(ds.ion_images(targets, tol=2000).values, ref, rtol=1e-12)
 

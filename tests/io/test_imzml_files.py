@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 DTYPE_TERMS = {
+    "<f2": ("MS:1000520", "16-bit float"),
     "<f4": ("MS:1000521", "32-bit float"),
     "<f8": ("MS:1000523", "64-bit float"),
     "<i4": ("MS:1000519", "32-bit integer"),
