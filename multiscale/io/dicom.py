@@ -63,6 +63,31 @@ class _Slice:
     intercept: float
     rows: int
     cols: int
+    raw: tuple[int, str] | None = None  # (byte offset, numpy dtype) when the pixels can be read directly
+
+
+def _raw_layout(path: Path, ds: Any) -> tuple[int, str] | None:
+    """Offset and dtype of uncompressed little-endian single-frame pixels that need no bit masking."""
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    try:
+        ts = ds.file_meta.TransferSyntaxUID
+        raw = ds.get_item(_PIXEL_TAG, keep_deferred=True)
+        tell = getattr(raw, "value_tell", None)
+        bits = int(ds.BitsAllocated)
+        stored = int(ds.get("BitsStored", bits))
+        signed = int(ds.get("PixelRepresentation", 0)) == 1
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
+    if ts not in (ExplicitVRLittleEndian, ImplicitVRLittleEndian) or tell is None or bits not in (8, 16, 32):
+        return None
+    if int(ds.get("SamplesPerPixel", 1)) != 1 or int(ds.get("NumberOfFrames", 1) or 1) != 1:
+        return None
+    if signed and stored != bits:
+        return None  # needs sign extension: leave it to pydicom
+    if not signed and stored != bits:
+        return None  # may need masking of overlay bits
+    return int(tell), f"<{'i' if signed else 'u'}{bits // 8}"
 
 
 @dataclass
@@ -97,7 +122,7 @@ def _read_header(path: Path) -> Any:
 def _check_pixel_length(path: Path, ds: Any) -> None:
     if _PIXEL_TAG not in ds:
         raise fail(path, "PixelData (7FE0,0010)", "missing", "this file holds no image; remove it from the folder")
-    raw = ds.get_item(_PIXEL_TAG)
+    raw = ds.get_item(_PIXEL_TAG, keep_deferred=True)
     length = getattr(raw, "length", None)
     tell = getattr(raw, "value_tell", None)
     if length is None or tell is None or length == 0xFFFFFFFF:
@@ -199,7 +224,7 @@ def _slices_from_single_frames(series: DicomSeries) -> list[_Slice]:
             path=p, frame=None, header=ds, position=_vec(ds, "ImagePositionPatient", 3, p),
             row_cos=iop[:3], col_cos=iop[3:], pixel_spacing=(float(ps[0]), float(ps[1])),
             slope=float(ds.get("RescaleSlope", 1.0) or 1.0), intercept=float(ds.get("RescaleIntercept", 0.0) or 0.0),
-            rows=int(ds.Rows), cols=int(ds.Columns),
+            rows=int(ds.Rows), cols=int(ds.Columns), raw=_raw_layout(p, ds),
         ))
     return out
 
@@ -346,20 +371,27 @@ def _order(slices: list[_Slice], where: Path, allow_missing: bool) -> tuple[list
 
 
 def _read_slice(path: str | None, frame: int | None, slope: float, intercept: float, factor: float, dtype: str,
-                rescale: bool, shape: tuple[int, int]) -> np.ndarray:
+                rescale: bool, shape: tuple[int, int], raw: tuple[int, str] | None = None) -> np.ndarray:
     """One dask block: a slice's pixels with its rescale (and SUV factor) applied, shape (1, 1, rows, cols)."""
     import pydicom
 
     if path is None:  # a missing slice filled on request
         return np.full((1, 1) + tuple(shape), np.nan, dtype=dtype)
-    try:
-        ds = pydicom.dcmread(path)
-        arr = ds.pixel_array
-    except Exception as exc:
-        raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
-                   "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
-    if frame is not None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
-        arr = arr[frame]
+    if raw is not None:
+        n = int(shape[0]) * int(shape[1])
+        arr = np.fromfile(path, dtype=raw[1], count=n, offset=raw[0])
+        if arr.size != n:
+            raise fail(path, "PixelData (7FE0,0010)", f"truncated: {arr.size} of {n} pixels", "copy the file again")
+        arr = arr.reshape(shape)
+    else:
+        try:
+            ds = pydicom.dcmread(path)
+            arr = ds.pixel_array
+        except Exception as exc:
+            raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
+                       "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+        if frame is not None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            arr = arr[frame]
     if tuple(arr.shape) != tuple(shape):
         raise fail(path, "Rows/Columns (0028,0010/0011)", f"pixel data has shape {arr.shape}, expected {shape}",
                    "the file is corrupt")
@@ -517,7 +549,8 @@ def read_dicom(
             for zi, s in enumerate(row):
                 args = ((str(s.path), s.frame, s.slope, s.intercept, factors.get(id(s), 1.0)) if s is not None
                         else (None, None, 1.0, 0.0, 1.0))
-                dsk[(name, ti, zi, 0, 0)] = (_read_slice, *args, dtype.str, rescale, shape2)
+                dsk[(name, ti, zi, 0, 0)] = (_read_slice, *args, dtype.str, rescale, shape2,
+                                             s.raw if s is not None else None)
         graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
         data = da.Array(graph, name, chunks=((1,) * len(grid), (1,) * len(grid[0]), (shape2[0],), (shape2[1],)),
                         dtype=dtype)
