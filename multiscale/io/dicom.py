@@ -26,7 +26,7 @@ from multiscale.image import ImageError, spatial_image, xyz_to_zyx
 from ._common import LoadError, fail, provenance, warn
 from ._geometry import direction_xyz_to_zyx
 
-__all__ = ["list_series", "read_dicom", "is_dicom_file", "DicomSeries"]
+__all__ = ["list_series", "find_rtstructs", "read_dicom", "is_dicom_file", "DicomSeries"]
 
 _NON_IMAGE = {"RTSTRUCT", "RTPLAN", "RTRECORD", "SR", "PR", "KO", "REG", "RWV", "SEG", "FID", "DOC", "AU", "ECG"}
 _PIXEL_TAG = 0x7FE00010
@@ -177,6 +177,29 @@ def list_series(folder: str | os.PathLike) -> list[DicomSeries]:
         s.files.append(p)
         s.headers.append(ds)
     return sorted(groups.values(), key=lambda s: -len(s.files))
+
+
+def find_rtstructs(folder: str | os.PathLike) -> list[Path]:
+    """RTSTRUCT files in ``folder`` (searched recursively).
+
+    Examples
+    --------
+    >>> find_rtstructs("STS_019/CT/mask")  # doctest: +SKIP
+    [PosixPath('STS_019/CT/mask/RS.dcm')]
+    """
+    import pydicom
+
+    out = []
+    for p in sorted(Path(folder).rglob("*")):
+        if not p.is_file() or not (is_dicom_file(p) or p.suffix.lower() == ".dcm"):
+            continue
+        try:
+            ds = pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=["Modality"], force=True)
+        except Exception:
+            continue
+        if str(ds.get("Modality", "")).upper() == "RTSTRUCT":
+            out.append(p)
+    return out
 
 
 def _choose_series(folder: Path, found: list[DicomSeries], series: Any) -> DicomSeries:

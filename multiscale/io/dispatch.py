@@ -15,8 +15,9 @@ OME-Zarr folder               :func:`multiscale.io.omezarr.read_omezarr` (``leve
 imzML                         :func:`multiscale.io.imzml.read_imzml` (``mz=``, ``tol=``, ``tol_unit=``)
 ============================  =====================================================
 
-With ``reference=`` a volume is treated as a mask and checked against the reference's grid
-(``resample=True`` resamples it with nearest neighbour).
+With ``reference=`` a volume is treated as a label mask (``attrs["aspect"] = "mask"``) and checked
+against the reference's grid (``resample=True`` resamples it with nearest neighbour); a DICOM folder
+holding only an RTSTRUCT is rasterised onto the reference.
 """
 
 from __future__ import annotations
@@ -178,6 +179,15 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     opts = dict(options)
     reference = opts.pop("reference", None)
     resample = bool(opts.pop("resample", False))
+    if kind == "dicom-folder" and reference is not None:
+        from .dicom import find_rtstructs, list_series
+
+        structs = find_rtstructs(path)
+        if structs and not list_series(path):
+            if len(structs) > 1:
+                raise fail(path, "files", f"{len(structs)} RTSTRUCT files: {[s.name for s in structs]}",
+                           "point load() at one of them")
+            path, kind = structs[0], "rtstruct"
     if kind in ("dicom", "dicom-folder"):
         from .dicom import read_dicom
 
@@ -238,9 +248,9 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     else:  # pragma: no cover - sniff returns only the kinds above
         raise fail(path, "content", f"no reader for {kind}")
     if reference is not None:
-        from .masks import match_grid
+        from .masks import as_label_image
 
-        img = match_grid(img, reference, resample=resample, source=path)
+        img = as_label_image(img, path, reference=reference, resample=resample)
     elif resample:
         raise TypeError(f"load({str(path)!r}): resample=True needs reference=<image>")
     return img

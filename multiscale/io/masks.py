@@ -19,7 +19,7 @@ from multiscale.image import grid_of, like, same_grid, spatial_dims, to_sitk, wo
 from ._common import LoadError, fail, provenance, warn
 from ._geometry import direction_zyx_to_xyz
 
-__all__ = ["read_label_image", "read_rtstruct", "list_rois", "rasterize_contours", "match_grid"]
+__all__ = ["read_label_image", "as_label_image", "read_rtstruct", "list_rois", "rasterize_contours", "match_grid"]
 
 
 def match_grid(mask: xr.DataArray, reference: xr.DataArray, resample: bool = False, source: Any = "") -> xr.DataArray:
@@ -104,19 +104,39 @@ def read_label_image(
     from .dispatch import load
 
     img = load(path, **options)
+    return as_label_image(img, path, reference=reference, resample=resample)
+
+
+def as_label_image(img: xr.DataArray, source: Any = "", reference: xr.DataArray | None = None,
+                   resample: bool = False) -> xr.DataArray:
+    """Turn a loaded volume into an integer label mask (``aspect="mask"``), on ``reference``'s grid if given.
+
+    Float volumes are accepted when every value is integral (0/1 masks saved as float);
+    a probability map is refused.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> m = as_label_image(spatial_image(np.array([[0.0, 1.0], [2.0, 0.0]]), spacing=1.0))
+    >>> m.dtype.name, m.attrs["aspect"]
+    ('uint8', 'mask')
+    """
     data = img.data
     if np.issubdtype(img.dtype, np.floating):
         vals = np.asarray(data.compute() if hasattr(data, "compute") else data)
         finite = vals[np.isfinite(vals)]
         if finite.size and np.any(finite != np.round(finite)):
-            raise fail(path, "voxel values", "non-integer values in a label image",
+            raise fail(source, "voxel values", "non-integer values in a label image",
                        "threshold the probability map first (e.g. mask = image > 0.5)")
-        img = img.copy(data=np.nan_to_num(vals).astype(np.int32 if finite.size and np.abs(finite).max() > 255 else np.uint8))
+        big = finite.size and (np.abs(finite).max() > 255 or finite.min() < 0)
+        img = img.copy(data=np.nan_to_num(vals).astype(np.int32 if big else np.uint8))
+    elif img.dtype == bool:
+        img = img.copy(data=(img.data.astype(np.uint8)))
     img.attrs["aspect"] = "mask"
-    img.attrs.setdefault("units", "")
     img.attrs["units"] = "label"
     if reference is not None:
-        img = match_grid(img, reference, resample=resample, source=path)
+        img = match_grid(img, reference, resample=resample, source=source)
         img.attrs["aspect"] = "mask"
         img.attrs["units"] = "label"
         if reference.attrs.get("modality"):

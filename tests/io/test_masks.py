@@ -126,3 +126,18 @@ def test_sts019_rtstruct_matches_provider_mask(reference_data, name):
     assert theirs.sum() > 100
     disagree = np.logical_xor(ours, theirs).sum()
     assert disagree <= 0.03 * theirs.sum()
+
+
+def test_rtstruct_folder_and_float_label_images(tmp_path):
+    ref = _ref()
+    syn.rtstruct(tmp_path / "rs" / "RS.dcm", {"GTV": [_square(-0.5, -0.5, 1.5, 1.5, 12.0)]})
+    assert int(load(tmp_path / "rs", reference=ref).sum()) == 4
+    m = spatial_image(np.zeros((3, 20, 20), np.float32), spacing=(2.0, 1.0, 1.0), origin=(10.0, -5.0, -5.0))
+    m[1, 2, 3] = 1.0
+    from multiscale.io import save
+
+    out = load(save(m, tmp_path / "m.nii.gz"), reference=ref)
+    assert out.dtype == np.uint8 and out.attrs["aspect"] == "mask" and int(out.sum()) == 1
+    m[1, 2, 3] = 0.4
+    with pytest.raises(LoadError, match="non-integer"):
+        load(save(m, tmp_path / "p.nii.gz"), reference=ref)
