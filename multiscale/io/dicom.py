@@ -106,6 +106,22 @@ class DicomSeries:
                 f"'{self.description}', {len(self.files)} files)")
 
 
+def _dcmread_forced(path: Path | str, **kw: Any) -> Any:
+    """Read a DICOM file without preamble/file meta, recording the transfer syntax it was read with."""
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    ds = pydicom.dcmread(str(path), force=True, **kw)
+    meta = getattr(ds, "file_meta", None)
+    if meta is None or "TransferSyntaxUID" not in meta:
+        implicit, little = ds.original_encoding
+        ds.file_meta = meta if meta is not None else FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    return ds
+
+
 def _read_header(path: Path) -> Any:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -113,7 +129,13 @@ def _read_header(path: Path) -> Any:
     try:
         return pydicom.dcmread(str(path), defer_size=256, force=False)
     except InvalidDicomError:
-        return None
+        if path.suffix.lower() not in (".dcm", ".ima", ".dicom"):
+            return None
+        try:  # no preamble (old ACR-NEMA style files): accept only if it looks like an image header
+            ds = _dcmread_forced(path, defer_size=256)
+        except Exception:
+            return None
+        return ds if ("Rows" in ds and "Modality" in ds and "SeriesInstanceUID" in ds) else None
     except Exception as exc:  # truncated/corrupt header
         raise fail(path, "header", f"cannot be parsed ({type(exc).__name__}: {exc})",
                    "the file is truncated or corrupt; copy it again or remove it from the folder") from exc
@@ -327,14 +349,11 @@ def _order(slices: list[_Slice], where: Path, allow_missing: bool) -> tuple[list
     normal /= nn
     by_pos: dict[float, list[_Slice]] = defaultdict(list)
     keys: list[float] = []
-    for s in slices:
-        d = float(np.dot(s.position, normal))
-        match = next((k for k in keys if abs(k - d) < _POS_ATOL), None)
-        if match is None:
+    proj = sorted(((float(np.dot(s.position, normal)), i) for i, s in enumerate(slices)))
+    for d, i in proj:  # sorted along the normal: equal positions are neighbours
+        if not keys or d - keys[-1] >= _POS_ATOL:
             keys.append(d)
-            match = d
-        by_pos[match].append(s)
-    keys.sort()
+        by_pos[keys[-1]].append(slices[i])
     counts = {len(by_pos[k]) for k in keys}
     if len(counts) != 1:
         k_bad = [k for k in keys if len(by_pos[k]) != max(counts)]
@@ -408,7 +427,10 @@ def _read_slice(path: str | None, frame: int | None, slope: float, intercept: fl
         arr = arr.reshape(shape)
     else:
         try:
-            ds = pydicom.dcmread(path)
+            try:
+                ds = pydicom.dcmread(path)
+            except pydicom.errors.InvalidDicomError:
+                ds = _dcmread_forced(path)
             arr = ds.pixel_array
         except Exception as exc:
             raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",

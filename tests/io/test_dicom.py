@@ -216,3 +216,24 @@ def test_sts019_dicom_and_nifti_identical(reference_data, name):
     for d in ("z", "y", "x"):
         np.testing.assert_allclose(dcm.coords[d].values, nii.coords[d].values, atol=1e-4)
     np.testing.assert_allclose(direction(dcm), direction(nii), atol=1e-6)
+
+
+def test_files_without_preamble_and_non_dicom_neighbours(tmp_path):
+    vol = _volume(3)
+    _, paths = syn.write_series(tmp_path, vol)
+    ds = pydicom.dcmread(paths[0])
+    ds.preamble = None
+    raw = paths[0].read_bytes()
+    assert raw[128:132] == b"DICM"
+    # strip preamble and file meta: an old-style bare dataset
+    from pydicom.filewriter import write_dataset
+    from pydicom.filebase import DicomBytesIO
+
+    buf = DicomBytesIO()
+    buf.is_little_endian, buf.is_implicit_VR = True, False
+    write_dataset(buf, ds)
+    paths[0].write_bytes(buf.getvalue())
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "README.dcm").write_bytes(b"hello")
+    img = load(tmp_path)
+    np.testing.assert_array_equal(img.values, vol)
