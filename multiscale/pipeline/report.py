@@ -54,7 +54,7 @@ def _fig_png(fig: Any) -> bytes:
     import matplotlib.pyplot as plt
 
     buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
 
@@ -129,7 +129,7 @@ def _overlay_figure(frame: str, maps: Mapping[str, Any], masks: Mapping[str, Any
     n = len(others)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False, layout="constrained")
     base = _norm(_plane(anatomy, zsel))
     for ax, (name, img) in zip(axes.ravel(), others):
         ax.imshow(base, cmap="gray", extent=ext)
@@ -159,7 +159,7 @@ def _checker_figure(name: str, reg: Mapping[str, Any]) -> bytes:
 
     plt = _plt()
     f, m = reg["fixed_slice"], reg["moving_slice"]
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5))
+    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), layout="constrained")
     axes[0].imshow(_norm(f), cmap="gray")
     axes[0].set_title("fixed", fontsize=9)
     axes[1].imshow(_checker(f, m), cmap="gray")
@@ -188,7 +188,7 @@ def _radial_figure(table: pd.DataFrame, analysis: str, map_name: str, region: st
     x = depth["value"].to_numpy() if len(depth) == len(mean) else 0.5 * (mean.bin_lo + mean.bin_hi).to_numpy()
     lo = t[t.metric == "shell_mean_ci_low"].sort_values("bin")["value"].to_numpy()
     hi = t[t.metric == "shell_mean_ci_high"].sort_values("bin")["value"].to_numpy()
-    fig, ax = plt.subplots(figsize=(4.8, 3.4))
+    fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
     ax.plot(x, mean["value"].to_numpy(), "o-", color="#c2410c", label="mean")
     if len(lo) == len(x) and np.isfinite(lo).any():
         ax.fill_between(x, lo, hi, color="#c2410c", alpha=0.2, label="95% CI of mean")
@@ -207,7 +207,7 @@ def _coloc_figure(fig_data: Mapping[str, Any]) -> bytes:
     plt = _plt()
     h = np.asarray(fig_data["hist2d"], dtype=float)
     xe, ye = fig_data["xedges"], fig_data["yedges"]
-    fig, ax = plt.subplots(figsize=(4.4, 3.8))
+    fig, ax = plt.subplots(figsize=(4.4, 3.8), layout="constrained")
     im = ax.imshow(np.log1p(h.T), origin="lower", aspect="auto", cmap="viridis",
                    extent=[xe[0], xe[-1], ye[0], ye[-1]])
     fig.colorbar(im, ax=ax, label="log(1 + voxels)")
@@ -223,7 +223,7 @@ def _texture_figure(fig_data: Mapping[str, Any], masks: Mapping[str, Any]) -> by
     layers = [(str(c), fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
         (str(fmap.attrs.get("feature", "feature")), fmap)]
     layers = layers[:4]
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.8 * len(layers), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(layers), figsize=(3.8 * len(layers), 3.4), squeeze=False, layout="constrained")
     mask = masks.get(fig_data["region"])
     for ax, (name, layer) in zip(axes.ravel(), layers):
         z = None
@@ -393,7 +393,7 @@ def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
         return out
     prof = table[table.metric == "shell_mean"]
     for (analysis, map_name, region), t in prof.groupby(["analysis", "map", "region"], sort=False):
-        fig, ax = plt.subplots(figsize=(4.8, 3.4))
+        fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
         for sid, ts in t.groupby("subject", sort=False):
             ts = ts.sort_values("bin")
             d = table[(table.subject == sid) & (table.analysis == analysis) & (table["map"] == map_name)
@@ -416,7 +416,7 @@ def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
     if panels:
         cols = 4
         rows = int(np.ceil(len(panels) / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False)
+        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False, layout="constrained")
         for ax, ((analysis, metric), t) in zip(axes.ravel(), panels):
             labels = (t["map"] + " / " + t["region"]).tolist()
             cats = list(dict.fromkeys(labels))
@@ -432,7 +432,7 @@ def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
             ax.axis("off")
         axes.ravel()[0].legend(fontsize=6)
         fig.suptitle("metrics per subject", fontsize=10)
-        fig.tight_layout()
+
         out.append(("Scalar metrics compared across subjects (first 24 metrics)", _fig_png(fig)))
     return out
 

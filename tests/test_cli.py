@@ -1,0 +1,119 @@
+"""The ``multiscale`` command: validate, run (in process and on a LocalCluster), demo, info."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from multiscale.cli import example_study_path, main
+from multiscale.pipeline.study import load_study
+
+from .pipeline._study_data import make_study
+
+
+def test_validate_good_study(tmp_path, capsys):
+    path = make_study(tmp_path, subjects=("s1", "s2"))
+    assert main(["validate", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "valid study 'toy'" in out and "pet -> mri (rigid)" in out and "subject s2" in out
+
+
+def test_validate_malformed_study_names_the_line(tmp_path, capsys):
+    path = make_study(tmp_path, subjects=("s1",))
+    text = path.read_text().replace("modality: PT", "modality: PETCT")
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "PETCT" in t)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line}: defaults.images.pet.modality: unknown modality 'PETCT'" in err
+
+
+def test_validate_missing_input_file(tmp_path, capsys):
+    path = make_study(tmp_path, subjects=("s1", "s2"))
+    (tmp_path / "data" / "s2" / "tumour.nii.gz").unlink()
+    assert main(["validate", str(path)]) == 2
+    assert re.search(r"file not found: .*s2/tumour\.nii\.gz", capsys.readouterr().err)
+
+
+def test_run_subjects_option_and_unknown_subject(tmp_path, capsys):
+    path = make_study(tmp_path, subjects=("s1", "s2"), method="identity")
+    assert main(["run", str(path), "--workers", "0", "--subjects", "s2"]) == 0
+    assert [p.name for p in (tmp_path / "out" / "subjects").iterdir()] == ["s2"]
+    assert main(["run", str(path), "--workers", "0", "--subjects", "nobody"]) == 2
+    assert "no subject 'nobody'" in capsys.readouterr().err
+
+
+def test_run_on_a_localcluster_of_two_worker_processes(tmp_path, capsys):
+    """The issue's LocalCluster test (worker processes): a broken subject fails, the other completes."""
+    path = make_study(tmp_path, subjects=("s1", "s2"), method="identity")
+    (tmp_path / "data" / "s1" / "mri.nii.gz").write_bytes(b"broken")
+    assert main(["run", str(path), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "LocalCluster with 2 worker process(es)" in out
+    assert re.search(r"\[\d/2\] s1: FAILED .*mri\.nii\.gz", out)
+    assert re.search(r"\[\d/2\] s2: done", out)
+    prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
+    assert prov["scheduler"] == "distributed" and prov["workers"] == 2
+    assert [s["status"] for s in prov["statuses"]] == ["failed", "completed"]
+    assert set(pd.read_parquet(tmp_path / "out" / "results.parquet").subject) == {"s2"}
+    # resume: the complete subject is skipped, the broken one is tried again (and fails again)
+    assert main(["run", str(path), "--workers", "0", "--resume"]) == 1
+    out = capsys.readouterr().out
+    assert "skip  s2: outputs complete (resume)" in out and "s1: FAILED" in out
+
+
+def test_example_study_file_is_valid():
+    study = load_study(example_study_path(), check_files=False)
+    s = study.subjects[0]
+    assert set(s.images) == {"mri", "pet", "fluorescence", "msi"}
+    assert {e.name for e in s.edges} == {"pet_to_mri", "msi_to_fluorescence"}
+    assert {a.type for a in study.analyses} >= {"uptake", "radial", "colocalisation", "texture"}
+
+
+def test_demo_small_end_to_end(tmp_path, capsys):
+    """The demo at reduced size: every output, the figures, and recovered vs true transforms.
+
+    Tolerances (mean distance between recovered and true transforms over the tumour's / section's
+    voxels): PET -> MRI within one PET voxel (0.8 mm), because the PET's 1.5 mm FWHM and 0.8 mm
+    voxels bound what a rigid registration can see; MSI -> fluorescence within one MSI pixel of
+    the small example (0.15 mm).
+    """
+    out = tmp_path / "out"
+    code = main(["demo", "--size", "small", "--data", str(tmp_path / "data"), "--output", str(out)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert f"Open the report: {out / 'report.html'}" in printed
+    table = pd.read_csv(out / "results.csv")
+    assert {"pet_uptake", "pet_radial", "dye_radial", "drug_vs_carrier", "first_order"} <= set(table.analysis)
+    assert (out / "results.parquet").is_file() and (out / "provenance.json").is_file()
+    subject = out / "subjects" / "mouse01"
+    for f in ("maps/mri.ome.zarr", "maps/fluorescence.ome.zarr", "transforms/pet_to_mri.tfm",
+              "transforms/msi_to_fluorescence.tfm", "provenance.json", "report.html"):
+        assert (subject / f).exists(), f
+    figures = sorted(p.name for p in (subject / "figures").glob("*.png"))
+    assert {"overlay_mri.png", "overlay_fluorescence.png", "registration_pet_to_mri.png",
+            "registration_msi_to_fluorescence.png"} <= set(figures)
+    assert sum(f.startswith("radial_") for f in figures) == 2
+    assert sum(f.startswith("coloc_") for f in figures) == 4
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= len(figures)
+    assert "recovered vs true" in html
+    reg = json.loads((subject / "registration.json").read_text())
+    assert reg["pet_to_mri"]["quality"]["truth_error_mean_mm_in_tumour"] < 0.8
+    assert reg["msi_to_fluorescence"]["quality"]["truth_error_mean_mm_in_section"] < 0.15
+    # the designed correlation between the drug ion and the liposome dye is recovered as positive
+    r = table[(table.analysis == "drug_vs_carrier") & (table.metric == "pearson")].set_index("map").value
+    assert r["msi:doxorubicin ~ fluorescence:nanoparticle dye"] > 0.5
+
+
+def test_info_describes_a_file(tmp_path, capsys):
+    pytest.importorskip("multiscale.io.info")
+    make_study(tmp_path, subjects=("s1",))
+    f = tmp_path / "data" / "s1" / "mri.nii.gz"
+    assert main(["info", str(f)]) == 0
+    assert "mri.nii.gz" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "nothing.nii.gz")]) == 2
