@@ -102,6 +102,56 @@ def _imagej_spacing(tif: Any, page: Any) -> dict[str, float]:
     return out
 
 
+class _TiffLevel:
+    """Array-like over one level of a tifffile series, opened on first access.
+
+    It pickles without its open file (dask.distributed workers reopen the file), which the
+    zarr store of tifffile cannot do.
+    """
+
+    def __init__(self, path: Path, series: int, level: int) -> None:
+        self.path, self.series, self.level = str(path), int(series), int(level)
+        self.shape: tuple[int, ...] = ()
+        self.dtype = np.dtype("u1")
+        self.ndim = 0
+        self._z: Any = None
+
+    def array(self) -> Any:
+        if self._z is None:
+            import tifffile
+            import zarr
+
+            store = tifffile.imread(self.path, aszarr=True, series=self.series, level=self.level)
+            z = zarr.open(store, mode="r")
+            if not hasattr(z, "shape"):
+                z = z[str(self.level)] if str(self.level) in z else z["0"]
+            self._z = z
+        return self._z
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.array()[key])
+        except LoadError:
+            raise
+        except Exception as exc:
+            raise fail(self.path, "image data", f"cannot be read ({type(exc).__name__}: {exc})",
+                       "the file is truncated or corrupt") from exc
+
+    def close(self) -> None:
+        z, self._z = self._z, None
+        store = getattr(z, "store", None)
+        if store is not None and hasattr(store, "close"):
+            try:
+                store.close()
+            except Exception:  # pragma: no cover - closing is best effort
+                pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_z"] = None
+        return state
+
+
 def _choose_level(levels: list[Any], base_yx: tuple[float, float], level: int | None, resolution: float | None,
                   path: Path) -> int:
     n = len(levels)
@@ -160,7 +210,7 @@ def read_tiff(
     """
     import dask.array as da
     import tifffile
-    import zarr
+    from dask.base import tokenize
 
     path = Path(path)
     try:
@@ -206,15 +256,17 @@ def read_tiff(
             stored = attrs_from_json(page.tags[ATTRS_TAG].value)
         lvl = _choose_level(levels, (cal.get("y", 1.0), cal.get("x", 1.0)), level, resolution, path)
         lv_shape = levels[lvl].shape
+    src = _TiffLevel(path, series, lvl)
     try:
-        store = tifffile.imread(str(path), aszarr=True, series=series, level=lvl)
-        z = zarr.open(store, mode="r")
+        z = src.array()
     except Exception as exc:
         raise fail(path, "image data", f"cannot be opened ({type(exc).__name__}: {exc})",
                    "the file is truncated or uses an unsupported compression") from exc
-    if not hasattr(z, "shape"):
-        z = z[str(lvl)] if str(lvl) in z else z["0"]
-    arr = da.from_zarr(z)
+    src.shape, src.dtype, src.ndim = tuple(z.shape), np.dtype(z.dtype), len(z.shape)
+    stat = path.stat()
+    arr = da.from_array(src, chunks=z.chunks, asarray=True, fancy=False, lock=False,
+                        name="tiff-" + tokenize(str(path.resolve()), stat.st_mtime_ns, stat.st_size, series, lvl))
+    src.close()
     axes = axes0
     if len(axes) != arr.ndim:
         raise fail(path, "axes", f"{axes} does not match the data's {arr.ndim} dims", "report this file")

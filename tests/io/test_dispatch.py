@@ -93,3 +93,18 @@ def test_imzml_dispatch(reference_data, tmp_path):
     assert sniff(src) == "imzml"
     with pytest.raises(TypeError, match="mz="):
         load(src, tol=5.0, cache=False)
+
+
+def test_lazy_images_pickle_for_distributed_workers(tmp_path):
+    import pickle
+
+    import cloudpickle
+
+    syn.write_series(tmp_path / "ct", np.arange(3 * 4 * 4, dtype=np.int16).reshape(3, 4, 4), intercepts=[-5] * 3)
+    tifffile.imwrite(tmp_path / "a.ome.tif", np.arange(2 * 6 * 7, dtype=np.uint16).reshape(2, 6, 7), ome=True,
+                     metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    nib.save(nib.Nifti1Image(np.ones((3, 4, 5), np.int16), np.eye(4)), str(tmp_path / "v.nii"))
+    for p in (tmp_path / "ct", tmp_path / "a.ome.tif", tmp_path / "v.nii"):
+        img = load(p)
+        back = pickle.loads(cloudpickle.dumps(img))
+        np.testing.assert_array_equal(back.values, img.values)
