@@ -161,6 +161,9 @@ def read_nifti(
             raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
                        "copy the file again") from exc
 
+    if ndim == 4 and shape[3] == 1:  # a single volume stored as 4-D
+        data = data[:, :, :, 0]
+        ndim = 3
     if not data.dtype.isnative:
         data = data.astype(data.dtype.newbyteorder("="))
     # array (i, j, k, ...) -> (..., k, j, i)

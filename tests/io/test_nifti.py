@@ -230,3 +230,9 @@ def test_header_data_pairs_and_vector_nifti(tmp_path):
         np.testing.assert_array_equal(out.values, one.values)
         assert out.attrs["modality"] == "MR"
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+
+
+def test_single_volume_4d_is_squeezed(tmp_path):
+    p = _write(tmp_path / "one.nii", _data()[..., None], np.diag([-1.0, -1.0, 1.0, 1.0]))
+    img = load(p)
+    assert img.dims == ("z", "y", "x") and img.shape == (4, 5, 6)
