@@ -554,8 +554,6 @@ def read_dicom(
     if rescale or allow_missing:
         dtype = np.dtype(np.float32)
     else:
-        import pydicom  # noqa: F401
-
         bits = int(first.header.BitsAllocated)
         signed = int(first.header.get("PixelRepresentation", 0)) == 1
         dtype = np.dtype(f"{'i' if signed else 'u'}{max(1, bits // 8)}")
