@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import sys
 import time
 
@@ -19,6 +18,15 @@ from radiomics import featureextractor
 
 logging.getLogger("radiomics").setLevel(logging.ERROR)
 CLASSES = ("shape", "firstorder", "glcm", "glrlm", "glszm", "gldm", "ngtdm")
+
+
+def _hwm_mb() -> float:
+    """Peak RSS of this process (VmHWM; ru_maxrss would carry the parent's peak across exec)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def _images(path: str, texture: str, roi: str, n_voxels: int | None = None):
@@ -68,7 +76,7 @@ def main() -> None:
         ex.execute(img, mask, voxelBased=True)
         dt = time.perf_counter() - t
         out.update(n_voxels=n, seconds=dt, voxels_per_s=n / dt,
-                   peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                   peak_rss_mb=_hwm_mb())
     print(json.dumps(out))
 
 

@@ -121,6 +121,49 @@ def gearys_c(values: np.ndarray, positions_mm: np.ndarray) -> float:
     return float((n - 1) / (2.0 * w) * sq / denom)
 
 
+def _fourier_pair_sums(m: np.ndarray, d: np.ndarray, spacing) -> tuple[float, float, float]:
+    """``sum M (K*M)``, ``sum d (K*d)`` and ``sum d^2 (K*M)`` for the inverse-distance kernel ``K``.
+
+    Circular convolution on a grid of ``L = 2h`` (``h >= n``) per axis has no wrap-around for offsets
+    ``|o| <= n - 1``. ``K`` is even in every axis, so its DFT is real and equals the type-1 DCT of its
+    first octant (offsets ``0..h``, zero beyond ``n - 1``); the sums then follow from Parseval's
+    theorem on the half spectra of ``rfftn``, without inverse transforms.
+    """
+    from scipy import fft
+
+    shape = m.shape
+    half = [fft.next_fast_len(n, real=True) for n in shape]
+    full = [2 * h for h in half]
+    dist2 = np.zeros([h + 1 for h in half])
+    for ax, (n, h, sp) in enumerate(zip(shape, half, spacing)):
+        off = np.arange(h + 1, dtype=float) * float(sp)
+        off[n:] = np.nan  # offsets never reached
+        sh = [1] * len(shape)
+        sh[ax] = -1
+        dist2 = dist2 + (off**2).reshape(sh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        octant = np.where(np.isfinite(dist2) & (dist2 > 0), 1.0 / np.sqrt(dist2), 0.0)
+    del dist2
+    k_half = fft.dctn(octant, type=1)  # the DFT of the even kernel at frequencies 0..h per axis
+    del octant
+    # rfftn layout: full frequencies 0..L-1 on the leading axes (fold f -> min(f, L - f)), 0..h on the last
+    for ax in range(len(shape) - 1):
+        f = np.arange(full[ax])
+        k_half = np.take(k_half, np.minimum(f, full[ax] - f), axis=ax)
+    weight = np.full(half[-1] + 1, 2.0)
+    weight[0] = weight[-1] = 1.0  # the zero and Nyquist bins appear once in the full spectrum
+    kw = k_half * weight / float(np.prod(full))
+    del k_half
+    fm = fft.rfftn(m.astype(float), full)
+    fd = fft.rfftn(d, full)
+    w_total = float(np.sum(kw * (fm.real**2 + fm.imag**2)))
+    cross = float(np.sum(kw * (fd.real**2 + fd.imag**2)))
+    del fd
+    fd2 = fft.rfftn(d * d, full)
+    sq = float(np.sum(kw * (fd2.real * fm.real + fd2.imag * fm.imag)))
+    return w_total, cross, sq
+
+
 def grid_autocorrelation(values: np.ndarray, mask: np.ndarray, spacing) -> tuple[float, float]:
     """Moran's I and Geary's C of the voxels of ``mask`` on a regular grid, exactly, by FFT.
 
@@ -150,8 +193,6 @@ def grid_autocorrelation(values: np.ndarray, mask: np.ndarray, spacing) -> tuple
     >>> [round(x, 4) for x in grid_autocorrelation(v, v > -1, (1.0, 1.0))]
     [-0.0769, 0.8077]
     """
-    from scipy import fft
-
     mask = np.asarray(mask, dtype=bool)
     n_vox = int(mask.sum())
     if n_vox < 2:
@@ -167,30 +208,8 @@ def grid_autocorrelation(values: np.ndarray, mask: np.ndarray, spacing) -> tuple
     denom = float((d * d).sum())
     if denom == 0.0:
         return float("nan"), float("nan")
-    shape = m.shape
-    fshape = [fft.next_fast_len(2 * n - 1, real=True) for n in shape]
-    grids = []
-    for n, L, s in zip(shape, fshape, spacing):
-        i = np.arange(L)
-        off = np.where(i < n, i, i - L).astype(float)
-        off[(i >= n) & (i <= L - n)] = np.nan  # offsets never reached
-        grids.append(off * float(s))
-    dist2 = np.zeros(fshape)
-    for ax, g in enumerate(grids):
-        sh = [1] * len(fshape)
-        sh[ax] = -1
-        dist2 = dist2 + (g**2).reshape(sh)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kernel = np.where(np.isfinite(dist2) & (dist2 > 0), 1.0 / np.sqrt(dist2), 0.0)
-    kf = fft.rfftn(kernel, fshape)
-    del kernel, dist2
-    axes = tuple(range(len(shape)))
-    sl = tuple(slice(0, n) for n in shape)
-    km = fft.irfftn(fft.rfftn(m.astype(float), fshape) * kf, fshape, axes=axes)[sl]
-    kd = fft.irfftn(fft.rfftn(d, fshape) * kf, fshape, axes=axes)[sl]
-    w_total = float((km * m).sum())
-    cross = float((kd * d).sum())
-    sq = 2.0 * float((d * d * km).sum()) - 2.0 * cross
+    w_total, cross, sq_dev_km = _fourier_pair_sums(m, d, spacing)
+    sq = 2.0 * sq_dev_km - 2.0 * cross
     moran = n_vox / w_total * cross / denom
     geary = (n_vox - 1) / (2.0 * w_total) * sq / denom
     return float(moran), float(geary)
