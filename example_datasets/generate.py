@@ -405,7 +405,7 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
         "doxorubicinol": 250.0 * drug_m * (via_m + 0.3 * (tis_m - via_m)) * np.clip(1 + 0.3 * tex_m, 0, None),
         "DSPC": 1200.0 * lipo_m * np.clip(1 + 0.3 * tex2_m, 0, None) + 10.0 * tis_m,
         "HSPC PC 16:0/18:0": 500.0 * lipo_m + 350.0 * tis_m * np.clip(1 + 0.25 * tex_m, 0, None),
-        "haem b": 1500.0 * vfr_m + 25.0 * tis_m + 150.0 * core_m * np.clip(1 + 0.6 * tex2_m, 0, None),
+        "haem b": 1500.0 * vfr_m + 120.0 * tis_m + 150.0 * core_m * np.clip(1 + 0.6 * tex2_m, 0, None),
     }
     n_bg = 50
     bg_mz = np.sort(np.concatenate([rng_bg.uniform(250, 450, 12), rng_bg.uniform(450, 950, n_bg - 12)]))
