@@ -23,7 +23,7 @@ import xarray as xr
 
 from multiscale.image import ImageError, spatial_image, xyz_to_zyx
 
-from ._common import LoadError, fail, provenance, warn
+from ._common import fail, provenance, warn
 from ._geometry import direction_xyz_to_zyx
 
 __all__ = ["list_series", "find_rtstructs", "read_dicom", "is_dicom_file", "DicomSeries"]

@@ -118,8 +118,6 @@ def read_nifti(
     >>> img.dims  # doctest: +SKIP
     ('z', 'y', 'x')
     """
-    import nibabel as nib
-
     path = Path(path)
     try:
         img = _nib_load(path)
