@@ -23,7 +23,8 @@ except ImportError:  # pragma: no cover - exercised when numba is absent
     HAVE_NUMBA = False
 
 
-def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out):  # noqa: ANN001
+def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out, rows, cols):  # noqa: ANN001
+    """out[rows[t], cols[i]] = reduce of spectrum i's intensities in window t."""
     n_t = lo.size
     for i in range(mz_start.size):
         p0 = mz_start[i]
@@ -72,7 +73,7 @@ def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code
                     j += 1
                 if code == 2 and cnt > 0:
                     acc = acc / cnt
-            out[i, t] = acc
+            out[rows[t], cols[i]] = acc
 
 
 def _spectrum_stats_py(int_buf, int_start, length, out):  # noqa: ANN001
@@ -113,7 +114,8 @@ def window_reduce(
 ) -> np.ndarray:
     """Reduce each spectrum's intensities inside each ``[lo, hi]`` window; ``lo`` ascending.
 
-    Returns a float64 array of shape ``(n_spectra, n_targets)``; empty windows give 0.
+    Returns a float64 array of shape ``(n_spectra, n_targets)``; empty windows give 0. (The
+    dataset calls :func:`window_reduce_into`, which writes straight into the image stack.)
 
     Examples
     --------
@@ -123,14 +125,42 @@ def window_reduce(
     ...               np.array([150.0, 250.0]), np.array([350.0, 260.0])).tolist()
     [[6.0, 0.0]]
     """
+    out = np.zeros((lo.size, mz_start.size), dtype=np.float64)
+    window_reduce_into(
+        out, np.arange(lo.size), np.arange(mz_start.size), mz_buf, mz_start, int_buf, int_start, length, lo, hi, reduce, engine
+    )
+    return out.T.copy()
+
+
+def window_reduce_into(
+    out: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    mz_buf: np.ndarray,
+    mz_start: np.ndarray,
+    int_buf: np.ndarray,
+    int_start: np.ndarray,
+    length: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    reduce: str = "sum",
+    engine: str = "auto",
+) -> None:
+    """Like :func:`window_reduce` but writes ``out[rows[t], cols[i]]`` directly (no temporaries).
+
+    ``out`` is a 2-D float64 array, e.g. the flattened ion-image stack ``(n_targets, n_pixels)``.
+    """
     code = REDUCE_CODES[reduce]
-    out = np.zeros((mz_start.size, lo.size), dtype=np.float64)
     if mz_start.size == 0 or lo.size == 0:
-        return out
+        return
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    cols = np.ascontiguousarray(cols, dtype=np.int64)
     if _use_numba(engine):
-        _window_reduce_nb(_ro(mz_buf), mz_start, _ro(int_buf), int_start, length, lo, hi, code, out)
-        return out
-    return _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out)
+        _window_reduce_nb(_ro(mz_buf), mz_start, _ro(int_buf), int_start, length, lo, hi, code, out, rows, cols)
+        return
+    vals = np.zeros((mz_start.size, lo.size), dtype=np.float64)
+    _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, vals)
+    out[rows[:, None], cols[None, :]] = vals.T
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

@@ -40,7 +40,7 @@ import numpy as np
 import xarray as xr
 
 from multiscale.image import spatial_image
-from multiscale.io._imzml_kernels import HAVE_NUMBA, spectrum_stats, window_reduce
+from multiscale.io._imzml_kernels import HAVE_NUMBA, spectrum_stats, window_reduce_into
 from multiscale.io._imzml_parse import (
     ImzMLError,
     ImzMLIndex,
@@ -507,7 +507,7 @@ class MSIDataset:
                 stop = int(np.searchsorted(run_end, limit, side="right"))
                 stop = max(stop, k + 1)
                 sel = ids[k:stop]
-                lo_b, hi_b = int(start[k]), int(run_end[stop - 1])
+                lo_b, hi_b = int(start[k]), int(end[k:stop].max())
                 yield self._make_chunk(fh, sel, lo_b, hi_b, shared_mz, need_mz, copy_mode)
                 k = stop
 
@@ -686,10 +686,11 @@ class MSIDataset:
         lo_s, hi_s = np.ascontiguousarray(lo[order]), np.ascontiguousarray(hi[order])
         out = np.full((targets.size, self._nz * self._ny * self._nx), fill_value, dtype=np.float64)
         for ch in self._iter_chunks():
-            vals = window_reduce(ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length, lo_s, hi_s, reduce, self.engine)
-            res = np.empty_like(vals)
-            res[:, order] = vals
-            self._scatter(ch.ids, res, out)
+            # sorted target k goes to row order[k]; spectrum i to its pixel column
+            window_reduce_into(
+                out, order, self._flat_pix[ch.ids], ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length,
+                lo_s, hi_s, reduce, self.engine,
+            )
             del ch
         out = out.reshape(targets.size, self._nz, self._ny, self._nx)
         tol_s = np.broadcast_to(np.asarray(tol, dtype=float), targets.shape)
