@@ -18,7 +18,17 @@ import xarray as xr
 
 from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
 
-from ._common import LoadError, atomic_write, fail, jsonable, length_unit_to_mm, provenance, restore_attrs
+from ._common import (
+    CalibrationWarning,
+    LoadError,
+    atomic_write,
+    fail,
+    jsonable,
+    length_unit_to_mm,
+    provenance,
+    restore_attrs,
+    warn,
+)
 
 __all__ = ["read_omezarr", "write_omezarr", "is_omezarr", "ATTRS_KEY"]
 
@@ -134,11 +144,18 @@ def read_omezarr(
         sc, tr = _transforms(ds.get("coordinateTransformations"), n)
         scales.append((sc * gscale, tr * gscale + gtrans))
     to_mm = np.ones(n)
+    no_unit = []
     for i, ax in enumerate(axes):
-        if names[i] in "zyx" and isinstance(ax, dict) and ax.get("unit"):
+        if names[i] not in "zyx":
+            continue
+        if isinstance(ax, dict) and ax.get("unit"):
             unit = _NGFF_UNITS.get(ax["unit"], ax["unit"])
             f = length_unit_to_mm(unit, path, f"multiscales.axes[{i}].unit")
             to_mm[i] = f if f is not None else 1.0
+            if f is None:
+                no_unit.append(names[i])
+        else:
+            no_unit.append(names[i])
     sp_idx = [i for i, d in enumerate(names) if d in "zyx"]
     if level is None and resolution is not None:
         level = 0
@@ -175,6 +192,10 @@ def read_omezarr(
     else:
         channels = None
     out_attrs.update(attrs)
+    if no_unit and ATTRS_KEY not in gattrs:
+        warn(f"{path}: multiscales.axes: no space unit for {no_unit}; the scale values are used as mm with "
+             "attrs['spacing_known'] = False; add 'unit' to the axes", CalibrationWarning)
+        out_attrs["spacing_known"] = False
     out_attrs.setdefault("spacing_known", True)
     out_attrs["pyramid_levels"] = len(datasets)
     out_attrs["level"] = level

@@ -131,3 +131,18 @@ def test_unknown_unit_is_an_error(tmp_path):
                                    {"type": "scale", "scale": [1.0, 1.0]}]}]}]
     with pytest.raises(LoadError, match="furlong"):
         load(p)
+
+
+def test_missing_space_unit_is_flagged(tmp_path):
+    from multiscale.io._common import CalibrationWarning
+
+    p = tmp_path / "nounit.zarr"
+    g = zarr.open_group(str(p), mode="w", zarr_format=2)
+    g.create_array("0", shape=(3, 4), dtype="u1")
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": "y", "type": "space"},
+                                                          {"name": "x", "type": "space"}],
+                               "datasets": [{"path": "0", "coordinateTransformations": [
+                                   {"type": "scale", "scale": [2.0, 2.0]}]}]}]
+    with pytest.warns(CalibrationWarning, match="no space unit"):
+        img = load(p)
+    assert img.attrs["spacing_known"] is False and spacing(img) == (2.0, 2.0)
