@@ -534,17 +534,29 @@ def _texture_map(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict,
     return rows, {"texture_map": fmap}
 
 
+_SPATIAL_DEFAULT = ("distribution_stats", "spatial_autocorrelation")
+
+
 def _spatial_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    """Distribution and spatial statistics; ``params.statistics`` names the functions of
+    :mod:`multiscale.analysis.spatial` to run, the other params go to whichever accepts them."""
+    import inspect
+
     from multiscale.analysis import spatial
 
     p = dict(params)
-    funcs = p.pop("statistics", None)
-    if funcs is None:
-        funcs = [f for f in ("spatial_statistics", "distribution_statistics") if hasattr(spatial, f)]
+    funcs = p.pop("statistics", None) or [f for f in _SPATIAL_DEFAULT if hasattr(spatial, f)]
     rows = []
-    for fn in funcs:
-        res = getattr(spatial, fn)(img, mask, **p)
-        rows += rows_from_result(res, dict(base, detail=fn), None)
+    units = _map_units(img)
+    for fn_name in funcs:
+        fn = getattr(spatial, fn_name, None)
+        if fn is None:
+            raise ValueError(f"spatial statistics: no function {fn_name!r} in multiscale.analysis.spatial")
+        accepted = inspect.signature(fn).parameters
+        res = fn(img, mask, **{k: v for k, v in p.items() if k in accepted})
+        guess = {"mean": units, "sd": units, "median": units, "p25": units, "p75": units, "n": "voxels"}
+        detail = fn_name + (f" ({res['method']})" if isinstance(res, Mapping) and isinstance(res.get("method"), str) else "")
+        rows += rows_from_result(res, dict(base, detail=detail), guess)
     return rows, {}
 
 

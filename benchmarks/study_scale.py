@@ -1,0 +1,126 @@
+"""Study scale (BENCHMARKS.md section 4): the example study replicated to N subjects.
+
+Measures wall time against N (one worker) and against the number of workers (fixed N), and the
+peak resident memory of each worker, on a fresh ``LocalCluster`` (worker processes, one thread
+each) per configuration. The anchor is one subject on one worker, measured in the same run:
+
+* linearity: ``T(N) / (N * T(1))`` (target 1.0: linear in N);
+* speed-up: ``T(N, 1 worker) / T(N, k workers)`` against the target ``0.8 k``;
+* memory: peak RSS per worker for each N (target: independent of N).
+
+Usage::
+
+    python benchmarks/study_scale.py [--size small|full] [--n 1 2 4] [--workers 1 2] [--out FILE]
+
+Data are generated under ``benchmarks/data/`` (git-ignored). Results are printed and written to
+``benchmarks/results/study_scale.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data" / "study_scale"
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def replicated_study(data: Path, n: int, folder: Path) -> Path:
+    """A copy of the example study file with ``n`` subjects that all read the same generated data."""
+    from multiscale.cli import example_study_path
+
+    text = example_study_path().read_text().replace("generated/", f"{data}/")
+    subjects = "\n".join(f"  - id: mouse{i + 1:02d}" for i in range(n))
+    head, _, tail = text.partition("subjects:\n  - id: mouse01\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"study_n{n}.yaml"
+    path.write_text(head + "subjects:\n" + subjects + "\n" + tail)
+    return path
+
+
+def run_config(study: Path, output: Path, workers: int) -> tuple[float, list[float], int]:
+    """Wall time (s), peak RSS per worker (MB) and number of failed subjects, on a fresh LocalCluster."""
+    from distributed import Client, LocalCluster
+
+    from multiscale.pipeline.runner import run_study
+
+    shutil.rmtree(output, ignore_errors=True)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        client.run(lambda: __import__("multiscale.pipeline.tasks"))  # imports are not part of the work
+        t0 = time.perf_counter()
+        run = run_study(study, output=output, client=client, progress=None)
+        wall = time.perf_counter() - t0
+        rss = sorted(client.run(_peak_rss_mb).values())
+    return wall, rss, len(run.failed)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--size", choices=("small", "full"), default="small")
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--out", default=str(HERE / "results" / "study_scale.md"))
+    args = ap.parse_args(argv)
+
+    from multiscale.cli import ensure_example_data
+
+    data = ensure_example_data(args.size, 0, DATA / f"example_{args.size}", progress=print)
+    work = DATA / "runs"
+    ns = sorted(set(args.n) | {1})
+    lines = []
+
+    def say(text: str = "") -> None:
+        print(text, flush=True)
+        lines.append(text)
+
+    say(f"## Study scale ({time.strftime('%Y-%m-%d %H:%M')}, example size {args.size})")
+    say()
+    say(f"Command: `python benchmarks/study_scale.py --size {args.size} --n {' '.join(map(str, args.n))} "
+        f"--workers {' '.join(map(str, args.workers))}`; host {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"load average at start {os.getloadavg()[0]:.1f} (other jobs share the machine).")
+    say()
+    say("| subjects N | workers | wall (s) | T(N) / (N T(1)) | speed-up vs 1 worker | target | peak RSS per worker (MB) | failed |")
+    say("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    t1 = None
+    one_worker: dict[int, float] = {}
+    for n in ns:
+        study = replicated_study(data, n, work)
+        for k in sorted(set(args.workers) | {1}):
+            if n == 1 and k > 1:
+                continue
+            wall, rss, failed = run_config(study, work / f"out_n{n}_w{k}", k)
+            if n == 1 and k == 1:
+                t1 = wall
+            if k == 1:
+                one_worker[n] = wall
+            lin = wall / (n * t1) if k == 1 and t1 else float("nan")
+            speed = one_worker[n] / wall if k > 1 and n in one_worker else float("nan")
+            target = f">= {0.8 * k:.1f}x" if k > 1 else "linear (1.0)"
+            say(f"| {n} | {k} | {wall:.1f} | {lin:.2f} | {speed:.2f}x | {target} | "
+                f"{', '.join(f'{r:.0f}' for r in rss)} | {failed} |")
+    say()
+    say(f"Anchor: one subject on one worker, T(1) = {t1:.1f} s (measured in this run).")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    previous = out.read_text() if out.exists() else "# Study scale benchmark results\n\n"
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(previous.rstrip() + "\n\n" + "\n".join(lines) + "\n")
+    os.replace(tmp, out)
+    print(f"\nwritten to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
