@@ -57,6 +57,8 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     from .dispatch import load, sniff
 
     kind = sniff(path)
+    if kind == "rtstruct" and options.get("reference") is None:
+        return _describe_rtstruct(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         img = load(path, **options)
@@ -94,6 +96,27 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     return out
 
 
+def _describe_rtstruct(path: str | os.PathLike) -> dict[str, Any]:
+    """An RTSTRUCT has no grid of its own: report its ROIs and frame of reference."""
+    import pydicom
+
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    names = {str(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence") or []}
+    counts = {str(rc.ReferencedROINumber): len(rc.get("ContourSequence") or []) for rc in
+              ds.get("ROIContourSequence") or []}
+    frames = sorted({str(r.get("ReferencedFrameOfReferenceUID", "")) for r in ds.get("StructureSetROISequence") or []}
+                    - {""})
+    return {
+        "path": str(path),
+        "format": "rtstruct",
+        "modality": "RTSTRUCT",
+        "rois": [f"{name} ({counts.get(num, 0)} contours)" for num, name in names.items()],
+        "frame_of_reference_uid": ", ".join(frames),
+        "size_on_disk": size_on_disk(path),
+        "warnings": ["contours only: load it with reference=<image> to rasterise them on that image's grid"],
+    }
+
+
 def _human(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB", "TB"):
@@ -118,7 +141,10 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"modality: {info.get('modality') or '(unknown)'}")
     dims = tuple(info.get("dims", ()))
     shape = tuple(info.get("shape", ()))
-    lines.append("shape: " + " ".join(f"{d}={s}" for d, s in zip(dims, shape)))
+    if dims:
+        lines.append("shape: " + " ".join(f"{d}={s}" for d, s in zip(dims, shape)))
+    if info.get("rois"):
+        lines.append("rois: " + "; ".join(info["rois"]))
     if info.get("dtype"):
         lines.append(f"dtype: {info['dtype']}")
     sd = tuple(info.get("spatial_dims", ()))
@@ -133,7 +159,7 @@ def format_info(info: dict[str, Any]) -> str:
         lines.append(f"units: {info['units'] or '(none)'}")
     if info.get("channels") is not None:
         lines.append("channels: " + ", ".join(str(c) for c in info["channels"]))
-    for key in ("series_uid", "series_description", "pyramid_levels", "roi", "reader"):
+    for key in ("series_uid", "series_description", "frame_of_reference_uid", "pyramid_levels", "roi", "reader"):
         if info.get(key) not in (None, ""):
             lines.append(f"{key.replace('_', ' ')}: {info[key]}")
     lines.append(f"size on disk: {_human(int(info.get('size_on_disk', 0)))}")

@@ -45,3 +45,12 @@ def test_describe_dicom_folder_with_channels(tmp_path):
                          channels=["DAPI", "GFP"])
     d2 = describe(save(maps, tmp_path / "m.ome.zarr"))
     assert d2["channels"] == ["DAPI", "GFP"] and "channels: DAPI, GFP" in format_info(d2)
+
+
+def test_describe_rtstruct_lists_rois(tmp_path):
+    sq = np.array([[0, 0, 1.0], [2, 0, 1.0], [2, 2, 1.0]])
+    p = syn.rtstruct(tmp_path / "rs.dcm", {"GTV": [sq, sq + [0, 0, 2.0]], "Liver": [sq]})
+    d = describe(p)
+    assert d["format"] == "rtstruct" and d["rois"] == ["GTV (2 contours)", "Liver (1 contours)"]
+    text = format_info(d)
+    assert "rois: GTV (2 contours); Liver (1 contours)" in text and "reference=" in text
