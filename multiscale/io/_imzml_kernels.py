@@ -14,7 +14,7 @@ import numpy as np
 
 REDUCE_CODES = {"sum": 0, "max": 1, "mean": 2}
 
-try:  # numba is optional: about 10x faster for 1,000 targets, identical results
+try:  # numba is optional (identical results; see benchmarks/msi_ion_images.py for the speed-up)
     import numba
 
     HAVE_NUMBA = True

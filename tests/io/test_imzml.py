@@ -491,3 +491,14 @@ def test_chunks_respect_the_byte_budget(tmp_path) -> None:
         seen.extend(ids.tolist())
     assert sorted(seen) == list(range(len(spectra)))
     assert len(seen) > 1 and max(ch.ids.size for ch in ds._iter_chunks()) < len(spectra)
+
+
+def test_dataset_pickles_for_dask_workers(tmp_path) -> None:
+    import pickle
+
+    spectra = random_spectra(grid(3, 2), np.random.default_rng(23))
+    ds = read_imzml(write_imzml(tmp_path / "pk.imzML", spectra))
+    clone = pickle.loads(pickle.dumps(ds))
+    np.testing.assert_array_equal(clone.ion_images([200.0, 300.0], tol=1e4).values, ds.ion_images([200.0, 300.0], tol=1e4).values)
+    cube = ds.datacube(bins=10)
+    np.testing.assert_allclose(cube.sum("c").values, ds.tic().values, rtol=1e-6)
