@@ -45,8 +45,8 @@ class Roi:
         return self.values[self.int_mask]
 
 
-def image_array(image: Any, name: str = "image") -> tuple[np.ndarray, tuple[float, ...], bool]:
-    """(z, y, x) float array, spacing (z, y, x) in mm and a 2-D flag from a spatial image."""
+def image_array(image: Any, name: str = "image", as_float: bool = True) -> tuple[np.ndarray, tuple[float, ...], bool]:
+    """(z, y, x) array (float64 unless ``as_float=False``), spacing (z, y, x) in mm and a 2-D flag."""
     if not isinstance(image, xr.DataArray):
         raise RoiError(
             f"{name} must be a spatial image (xarray.DataArray from multiscale.image.spatial_image), "
@@ -66,9 +66,11 @@ def image_array(image: Any, name: str = "image") -> tuple[np.ndarray, tuple[floa
         raise RoiError(f"{name} is 1-D; texture features need a 2-D or 3-D image")
     arr = np.asarray(image.values)
     sp = msi.spacing(image)
+    if as_float:
+        arr = arr.astype(float, copy=False)
     if len(sd) == 2:
-        return arr[None].astype(float, copy=False), (1.0,) + tuple(sp), True
-    return arr.astype(float, copy=False), tuple(sp), False
+        return arr[None], (1.0,) + tuple(sp), True
+    return arr, tuple(sp), False
 
 
 def _mask_array(image: xr.DataArray, mask: Any, shape: tuple[int, ...], label: Any) -> np.ndarray:
@@ -140,9 +142,20 @@ def prepare_roi(image: Any, mask: Any, settings: dict[str, Any]) -> Roi:
     >>> int(roi.morph_mask.sum()), int(roi.int_mask.sum())
     (5, 4)
     """
-    values, spacing, is_2d = image_array(image)
-    morph = _mask_array(image, mask, values.shape[1:] if is_2d else values.shape, settings.get("label"))
-    morph = morph.reshape(values.shape)
+    raw, spacing, is_2d = image_array(image, as_float=False)
+    morph = _mask_array(image, mask, raw.shape[1:] if is_2d else raw.shape, settings.get("label"))
+    morph = morph.reshape(raw.shape)
+    if morph.any():
+        # work on the ROI's bounding box plus the local-intensity sphere's reach: every feature is
+        # translation invariant, and the rest of the image is never read
+        from .local_intensity import sphere_kernel
+
+        reach = [k // 2 for k in sphere_kernel(spacing, 1000.0 * float(settings.get("local_volume_cm3", 1.0))).shape]
+        idx = np.nonzero(morph)
+        box = tuple(slice(max(int(i.min()) - r, 0), min(int(i.max()) + 1 + r, n))
+                    for i, r, n in zip(idx, reach, raw.shape))
+        raw, morph = raw[box], morph[box]
+    values = raw.astype(float, copy=False)
     roi = Roi(values=values, morph_mask=morph, int_mask=morph.copy(), spacing=tuple(float(s) for s in spacing),
               is_2d=is_2d)
     finite = np.isfinite(values)
