@@ -14,12 +14,25 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from multiscale.image import grid_of, like, same_grid, spatial_dims, to_sitk, world_to_index
+from multiscale.image import grid_of, like, spatial_dims, to_sitk, world_to_index
 
 from ._common import LoadError, fail, provenance, warn
 from ._geometry import direction_zyx_to_xyz
 
 __all__ = ["read_label_image", "as_label_image", "read_rtstruct", "list_rois", "rasterize_contours", "match_grid"]
+
+
+def _grids_match(a: xr.DataArray, b: xr.DataArray) -> bool:
+    """Same voxel centres to within float32 header precision: 1e-5 relative spacing, 1e-3 voxel origin."""
+    ga, gb = grid_of(a), grid_of(b)
+    if ga["dims"] != gb["dims"] or ga["shape"] != gb["shape"]:
+        return False
+    sa, sb = np.asarray(ga["spacing"]), np.asarray(gb["spacing"])
+    return bool(
+        np.allclose(sa, sb, rtol=1e-5, atol=0)
+        and np.all(np.abs(np.asarray(ga["origin"]) - np.asarray(gb["origin"])) <= 1e-3 * sb.min())
+        and np.allclose(ga["direction"], gb["direction"], atol=1e-5)
+    )
 
 
 def match_grid(mask: xr.DataArray, reference: xr.DataArray, resample: bool = False, source: Any = "") -> xr.DataArray:
@@ -42,9 +55,11 @@ def match_grid(mask: xr.DataArray, reference: xr.DataArray, resample: bool = Fal
     >>> match_grid(m, img, resample=True).shape
     (2, 4, 4)
     """
-    if same_grid(mask, reference):
-        if mask.dims == reference.dims or set(spatial_dims(mask)) == set(spatial_dims(reference)):
-            return mask.assign_coords({d: reference.coords[d].values for d in spatial_dims(reference)})
+    if _grids_match(mask, reference):
+        out = mask.assign_coords({d: reference.coords[d].values for d in spatial_dims(reference)})
+        out.attrs["direction"] = reference.attrs.get("direction")
+        out.attrs["spacing"] = reference.attrs.get("spacing")
+        return out
     if not resample:
         gm, gr = grid_of(mask), grid_of(reference)
         raise LoadError(

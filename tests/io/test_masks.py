@@ -141,3 +141,15 @@ def test_rtstruct_folder_and_float_label_images(tmp_path):
     m[1, 2, 3] = 0.4
     with pytest.raises(LoadError, match="non-integer"):
         load(save(m, tmp_path / "p.nii.gz"), reference=ref)
+
+
+def test_float32_header_rounding_is_the_same_grid_but_a_shift_is_not():
+    img = _ref(org=(-225.63, -143.554742, -87.890708))
+    near = spatial_image(np.ones((3, 20, 20), np.uint8), spacing=(2.0, 1.0, 1.0),
+                         origin=tuple(float(np.float32(v)) for v in (-225.63, -143.554742, -87.890708)))
+    out = match_grid(near, img)
+    np.testing.assert_array_equal(out.coords["x"].values, img.coords["x"].values)
+    shifted = spatial_image(np.ones((3, 20, 20), np.uint8), spacing=(2.0, 1.0, 1.0),
+                            origin=(-225.63, -143.554742, -87.890708 + 0.3))
+    with pytest.raises(LoadError, match="grid"):
+        match_grid(shifted, img)
