@@ -91,10 +91,33 @@ def accumulate(q: np.ndarray, offsets: np.ndarray, symmetric: bool, merge: bool,
 def feature_kernel(counts: np.ndarray, n_levels: int, out: np.ndarray) -> None:
     """The 25 IBSI GLCM features of one (unnormalised) matrix into ``out``; NaN when empty."""
     ng = counts.shape[0]
-    total = 0.0
+    present = np.empty(ng, dtype=np.int64)
+    n_present = 0
     for i in range(ng):
+        occupied = False
         for j in range(ng):
-            total += counts[i, j]
+            if counts[i, j] != 0.0 or counts[j, i] != 0.0:
+                occupied = True
+                break
+        if occupied:
+            present[n_present] = i
+            n_present += 1
+    feature_kernel_sparse(counts, n_levels, present[:n_present], out)
+
+
+@njit(cache=True)
+def feature_kernel_sparse(counts: np.ndarray, n_levels: int, present: np.ndarray, out: np.ndarray) -> None:
+    """:func:`feature_kernel` visiting only the rows/columns listed in ``present`` (the occupied levels).
+
+    The information correlations use HXY1 = HXY2 = HX + HY, which holds exactly for marginals of
+    the matrix itself (IBSI's two sums reduce to it), so no per-pair logarithm is needed.
+    """
+    ng = counts.shape[0]
+    total = 0.0
+    for a in range(present.shape[0]):
+        i = present[a]
+        for b in range(present.shape[0]):
+            total += counts[i, present[b]]
     if total <= 0.0:
         for k in range(out.shape[0]):
             out[k] = np.nan
@@ -107,9 +130,11 @@ def feature_kernel(counts: np.ndarray, n_levels: int, out: np.ndarray) -> None:
     mu_i = mu_j = entr = energy = contrast = dissim = 0.0
     idiff = idiffn = idm = idmn = autoc = 0.0
     nl = float(n_levels)
-    for i in range(ng):
+    for a in range(present.shape[0]):
+        i = present[a]
         gi = i + 1.0
-        for j in range(ng):
+        for b in range(present.shape[0]):
+            j = present[b]
             v = counts[i, j]
             if v == 0.0:
                 continue
@@ -133,10 +158,12 @@ def feature_kernel(counts: np.ndarray, n_levels: int, out: np.ndarray) -> None:
             idm += p / (1.0 + d * d)
             idmn += p / (1.0 + d * d / (nl * nl))
             autoc += gi * gj * p
-    var_i = var_j = cov = jvar = ct = cs = cp = hxy1 = 0.0
-    for i in range(ng):
+    var_i = var_j = cov = jvar = ct = cs = cp = 0.0
+    for a in range(present.shape[0]):
+        i = present[a]
         gi = i + 1.0
-        for j in range(ng):
+        for b in range(present.shape[0]):
+            j = present[b]
             v = counts[i, j]
             if v == 0.0:
                 continue
@@ -150,7 +177,6 @@ def feature_kernel(counts: np.ndarray, n_levels: int, out: np.ndarray) -> None:
             ct += s * s * p
             cs += s * s * s * p
             cp += s * s * s * s * p
-            hxy1 -= p * np.log2(pi[i] * pj[j])
     davg = dvar = dentr = 0.0
     for k in range(ng):
         if pdiff[k] > 0.0:
@@ -171,18 +197,15 @@ def feature_kernel(counts: np.ndarray, n_levels: int, out: np.ndarray) -> None:
     for k in range(1, ng):
         inv_var += pdiff[k] / (k * k)
     hx = 0.0
-    for i in range(ng):
+    hy = 0.0
+    for a in range(present.shape[0]):
+        i = present[a]
         if pi[i] > 0.0:
             hx -= pi[i] * np.log2(pi[i])
-    hxy2 = 0.0
-    for i in range(ng):
-        if pi[i] <= 0.0:
-            continue
-        for j in range(ng):
-            if pj[j] <= 0.0:
-                continue
-            pp = pi[i] * pj[j]
-            hxy2 -= pp * np.log2(pp)
+        if pj[i] > 0.0:
+            hy -= pj[i] * np.log2(pj[i])
+    hxy1 = hx + hy  # -sum p_ij log2(p_i p_j)
+    hxy2 = hx + hy  # -sum p_i p_j log2(p_i p_j)
     out[0] = jmax
     out[1] = mu_i
     out[2] = jvar

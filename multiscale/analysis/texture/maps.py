@@ -8,9 +8,10 @@ with the grey levels of the map's global discretisation.
 
 How it is computed
 ------------------
-* The image is discretised once over the whole ROI (fixed bin number over the ROI's minimum and
-  maximum, or fixed bin size from the IBSI minimum anchor), blockwise, so one grey level means one
-  intensity range everywhere in the map.
+* The image is discretised once, blockwise, for the whole map (fixed bin number over the minimum and
+  maximum of the voxels that can enter a kernel, or fixed bin size from the IBSI minimum anchor), so
+  one grey level means one intensity range everywhere in the map.
+* Only the ROI's bounding box, grown by the kernel radius, is computed; the rest of the grid is NaN.
 * The grey-level volume is split into dask chunks with a halo of ``radius`` voxels
   (``dask.array.map_overlap``); a numba kernel (``nogil``, so dask threads run in parallel) walks the
   chunk's ROI voxels, copies each kernel into a small buffer, and calls the same compiled matrix
@@ -21,8 +22,9 @@ Kernel voxels
 -------------
 ``masked_kernel=False`` (default): a kernel holds every finite image voxel within it (inside the
 re-segmentation range, if any), whether or not it is in the mask; maps are computed at the mask's
-voxels only. ``masked_kernel=True``: a kernel holds only mask voxels. Voxels beyond the image edge
-never count.
+voxels only, and the fixed-bin-number range is that of the mask grown by the kernel box.
+``masked_kernel=True``: a kernel holds only mask voxels, and the range is the mask's. Voxels beyond
+the image edge never count.
 """
 
 from __future__ import annotations
@@ -112,12 +114,16 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, 
     dm = np.zeros((n_levels, ndep))
     dm_cols = np.arange(1, ndep + 1).astype(np.float64)
     morph = np.zeros((kz, ky, kx), dtype=np.bool_)
+    seen = np.zeros(n_levels + 1, dtype=np.bool_)
+    present = np.empty(n_levels, dtype=np.int64)
     for z in range(nzo):
         for y in range(nyo):
             for x in range(nxo):
                 if not centres[z + rz, y + ry, x + rx]:
                     continue
                 nvox = 0
+                n_present = 0
+                top = 0
                 for a in range(kz):
                     for b in range(ky):
                         for c in range(kx):
@@ -125,16 +131,27 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, 
                             sub[a, b, c] = v
                             if v > 0:
                                 nvox += 1
+                                if not seen[v]:
+                                    seen[v] = True
+                                    present[n_present] = v - 1
+                                    n_present += 1
+                                    if v > top:
+                                        top = v
+                for k in range(n_present):
+                    seen[present[k] + 1] = False
+                levels_here = present[:n_present]
                 if code == 0:
-                    cm[:] = 0.0
                     glcm.accumulate(sub, offsets, flag, True, cm)
-                    glcm.feature_kernel(cm[0], n_levels, vals)
+                    glcm.feature_kernel_sparse(cm[0], n_levels, levels_here, vals)
+                    for a in range(n_present):
+                        for b in range(n_present):
+                            cm[0, levels_here[a], levels_here[b]] = 0.0
                 elif code == 1:
-                    rl[:] = 0.0
                     glrlm.accumulate(sub, offsets, True, rl)
-                    count_matrix_features(rl[0], rl_cols, float(nvox * offsets.shape[0]), vals)
+                    count_matrix_features(rl[0, :top, :], rl_cols, float(nvox * offsets.shape[0]), vals)
+                    for a in range(n_present):
+                        rl[0, levels_here[a], :] = 0.0
                 elif code == 2 or code == 3:
-                    zm[:] = 0.0
                     if code == 3:
                         for a in range(kz):
                             for b in range(ky):
@@ -144,21 +161,29 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, 
                     else:
                         dist = np.zeros((kz, ky, kx), dtype=np.int32)
                     levels, sizes, dmin = label_zones(sub, offsets, dist)
+                    width = 1
                     for k in range(levels.shape[0]):
-                        if code == 2:
-                            zm[levels[k] - 1, sizes[k] - 1] += 1.0
-                        else:
-                            zm[levels[k] - 1, dmin[k] - 1] += 1.0
-                    count_matrix_features(zm, zm_cols, float(nvox), vals)
+                        col = sizes[k] - 1 if code == 2 else dmin[k] - 1
+                        zm[levels[k] - 1, col] += 1.0
+                        if col + 1 > width:
+                            width = col + 1
+                    count_matrix_features(zm[:top, :width], zm_cols[:width], float(nvox), vals)
+                    for k in range(levels.shape[0]):
+                        col = sizes[k] - 1 if code == 2 else dmin[k] - 1
+                        zm[levels[k] - 1, col] = 0.0
                 elif code == 4:
                     ngt_s[:] = 0.0
                     ngt_n[:] = 0.0
                     ngtdm.accumulate(sub, offsets, ngt_s, ngt_n)
                     ngtdm.feature_kernel(ngt_s, ngt_n, vals)
                 else:
-                    dm[:] = 0.0
                     ngldm.accumulate(sub, offsets, alpha, dm)
-                    count_matrix_features(dm, dm_cols, float(nvox), vals)
+                    count_matrix_features(dm[:top, :], dm_cols, float(nvox), vals)
+                    for a in range(n_present):
+                        dm[levels_here[a], :] = 0.0
+                if nvox == 0:
+                    for f in range(vals.shape[0]):
+                        vals[f] = np.nan
                 for f in range(sel.shape[0]):
                     out[f, z, y, x] = vals[sel[f]]
 
@@ -373,6 +398,35 @@ def _levels_block(v: np.ndarray, keep: np.ndarray, method: str, n_levels: int, l
     return q
 
 
+def _chunks_at_least(chunks: tuple[tuple[int, ...], ...], depth: Sequence[int]) -> tuple[tuple[int, ...], ...]:
+    """``chunks`` with every chunk merged into a neighbour until it is at least ``depth`` wide."""
+    out = []
+    for sizes, d in zip(chunks, depth):
+        sizes = list(sizes)
+        k = 0
+        while len(sizes) > 1 and k < len(sizes):
+            if sizes[k] < max(int(d), 1):
+                j = k - 1 if k == len(sizes) - 1 else k + 1
+                sizes[min(j, k)] = sizes[j] + sizes[k]
+                del sizes[max(j, k)]
+                k = 0
+            else:
+                k += 1
+        out.append(tuple(sizes))
+    return tuple(out)
+
+
+def _dilated(mask: da.Array, radius: tuple[int, int, int]) -> da.Array:
+    """``mask`` grown by the kernel box: the voxels some kernel centred in ``mask`` can reach."""
+    from scipy import ndimage
+
+    size = tuple(2 * r + 1 for r in radius)
+    return da.map_overlap(
+        lambda b: ndimage.maximum_filter(b, size=size, mode="constant", cval=False),
+        mask, depth={0: radius[0], 1: radius[1], 2: radius[2]}, boundary=False, dtype=bool,
+    )
+
+
 def _block_features(q: np.ndarray, centres: np.ndarray, family: str, radius: tuple[int, int, int], n_levels: int,
                     planar: bool, sel: list[int], settings: dict[str, Any], out_dtype: Any) -> np.ndarray:
     return map_features(q, centres, family, radius, n_levels, planar, sel, settings, out_dtype)
@@ -488,6 +542,7 @@ def feature_map(
     tags = [f"{module.PREFIX}_{module.FEATURES[i][0]}_{agg}" for i in sel]
 
     v = _as_dask(image.data, chunks)
+    v = v.rechunk(_chunks_at_least(v.chunks, rad[1:] if is_2d else rad))
     m = _mask_data(image, mask, s.get("label"))
     finite = da.isfinite(v)
     inside = da.ones(v.shape, dtype=bool, chunks=v.chunks) if m is None else _as_dask(m, v.chunks).astype(bool)
@@ -505,10 +560,13 @@ def feature_map(
             k = float(s["outlier_sigma"])
             allowed = allowed & (v >= mu - k * sd) & (v <= mu + k * sd)
             roi = inside & allowed
-    sample = roi if masked_kernel else allowed
+    if is_2d:
+        v, roi, allowed, inside, finite = (a[None] for a in (v, roi, allowed, inside, finite))
+    sample = roi if masked_kernel else allowed & _dilated(roi, rad)
     big = np.finfo(float).max
-    n_roi, n_nan, lo, hi = dask.compute(
-        roi.sum(), (inside & ~finite).sum(), da.where(sample, v, big).min(), da.where(sample, v, -big).max()
+    n_roi, n_nan, lo, hi, *spans = dask.compute(
+        roi.sum(), (inside & ~finite).sum(), da.where(sample, v, big).min(), da.where(sample, v, -big).max(),
+        roi.any(axis=(1, 2)), roi.any(axis=(0, 2)), roi.any(axis=(0, 1)),
     )
     n_roi, n_nan = int(n_roi), int(n_nan)
     if n_nan:
@@ -548,20 +606,31 @@ def feature_map(
     if notes:
         warnings.warn("; ".join(notes), TextureWarning, stacklevel=2)
 
-    v3 = v[None] if is_2d else v
-    sample3 = sample[None] if is_2d else sample
-    roi3 = roi[None] if is_2d else roi
-    q = da.map_blocks(_levels_block, v3, sample3, method, n_levels, lo, hi, width, anchor, dtype=np.int32)
-    depth = {0: rad[0], 1: rad[1], 2: rad[2]}
-    out_chunks = ((len(sel),),) + tuple(q.chunks)
-    fam_settings = {k: s[k] for k in ("glcm_distance", "glcm_symmetric", "ngtdm_distance", "ngldm_distance", "ngldm_alpha")}
-    result = da.map_overlap(
-        _block_features, q, roi3,
-        depth=depth, boundary=0, trim=False, align_arrays=False, new_axis=0, chunks=out_chunks,
-        dtype=np.dtype(dtype), meta=np.empty((0, 0, 0, 0), dtype=dtype),
-        family=family, radius=rad, n_levels=n_levels, planar=is_2d, sel=sel, settings=fam_settings,
-        out_dtype=np.dtype(dtype),
-    )
+    out_dtype = np.dtype(dtype)
+    if n_roi == 0:
+        result = da.full((len(sel),) + v.shape, np.nan, dtype=out_dtype, chunks=((len(sel),),) + v.chunks)
+    else:
+        # only the ROI's bounding box (plus the kernel's reach) is computed; the rest is NaN padding
+        box = []
+        for axis, span in enumerate(spans):
+            hit = np.flatnonzero(span)
+            box.append(slice(max(int(hit[0]) - rad[axis], 0), min(int(hit[-1]) + rad[axis] + 1, v.shape[axis])))
+        box = tuple(box)
+        q = da.map_blocks(_levels_block, v, sample, method, n_levels, lo, hi, width, anchor, dtype=np.int32)[box]
+        safe = _chunks_at_least(q.chunks, rad)
+        q = q.rechunk(safe)
+        centres = roi[box].rechunk(safe)
+        fam_settings = _family_settings({k: s[k] for k in s})
+        result = da.map_overlap(
+            _block_features, q, centres,
+            depth={0: rad[0], 1: rad[1], 2: rad[2]}, boundary=0, trim=False, align_arrays=False, new_axis=0,
+            chunks=((len(sel),),) + tuple(q.chunks), dtype=out_dtype, meta=np.empty((0, 0, 0, 0), dtype=out_dtype),
+            family=family, radius=rad, n_levels=n_levels, planar=is_2d, sel=sel, settings=fam_settings,
+            out_dtype=out_dtype,
+        )
+        pads = [(0, 0)] + [(b.start, n - b.stop) for b, n in zip(box, v.shape)]
+        if any(p != (0, 0) for p in pads):
+            result = da.pad(result, pads, mode="constant", constant_values=np.nan)
     if is_2d:
         result = result[:, 0]
     provenance = dict(image.attrs.get("provenance", {}) or {})
@@ -577,7 +646,7 @@ def feature_map(
         "min_anchor": None if method == "fbn" else anchor,
         "intensity_range": (lo, hi),
         "n_roi_voxels": n_roi,
-        "settings": {k: s[k] for k in ("resegment_range", "outlier_sigma", "label")} | fam_settings,
+        "settings": {k: s[k] for k in ("resegment_range", "outlier_sigma", "label")} | _family_settings(s),
     }
     out = msi.like(image, result, dims=("c",) + sdims, units="", provenance=provenance)
     return out.assign_coords(c=tags)
