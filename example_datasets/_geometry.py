@@ -13,6 +13,12 @@ def rotation_matrix(axis: np.ndarray, angle_rad: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle_rad) * K + (1 - np.cos(angle_rad)) * (K @ K)
 
 
+def rotation_matrix2d(theta: float) -> np.ndarray:
+    """2x2 counter-clockwise rotation by ``theta`` radians (x towards y)."""
+    c, s = np.cos(theta), np.sin(theta)
+    return np.array([[c, -s], [s, c]])
+
+
 def homogeneous(matrix: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """(n+1)x(n+1) homogeneous matrix of ``p -> matrix @ p + translation``."""
     n = matrix.shape[0]

@@ -40,6 +40,7 @@ from example_datasets._geometry import (
     homogeneous,
     pearson,
     rotation_matrix,
+    rotation_matrix2d,
 )
 from example_datasets._writers import deterministic_uuid, write_imzml, write_ome_tiff, write_volume
 
@@ -224,7 +225,7 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
     z0 = ph.section_z0
 
     # ---------------------------------------------------------------- known transforms
-    axis = rotation_axis = np.array([0.4, -0.3, 0.85]) + rng_tf.uniform(-0.15, 0.15, 3)
+    axis = np.array([0.4, -0.3, 0.85]) + rng_tf.uniform(-0.15, 0.15, 3)
     rotation_axis = axis / np.linalg.norm(axis)
     angle_deg = float(rng_tf.uniform(10.0, 15.0))
     R = rotation_matrix(rotation_axis, np.deg2rad(angle_deg))
@@ -312,6 +313,16 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
     pet_tum[inside] = tumour[tuple(didx[inside].T)]
     pet_profile_blur = _bin_profile(pet_clean.reshape(-1), pet_depth, pet_tum, 0.8)
     pet_slope_blur_fit = _fit_slope(pet_profile_blur, 1.6)
+    uptake = {
+        "tumour_mean_suv_design": float(act[tumour].mean()),
+        "tumour_max_suv_design": float(act[tumour].max()),
+        "viable_tumour_mean_suv_design": float(act[viable].mean()),
+        "necrotic_core_mean_suv_design": float(act[core].mean()) if core.any() else None,
+        "tumour_mean_suv_pet_grid_noiseless": float(pet_clean.reshape(-1)[pet_tum].mean()),
+        "tumour_mean_suv_pet_grid_written": float(pet.reshape(-1)[pet_tum].mean()),
+        "note": "design: the noiseless, unblurred uptake on the MRI grid; pet_grid: PET voxels whose MRI-frame "
+                "point (through the true transform) lies in the tumour mask, before and after noise",
+    }
     del act, act_ds, blurred, tex, vsd, vfrac, depth3, body_depth, ramp
 
     # ---------------------------------------------------------------- the section canvas (z = z0)
@@ -543,6 +554,7 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
                                                                    float(ph.vessels.radius.max())],
             "section_tissue_fraction": float(tis_f.mean()),
         },
+        "pet_uptake": uptake,
         "radial_profiles": {
             "depth": "distance (mm) from a voxel/pixel centre inside the tumour to the tumour surface: "
                      "Euclidean distance transform of the mask minus half a voxel",
@@ -594,11 +606,6 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
         "background_peaks_mz": rnd(bg_mz),
     }
     return gt
-
-
-def rotation_matrix2d(theta: float) -> np.ndarray:
-    c, s = np.cos(theta), np.sin(theta)
-    return np.array([[c, -s], [s, c]])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,9 +663,9 @@ def generate(
     out_dir = Path(out_dir).resolve()
     if study_is_complete(out_dir, seed, size):
         return out_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise StudyExistsError(f"{out_dir}: exists and is not a folder; remove it or choose another out_dir")
     if out_dir.exists() and not overwrite:
-        if not out_dir.is_dir():
-            raise StudyExistsError(f"{out_dir}: exists and is not a folder; remove it or choose another out_dir")
         if any(out_dir.iterdir()):
             man = _read_manifest(out_dir)
             what = (f"a study with seed={man.get('seed')}, size={man.get('size')!r}, "

@@ -127,6 +127,8 @@ def test_edited_study_and_foreign_folder_are_refused(study: Path, tmp_path: Path
     with pytest.raises(StudyExistsError, match="not a study"):
         generate(foreign, seed=0, size="small")
     assert (foreign / "mine.txt").read_text() == "keep me"
+    with pytest.raises(StudyExistsError, match="is not a folder"):
+        generate(foreign / "mine.txt", seed=0, size="small", overwrite=True)
 
 
 def test_bad_arguments_are_refused(tmp_path: Path) -> None:
@@ -410,3 +412,26 @@ def test_separable_texture_equals_pointwise_texture() -> None:
         ref = ph.texture(_points(xs, ys, zs) + np.array([0.0, 0.0, dz]))
         np.testing.assert_allclose(ph.texture_on_grid(xs, ys, zs, dz=dz), ref, atol=1e-5)
     assert 0.5 < ref.std() < 2.0  # unit-order amplitude, as documented
+
+
+def test_pet_tumour_uptake_in_ground_truth_is_reproducible_from_the_files(study: Path, gt: dict) -> None:
+    """Each PET voxel centre mapped with pet_to_mri^-1 and looked up (nearest) in the MRI tumour mask:
+    the mean PET over those voxels is the stated ``tumour_mean_suv_pet_grid_written``."""
+    pet = sitk.ReadImage(str(study / "pet.nii.gz"))
+    mask = sitk.ReadImage(str(study / "tumour_mask.nii.gz"))
+    P = sitk.GetArrayFromImage(pet)
+    M = sitk.GetArrayFromImage(mask)
+    T = np.array(gt["transforms"]["pet_to_mri"]["matrix_4x4"])
+    kz, ky, kx = np.indices(P.shape)
+    o, s = np.array(pet.GetOrigin()), np.array(pet.GetSpacing())
+    pts = np.stack([kx, ky, kz], -1).reshape(-1, 3) * s + o  # identity direction
+    src = np.linalg.solve(T[:3, :3], (pts - T[:3, 3]).T).T
+    idx = np.round((src - np.array(mask.GetOrigin())) / np.array(mask.GetSpacing())).astype(int)[:, ::-1]
+    inside = np.all((idx >= 0) & (idx < np.array(M.shape)), axis=1)
+    tum = np.zeros(len(pts), bool)
+    tum[inside] = M[tuple(idx[inside].T)] == 1
+    up = gt["pet_uptake"]
+    assert P.reshape(-1)[tum].mean() == pytest.approx(up["tumour_mean_suv_pet_grid_written"], rel=1e-5)
+    # partial volume: the 1.5 mm PSF lowers the tumour mean below the designed one
+    assert up["tumour_mean_suv_pet_grid_noiseless"] < up["tumour_mean_suv_design"]
+    assert up["necrotic_core_mean_suv_design"] == pytest.approx(0.25)
