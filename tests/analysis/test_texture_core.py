@@ -342,3 +342,18 @@ def test_feature_map_is_exported():
     img = spatial_image(np.random.default_rng(0).random((6, 6, 6)), spacing=1.0)
     m = feature_map(img, family="glcm", features=["joint_avg"], radius=1, bins=4)
     assert m.sizes["c"] == 1 and m.shape[1:] == (6, 6, 6)
+
+
+def test_features_see_the_image_around_the_roi_for_local_intensity():
+    rng = np.random.default_rng(8)
+    data = rng.random((12, 30, 30))
+    data[5, 14, 20] = 50.0  # outside the ROI, within 6.2 mm of its edge
+    img = spatial_image(data, spacing=(2.0, 1.0, 1.0))
+    mask = np.zeros(data.shape, bool)
+    mask[4:7, 10:16, 10:16] = True
+    got = _by_tag(features(img, mask, families="loc"))
+    ref = _by_tag(local_intensity_features(data, mask, (2.0, 1.0, 1.0)))
+    assert got == pytest.approx(ref)
+    data[5, 14, 20] = 0.0
+    without = _by_tag(features(img.copy(data=data), mask, families="loc"))
+    assert got["loc_peak_glob"] > without["loc_peak_glob"] + 0.05  # the voxel outside the ROI entered the means
