@@ -88,7 +88,8 @@ _DEFAULT_FIELDS = ("images", "masks", "registration", "reference")
 _SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference")
 _IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
 _MASK_FIELDS = ("path", "on", "label", "options")
-_EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth")
+_EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks")
+_LANDMARK_FIELDS = ("fixed", "moving", "use")
 _TRUTH_FIELDS = ("file", "key")
 _ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "params")
 
@@ -145,7 +146,10 @@ class EdgeSpec:
     """A registration edge: ``moving`` is registered to ``fixed`` (maps given as ``image[:channel]``).
 
     ``truth`` optionally points to a ground-truth transform (``file`` JSON, ``key``) that the
-    report compares with the recovered one.
+    report compares with the recovered one. ``landmarks`` optionally names two CSV files of
+    corresponding points (columns ``x, y[, z]`` in mm, world frame, one row per landmark, same
+    order): the target registration error is reported, and with ``use: true`` the landmarks also
+    initialise and check the registration.
     """
 
     moving: str
@@ -154,6 +158,8 @@ class EdgeSpec:
     options: dict[str, Any] = field(default_factory=dict)
     transform: Path | None = None
     truth: tuple[Path, str] | None = None
+    landmarks: tuple[Path, Path] | None = None
+    use_landmarks: bool = False
     line: int = 0
 
     @property
@@ -199,6 +205,8 @@ class SubjectSpec:
                 files.append(e.transform)
             if e.truth is not None:
                 files.append(e.truth[0])
+            if e.landmarks is not None:
+                files.extend(e.landmarks)
         seen: list[Path] = []
         for f in files:
             if f not in seen:
@@ -532,7 +540,20 @@ def _parse_edge(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> E
             _path(doc, t["file"], loc + ("truth", "file"), subject, check),
             _string(doc, t["key"], loc + ("truth", "key"), "truth key"),
         )
+    landmarks, use_landmarks = None, False
+    if d.get("landmarks") is not None:
+        lm = _check_fields(doc, d["landmarks"], loc + ("landmarks",), _LANDMARK_FIELDS, "landmarks")
+        if "fixed" not in lm or "moving" not in lm:
+            raise doc.error(loc + ("landmarks",), "landmarks need 'fixed' and 'moving' CSV files of corresponding points")
+        landmarks = (_path(doc, lm["fixed"], loc + ("landmarks", "fixed"), subject, check),
+                     _path(doc, lm["moving"], loc + ("landmarks", "moving"), subject, check))
+        use = lm.get("use", False)
+        if not isinstance(use, bool):
+            raise doc.error(loc + ("landmarks", "use"), f"use must be true or false, got {use!r}")
+        use_landmarks = use
     return EdgeSpec(
+        landmarks=landmarks,
+        use_landmarks=use_landmarks,
         moving=_string(doc, d["moving"], loc + ("moving",), "moving"),
         fixed=_string(doc, d["fixed"], loc + ("fixed",), "fixed"),
         method=method,

@@ -283,6 +283,22 @@ def _mask_points_xyz(mask: xr.DataArray, max_points: int = 4000) -> np.ndarray:
     return mi.index_to_world(mask, idx[::step].astype(float))[:, ::-1]
 
 
+def read_landmarks(path: Path, dim: int) -> np.ndarray:
+    """Points (n, dim) in ITK ``(x, y[, z])`` order from a CSV with ``x, y[, z]`` columns (or the first numeric ones)."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read landmarks: {exc}") from exc
+    cols = [c for c in ("x", "y", "z")[:dim] if c in df.columns]
+    if len(cols) != dim:
+        cols = list(df.select_dtypes("number").columns[-dim:])
+    if len(cols) != dim or len(df) < 1:
+        raise ValueError(f"{path}: landmarks need {dim} numeric columns named {', '.join('xyz'[:dim])} (mm)")
+    return df[cols].to_numpy(dtype=float)
+
+
 def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
                   fixed_masks: Mapping[str, xr.DataArray] | None = None) -> dict[str, Any]:
     """Register ``moving`` to ``fixed`` as the edge says; return the transform, quality and a checkerboard.
@@ -297,12 +313,20 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     f = _as_single(select_map(fixed, parse_map_name(edge.fixed)[1], what=f"fixed {edge.fixed}"))
     m = _as_single(select_map(moving, parse_map_name(edge.moving)[1], what=f"moving {edge.moving}"))
     dim = len(mi.spatial_dims(f))
+    lm = None
+    if edge.landmarks is not None:
+        lm = (read_landmarks(edge.landmarks[0], dim), read_landmarks(edge.landmarks[1], dim))
+        if len(lm[0]) != len(lm[1]):
+            raise ValueError(f"{edge.landmarks[0]} has {len(lm[0])} landmarks but {edge.landmarks[1]} has {len(lm[1])}")
     if edge.method == "identity":
         t = _identity(dim)
     elif edge.method == "file":
         t = Transform.load(edge.transform)
     else:
-        t = reg.register(f, m, transform=edge.method, **edge.options)
+        opts = dict(edge.options)
+        if lm is not None and edge.use_landmarks:
+            opts["landmarks"] = lm
+        t = reg.register(f, m, transform=edge.method, **opts)
     out: dict[str, Any] = {"transform": t, "edge": edge.name, "method": edge.method}
     m_on_f = reg.resample(m, f, t)
     fa = np.asarray(f.data, dtype=float)
@@ -314,6 +338,10 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     if ok.sum() > 2 and np.std(fa[ok]) > 0 and np.std(ma[ok]) > 0:
         quality["pearson_after"] = float(np.corrcoef(fa[ok], ma[ok])[0, 1])
     quality["overlap_fraction"] = float(ok.mean())
+    if lm is not None:
+        tre = np.linalg.norm(t.transform_points(lm[0]) - lm[1], axis=1)
+        quality.update(tre_mean_mm=float(tre.mean()), tre_max_mm=float(tre.max()), tre_landmarks=int(tre.size),
+                       tre_independent=not edge.use_landmarks)
     if edge.truth is not None:
         truth = _load_truth(edge.truth[0], edge.truth[1], dim)
         pts = _sample_points_xyz(f)

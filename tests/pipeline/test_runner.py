@@ -107,19 +107,26 @@ def test_registration_against_ground_truth_is_reported(three):
         assert q["truth_error_mean_mm_in_tumour"] < 0.5, (sid, q)
 
 
-def test_truth_error_is_the_distance_between_transforms(tmp_path):
-    # a transform read from a file: exactly the truth (error 0), or the truth plus 1 mm in x (error 1)
+def test_truth_error_and_tre_are_distances_between_transforms_and_points(tmp_path):
+    # a transform read from a file: exactly the truth (errors 0), or the truth plus 1 mm in x (errors 1)
     for offset, expected in ((0.0, 0.0), (1.0, 1.0)):
         root = tmp_path / f"o{offset}"
         root.mkdir()
         sx, sy, sz = SHIFTS["s1"]
         sitk.WriteTransform(sitk.TranslationTransform(3, (sx + offset, sy, sz)), str(root / "t.tfm"))
-        path = make_study(root, subjects=("s1",), method="file", extra='transform: "t.tfm", ')
+        fixed = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 3.0, 2.0]])
+        pd.DataFrame(fixed, columns=list("xyz")).to_csv(root / "lm_mri.csv", index=False)
+        pd.DataFrame(fixed + [sx, sy, sz], columns=list("xyz")).to_csv(root / "lm_pet.csv", index=False)
+        extra = 'transform: "t.tfm", landmarks: {fixed: lm_mri.csv, moving: lm_pet.csv}, '
+        path = make_study(root, subjects=("s1",), method="file", extra=extra)
         run = run_study(path, progress=None)
         assert run.completed == ["s1"], run.failed
         q = json.loads((root / "out" / "subjects" / "s1" / "registration.json").read_text())["pet_to_mri"]["quality"]
         assert q["truth_error_mean_mm"] == pytest.approx(expected, abs=1e-9)
         assert q["truth_error_max_mm"] == pytest.approx(expected, abs=1e-9)
+        assert q["tre_mean_mm"] == pytest.approx(expected, abs=1e-9) and q["tre_landmarks"] == 3
+        assert q["tre_independent"] is True
+        assert "tre_mean_mm" in (root / "out" / "report.html").read_text()
 
 
 def test_a_broken_subject_is_reported_and_the_others_complete(tmp_path):
