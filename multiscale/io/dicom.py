@@ -451,6 +451,52 @@ def _read_slice(path: str | None, frame: int | None, slope: float, intercept: fl
     return out.astype(dtype)[None, None]
 
 
+def _read_planar(path: Path, header: Any, spacing: Any, attrs: dict[str, Any]) -> xr.DataArray:
+    """A single 2-D DICOM image (secondary capture, radiograph, photo, microscopy): ``(y, x)`` or RGB ``(c, y, x)``."""
+    import pydicom
+
+    from ._common import CalibrationWarning
+
+    _check_pixel_length(path, header)
+    try:
+        ds = pydicom.dcmread(str(path))
+        arr = ds.pixel_array
+    except Exception as exc:
+        raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
+                   "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+    samples = int(ds.get("SamplesPerPixel", 1))
+    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
+    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
+    if samples == 1 and (slope != 1.0 or intercept != 0.0):
+        arr = (arr.astype(np.float64) * slope + intercept).astype(np.float32)
+    dims: tuple[str, ...] = ("y", "x")
+    channels = None
+    if samples > 1:
+        arr = np.moveaxis(arr, -1, 0)
+        dims = ("c", "y", "x")
+        channels = ["R", "G", "B", "A"][:samples] if samples <= 4 else None
+    known = True
+    if spacing is not None:
+        sp = np.asarray(spacing, dtype=float).reshape(-1)
+        sp = np.repeat(sp, 2) if sp.size == 1 else sp[-2:]
+    elif "PixelSpacing" in ds or "ImagerPixelSpacing" in ds:
+        sp = np.asarray([float(v) for v in (ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing"))], dtype=float)
+    else:
+        warn(f"{path}: PixelSpacing (0028,0030): missing; using spacing 1 with attrs['spacing_known'] = False; "
+             "pass spacing=(dy, dx) in mm", CalibrationWarning)
+        sp = np.ones(2)
+        known = False
+    if sp.size != 2 or np.any(sp <= 0):
+        raise fail(path, "PixelSpacing (0028,0030)", f"{sp.tolist()} is not two positive sizes",
+                   "pass spacing=(dy, dx) in mm")
+    modality = str(ds.get("Modality", "") or "").upper()
+    out = {"modality": modality, "units": _units_for(modality, ds), "spacing_known": known,
+           "series_uid": str(ds.get("SeriesInstanceUID", "") or "")}
+    out.update(attrs)
+    out["provenance"] = provenance(path, "pydicom (planar)", spacing=spacing)
+    return spatial_image(arr, spacing=sp, dims=dims, channels=channels, **out)
+
+
 def _units_for(modality: str, header: Any) -> str:
     m = modality.upper()
     if m == "CT":
@@ -526,6 +572,14 @@ def read_dicom(
             chosen = next((s for s in found if s.uid == uid), None) or DicomSeries(
                 uid, str(ds.get("Modality", "")), "", "", [path], [ds])
         where = path
+    h0 = chosen.headers[0]
+    if len(chosen.files) == 1 and int(h0.get("NumberOfFrames", 1) or 1) == 1 and (
+            "ImagePositionPatient" not in h0 or "ImageOrientationPatient" not in h0
+            or int(h0.get("SamplesPerPixel", 1)) > 1):
+        if suv:
+            raise fail(chosen.files[0], "ImagePositionPatient (0020,0032)", "a planar image cannot give SUV",
+                       "load the PET volume series")
+        return _read_planar(chosen.files[0], h0, spacing, attrs)
     multi = [(p, h) for p, h in zip(chosen.files, chosen.headers) if int(h.get("NumberOfFrames", 1) or 1) > 1]
     if multi:
         if len(chosen.files) > 1:

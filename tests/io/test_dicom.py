@@ -235,3 +235,22 @@ def test_files_without_preamble_and_non_dicom_neighbours(tmp_path):
     (tmp_path / "README.dcm").write_bytes(b"hello")
     img = load(tmp_path)
     np.testing.assert_array_equal(img.values, vol)
+
+
+def test_planar_rgb_secondary_capture(tmp_path):
+    rgb = np.zeros((4, 5, 3), np.uint8)
+    rgb[..., 1] = 120
+    rgb[1, 2] = (255, 0, 7)
+    ds = syn.image_slice(np.zeros((4, 5)), (0, 0, 0), series_uid=generate_uid(), modality="XC")
+    for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+        delattr(ds, tag)
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = rgb.tobytes()
+    p = syn.save(ds, tmp_path / "photo.dcm")
+    with pytest.warns(UserWarning, match="PixelSpacing"):
+        img = load(p)
+    assert img.dims == ("c", "y", "x") and list(img.coords["c"].values) == ["R", "G", "B"]
+    np.testing.assert_array_equal(img.values, rgb.transpose(2, 0, 1))
+    assert img.attrs["spacing_known"] is False
+    assert spacing(load(p, spacing=(0.01, 0.01))) == (0.01, 0.01)
