@@ -54,7 +54,7 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # bump whenever the output changes: older studies are then regenerated
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
 MANIFEST = "manifest.json"
 #: data files of a study, in the order they are written (plus ``ground_truth.json`` and the manifest)
