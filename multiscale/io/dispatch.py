@@ -228,7 +228,8 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     elif kind == "omezarr":
         from .omezarr import read_omezarr
 
-        _only("OME-Zarr", path, opts, {"level", "resolution", "modality", "units", "aspect", "agent", "scale"})
+        _only("OME-Zarr", path, opts, {"level", "resolution", "series", "modality", "units", "aspect", "agent",
+                                       "scale"})
         img = read_omezarr(path, **opts)
     elif kind == "imzml":
         from .imzml import read_imzml

@@ -63,6 +63,8 @@ def is_omezarr(path: str | os.PathLike) -> bool:
     import json
 
     p = Path(path)
+    if _bioformats2raw_images(p):
+        return True
     if (p / "zarr.json").is_file():
         try:
             meta = json.loads((p / "zarr.json").read_text())
@@ -76,6 +78,28 @@ def is_omezarr(path: str | os.PathLike) -> bool:
         except ValueError:
             return False
     return False
+
+
+def _bioformats2raw_images(path: Path) -> list[Path]:
+    """Image groups of a bioformats2raw layout (root attribute ``bioformats2raw.layout``), in order."""
+    import json
+
+    for meta_file in (path / "zarr.json", path / ".zattrs"):
+        if meta_file.is_file():
+            try:
+                meta = json.loads(meta_file.read_text())
+            except ValueError:
+                return []
+            attrs = meta.get("attributes", meta) if meta_file.name == "zarr.json" else meta
+            attrs = attrs.get("ome", attrs)
+            if "bioformats2raw.layout" in attrs:
+                out = []
+                k = 0
+                while is_omezarr(path / str(k)):
+                    out.append(path / str(k))
+                    k += 1
+                return out
+    return []
 
 
 def _transforms(cts: list[dict[str, Any]] | None, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -94,6 +118,7 @@ def read_omezarr(
     *,
     level: int | None = None,
     resolution: float | None = None,
+    series: int = 0,
     **attrs: Any,
 ) -> xr.DataArray:
     """Read an OME-Zarr image (NGFF 0.4 or 0.5) lazily as the image object.
@@ -106,6 +131,8 @@ def read_omezarr(
         Pyramid level (0 = full resolution).
     resolution : float, optional
         Target pixel size in mm: the coarsest level whose in-plane pixels are not larger.
+    series : int
+        Image index in a bioformats2raw layout (``0/``, ``1/``, ...).
 
     Examples
     --------
@@ -115,6 +142,11 @@ def read_omezarr(
     import zarr
 
     path = Path(path)
+    images = _bioformats2raw_images(path)
+    if images:
+        if not (0 <= int(series) < len(images)):
+            raise fail(path, "series=", f"{series} out of range: {len(images)} image(s)", f"pass 0..{len(images) - 1}")
+        path = images[int(series)]
     try:
         g = zarr.open_group(str(path), mode="r")
     except Exception as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -146,3 +147,18 @@ def test_missing_space_unit_is_flagged(tmp_path):
     with pytest.warns(CalibrationWarning, match="no space unit"):
         img = load(p)
     assert img.attrs["spacing_known"] is False and spacing(img) == (2.0, 2.0)
+
+
+def test_bioformats2raw_layout(tmp_path):
+    root = tmp_path / "converted.zarr"
+    g = zarr.open_group(str(root), mode="w", zarr_format=2)
+    g.attrs["bioformats2raw.layout"] = 3
+    for k, n in enumerate((4, 6)):
+        save(spatial_image(np.full((n, n), k, np.uint8), spacing=0.001), root / str(k) / "tmp.ome.zarr")
+        # move the image group into place the way bioformats2raw lays it out (root/<k>/)
+        for item in (root / str(k) / "tmp.ome.zarr").iterdir():
+            shutil.move(str(item), str(root / str(k) / item.name))
+        (root / str(k) / "tmp.ome.zarr").rmdir()
+    assert load(root).shape == (4, 4)
+    second = load(root, series=1)
+    assert second.shape == (6, 6) and int(second.max()) == 1
