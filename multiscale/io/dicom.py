@@ -412,6 +412,20 @@ def _order(slices: list[_Slice], where: Path, allow_missing: bool) -> tuple[list
     return grid, geometry
 
 
+def _decode_with_gdcm(path: str) -> np.ndarray | None:
+    """Frames of a DICOM file decoded by SimpleITK's GDCM, rescale applied; None when GDCM cannot either."""
+    try:
+        import SimpleITK as sitk
+
+        reader = sitk.ImageFileReader()
+        reader.SetImageIO("GDCMImageIO")
+        reader.SetFileName(str(path))
+        arr = sitk.GetArrayFromImage(reader.Execute())
+    except Exception:
+        return None
+    return arr if arr.ndim == 3 else arr[None]
+
+
 def _read_slice(path: str | None, frame: int | None, slope: float, intercept: float, factor: float, dtype: str,
                 rescale: bool, shape: tuple[int, int], raw: tuple[int, str] | None = None) -> np.ndarray:
     """One dask block: a slice's pixels with its rescale (and SUV factor) applied, shape (1, 1, rows, cols)."""
@@ -433,8 +447,17 @@ def _read_slice(path: str | None, frame: int | None, slope: float, intercept: fl
                 ds = _dcmread_forced(path)
             arr = ds.pixel_array
         except Exception as exc:
-            raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
-                       "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+            # compressed syntaxes pydicom cannot decode without plug-ins (JPEG Lossless, JPEG-LS, ...):
+            # SimpleITK's GDCM decodes them and applies the rescale itself
+            decoded = _decode_with_gdcm(path)
+            if decoded is None:
+                raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
+                           "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+            arr = decoded[frame if frame is not None else 0]
+            if tuple(arr.shape) != tuple(shape):
+                raise fail(path, "Rows/Columns (0028,0010/0011)", f"pixel data has shape {arr.shape}, "
+                           f"expected {shape}", "the file is corrupt") from exc
+            return (arr.astype(np.float64) * factor).astype(dtype)[None, None]
         if frame is not None and int(ds.get("NumberOfFrames", 1) or 1) > 1:
             arr = arr[frame]
     if tuple(arr.shape) != tuple(shape):
@@ -458,16 +481,21 @@ def _read_planar(path: Path, header: Any, spacing: Any, attrs: dict[str, Any]) -
     from ._common import CalibrationWarning
 
     _check_pixel_length(path, header)
+    ds = header
+    rescaled = False
     try:
         ds = pydicom.dcmread(str(path))
         arr = ds.pixel_array
     except Exception as exc:
-        raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
-                   "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+        decoded = _decode_with_gdcm(str(path))
+        if decoded is None:
+            raise fail(path, "PixelData (7FE0,0010)", f"cannot be decoded ({type(exc).__name__}: {exc})",
+                       "the file is corrupt or needs a codec plug-in (pylibjpeg, gdcm)") from exc
+        arr, rescaled = decoded[0], True
     samples = int(ds.get("SamplesPerPixel", 1))
     slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
     intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    if samples == 1 and (slope != 1.0 or intercept != 0.0):
+    if samples == 1 and not rescaled and (slope != 1.0 or intercept != 0.0):
         arr = (arr.astype(np.float64) * slope + intercept).astype(np.float32)
     dims: tuple[str, ...] = ("y", "x")
     channels = None

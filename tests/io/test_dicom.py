@@ -254,3 +254,23 @@ def test_planar_rgb_secondary_capture(tmp_path):
     np.testing.assert_array_equal(img.values, rgb.transpose(2, 0, 1))
     assert img.attrs["spacing_known"] is False
     assert spacing(load(p, spacing=(0.01, 0.01))) == (0.01, 0.01)
+
+
+def test_jpeg_lossless_slices_decoded_through_gdcm(tmp_path):
+    import imagecodecs
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGLosslessSV1
+
+    vol = (np.arange(3 * 6 * 7).reshape(3, 6, 7) * 37 % 3000).astype(np.int16)
+    _, paths = syn.write_series(tmp_path, vol, slopes=[2.0] * 3, intercepts=[-1024] * 3)
+    for p in paths:
+        ds = pydicom.dcmread(p)
+        stored = ds.pixel_array.astype(np.uint16)
+        ds.PixelRepresentation = 0
+        ds.PixelData = encapsulate([imagecodecs.jpeg8_encode(stored, lossless=True, predictor=1,
+                                                             bitspersample=16)])
+        ds["PixelData"].VR = "OB"
+        ds.file_meta.TransferSyntaxUID = JPEGLosslessSV1
+        ds.save_as(p, enforce_file_format=True)
+    img = load(tmp_path)
+    np.testing.assert_allclose(img.values, vol * 2.0 - 1024.0)
