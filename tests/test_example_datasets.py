@@ -435,3 +435,24 @@ def test_pet_tumour_uptake_in_ground_truth_is_reproducible_from_the_files(study:
     # partial volume: the 1.5 mm PSF lowers the tumour mean below the designed one
     assert up["tumour_mean_suv_pet_grid_noiseless"] < up["tumour_mean_suv_design"]
     assert up["necrotic_core_mean_suv_design"] == pytest.approx(0.25)
+
+
+def test_fluorescence_grid_correlations_are_reproducible_from_the_files(study: Path, gt: dict) -> None:
+    """The stated 'as_written' Pearson (MSI resampled onto the fluorescence grid with the true transform,
+    over the section mask) is what the files give: this is the value a pipeline with perfect
+    registration must report."""
+    g = SIZES["small"]
+    ny, nx = g.msi_shape
+    parser = _msi(study)
+    fluo = tifffile.imread(study / "fluorescence.ome.tif").astype(float) - gt["grids"]["fluorescence"]["camera"]["offset"]
+    mask = tifffile.imread(study / "section_mask.ome.tif").astype(bool)
+    T = np.array(gt["transforms"]["msi_to_fluorescence"]["matrix_3x3"])
+    ii, jj = np.indices(mask.shape)
+    q = (np.stack([jj.ravel() * g.fluo_px, ii.ravel() * g.fluo_px], 1) @ T[:2, :2].T + T[:2, 2]) / g.msi_px
+    sel = (q[:, 0] >= 0) & (q[:, 0] <= nx - 1) & (q[:, 1] >= 0) & (q[:, 1] <= ny - 1) & mask.ravel()
+    expected = gt["correlations"]["fluorescence_grid_section_mask"]["as_written"]
+    for ion, channel, key in (("haem b", 0, "haem_b_vs_vessels"), ("doxorubicin", 1, "doxorubicin_vs_dye")):
+        img = _ion_image(parser, (ny, nx), gt["ions"][ion]["mz"], ppm=5.0)
+        on_fluo = ndimage.map_coordinates(img, [q[sel, 1], q[sel, 0]], order=1)
+        r = np.corrcoef(on_fluo, fluo[channel].ravel()[sel])[0, 1]
+        assert r == pytest.approx(expected[key], abs=0.01), key  # 5 ppm windows may catch a noise peak
