@@ -357,3 +357,18 @@ def test_features_see_the_image_around_the_roi_for_local_intensity():
     data[5, 14, 20] = 0.0
     without = _by_tag(features(img.copy(data=data), mask, families="loc"))
     assert got["loc_peak_glob"] > without["loc_peak_glob"] + 0.05  # the voxel outside the ROI entered the means
+
+
+def test_aee_area_series_is_ibsi_and_finite_for_spheroids():
+    from scipy import special
+
+    from multiscale.analysis.texture.morphology import _ellipsoid_area
+
+    a, b, c = 5.7, 4.655, 4.27
+    alpha, beta = np.sqrt(1 - b * b / a / a), np.sqrt(1 - c * c / a / a)
+    nu = np.arange(21)
+    ibsi = 4 * np.pi * a * b * ((alpha * beta) ** nu / (1 - 4 * nu**2)
+                                * special.eval_legendre(nu, (alpha**2 + beta**2) / (2 * alpha * beta))).sum()
+    assert _ellipsoid_area(a, b, c) == pytest.approx(ibsi, rel=1e-12)
+    assert _ellipsoid_area(2.0, 2.0, 2.0) == pytest.approx(16 * np.pi)  # a sphere
+    assert _ellipsoid_area(3.0, 3.0, 1.0) == pytest.approx(_ellipsoid_area(3.0, 3.0 - 1e-7, 1.0), rel=1e-6)

@@ -78,20 +78,28 @@ def mesh_of_mask(mask: np.ndarray, spacing: tuple[float, float, float]) -> tuple
 
 
 def _ellipsoid_area(a: float, b: float, c: float, terms: int = 20) -> float:
-    """IBSI approximation of an ellipsoid's area (semi-axes a >= b >= c), Legendre series."""
+    """Area of the approximate enclosing ellipsoid as IBSI defines it (semi-axes a >= b >= c).
+
+    ``4 pi a b sum_{nu=0}^{20} (alpha beta)^nu / (1 - 4 nu^2) P_nu((alpha^2 + beta^2) / (2 alpha beta))``
+    with ``alpha = sqrt(1 - b^2/a^2)``, ``beta = sqrt(1 - c^2/a^2)``. Each term is evaluated as a
+    polynomial in ``alpha beta`` and ``(alpha^2 + beta^2) / 2`` (the power form of ``P_nu``), which
+    stays finite as ``alpha beta -> 0`` (a == b). IBSI's reference values use this truncated series;
+    it differs from the exact ellipsoid area, so it is kept as the standard defines it.
+    """
+    from numpy.polynomial import legendre
+
     if a <= 0:
         return float("nan")
     alpha = np.sqrt(max(1.0 - b * b / (a * a), 0.0))
     beta = np.sqrt(max(1.0 - c * c / (a * a), 0.0))
-    if alpha * beta == 0:
-        # spheroid limits: the series reduces to 4 pi a b (sphere when both are 0)
-        if alpha == 0 and beta == 0:
-            return float(4 * np.pi * a * a)
-    nu = np.arange(terms + 1)
     ab = alpha * beta
-    x = (alpha**2 + beta**2) / (2 * ab) if ab > 0 else 1.0
-    series = ab**nu / (1 - 4 * nu**2) * special.eval_legendre(nu, x)
-    return float(4 * np.pi * a * b * series.sum())
+    half_sum = (alpha**2 + beta**2) / 2.0
+    total = 0.0
+    for nu in range(terms + 1):
+        coeffs = legendre.leg2poly([0] * nu + [1])  # P_nu(x) = sum_j coeffs[j] x^j
+        term = sum(cj * ab ** (nu - j) * half_sum**j for j, cj in enumerate(coeffs) if cj != 0)
+        total += term / (1 - 4 * nu * nu)
+    return float(4 * np.pi * a * b * total)
 
 
 def morphology_features(values: np.ndarray, morph_mask: np.ndarray, int_mask: np.ndarray,
