@@ -501,7 +501,7 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
         "haem_b_vs_vessels": pearson(on_fluo(col["haem b"]), ves_w),
         "dye_vs_vessels": pearson(dye_w, ves_w),
     }
-    del jj, ii, qf, in_fov, sel_f, qsel
+    del jj, ii, qf, in_fov
 
     tic = noisy.sum(axis=1, where=detected) + np.add.reduceat(chem_int, chem_off[:-1]) * (n_chem > 0)
     tic_on = float(np.median(tic[tis_m.ravel() > 0.9]))
