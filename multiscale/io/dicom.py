@@ -420,10 +420,11 @@ def _decode_with_gdcm(path: str) -> np.ndarray | None:
         reader = sitk.ImageFileReader()
         reader.SetImageIO("GDCMImageIO")
         reader.SetFileName(str(path))
-        arr = sitk.GetArrayFromImage(reader.Execute())
+        img = reader.Execute()
+        arr = sitk.GetArrayFromImage(img)
     except Exception:
         return None
-    return arr if arr.ndim == 3 else arr[None]
+    return arr if img.GetDimension() == 3 else arr[None]  # frames first, then (rows, cols[, samples])
 
 
 def _read_slice(path: str | None, frame: int | None, slope: float, intercept: float, factor: float, dtype: str,
