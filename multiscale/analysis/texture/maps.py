@@ -43,12 +43,10 @@ from numba import njit
 from multiscale import image as msi
 from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._aggregate import (
-    N_COUNT_FEATURES,
     border_distance,
     count_matrix_features,
     direction_offsets,
     face_offsets,
-    label_zones,
     neighbourhood_offsets,
 )
 
@@ -90,32 +88,68 @@ class _Errors:
 # ---------------------------------------------------------------------------------------------
 
 
+def _box_neighbours(shape: tuple[int, int, int], offsets: np.ndarray) -> np.ndarray:
+    """For each voxel of a kernel box (flat index), the flat index of each offset neighbour, -1 outside."""
+    idx = np.arange(int(np.prod(shape))).reshape(shape)
+    pos = np.stack(np.unravel_index(idx.ravel(), shape), axis=1)
+    out = np.full((len(pos), len(offsets)), -1, dtype=np.int64)
+    for m, o in enumerate(offsets):
+        nb = pos + o
+        ok = np.all((nb >= 0) & (nb < np.asarray(shape)), axis=1)
+        out[ok, m] = np.ravel_multi_index(tuple(nb[ok].T), shape)
+    return out
+
+
+def _box_lines(shape: tuple[int, int, int], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All lines through a kernel box along each offset: concatenated flat indices and line starts."""
+    nb = _box_neighbours(shape, offsets)
+    back = _box_neighbours(shape, -offsets)
+    idx, ptr = [], [0]
+    for m in range(len(offsets)):
+        for p in np.flatnonzero(back[:, m] < 0):  # first voxel of a line
+            while p >= 0:
+                idx.append(p)
+                p = nb[p, m]
+            ptr.append(len(idx))
+    return np.asarray(idx, dtype=np.int64), np.asarray(ptr, dtype=np.int64)
+
+
 @njit(nogil=True, cache=True)
-def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, alpha, sel, out):
-    """Features of every centre voxel's kernel; ``q`` and ``centres`` carry a halo of (rz, ry, rx)."""
+def _kernel_block(q, centres, rz, ry, rx, code, n_levels, nb, lines, line_ptr, n_dirs, fnb, full_dist, flag, alpha,
+                  sel, out):
+    """Features of every centre voxel's kernel; ``q`` and ``centres`` carry a halo of (rz, ry, rx).
+
+    The kernel box's geometry is precomputed: ``nb`` (neighbour / pair offsets as flat indices, -1
+    outside the box), ``lines`` (run lines per direction), ``fnb`` (face neighbours) and
+    ``full_dist`` (the distance map of a kernel entirely inside the ROI).
+    """
     nzo = out.shape[1]
     nyo = out.shape[2]
     nxo = out.shape[3]
     kz = 2 * rz + 1
     ky = 2 * ry + 1
     kx = 2 * rx + 1
-    sub = np.empty((kz, ky, kx), dtype=np.int32)
+    n_kernel = kz * ky * kx
+    n_nb = nb.shape[1]
+    sub = np.empty(n_kernel, dtype=np.int32)
     vals = np.empty(32)
     longest = max(kz, max(ky, kx))
-    n_kernel = kz * ky * kx
-    cm = np.zeros((1, n_levels, n_levels))
-    rl = np.zeros((1, n_levels, longest))
+    cm = np.zeros((n_levels, n_levels))
+    rl = np.zeros((n_levels, longest))
     rl_cols = np.arange(1, longest + 1).astype(np.float64)
     zm = np.zeros((n_levels, n_kernel))
     zm_cols = np.arange(1, n_kernel + 1).astype(np.float64)
     ngt_s = np.zeros(n_levels)
     ngt_n = np.zeros(n_levels)
-    ndep = offsets.shape[0] + 1
-    dm = np.zeros((n_levels, ndep))
-    dm_cols = np.arange(1, ndep + 1).astype(np.float64)
-    morph = np.zeros((kz, ky, kx), dtype=np.bool_)
+    dm = np.zeros((n_levels, n_nb + 1))
+    dm_cols = np.arange(1, n_nb + 2).astype(np.float64)
     seen = np.zeros(n_levels + 1, dtype=np.bool_)
     present = np.empty(n_levels, dtype=np.int64)
+    visited = np.zeros(n_kernel, dtype=np.bool_)
+    stack = np.empty(n_kernel, dtype=np.int64)
+    z_level = np.empty(n_kernel, dtype=np.int64)
+    z_col = np.empty(n_kernel, dtype=np.int64)
+    dist = np.zeros(n_kernel, dtype=np.int64)
     for z in range(nzo):
         for y in range(nyo):
             for x in range(nxo):
@@ -124,11 +158,13 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, 
                 nvox = 0
                 n_present = 0
                 top = 0
+                p = 0
                 for a in range(kz):
                     for b in range(ky):
                         for c in range(kx):
                             v = q[z + a, y + b, x + c]
-                            sub[a, b, c] = v
+                            sub[p] = v
+                            p += 1
                             if v > 0:
                                 nvox += 1
                                 if not seen[v]:
@@ -140,44 +176,137 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, offsets, faces, flag, 
                 for k in range(n_present):
                     seen[present[k] + 1] = False
                 levels_here = present[:n_present]
-                if code == 0:
-                    glcm.accumulate(sub, offsets, flag, True, cm)
-                    glcm.feature_kernel_sparse(cm[0], n_levels, levels_here, vals)
+                if code == 0:  # GLCM: pairs (p, nb[p, m]) along each direction
+                    for p in range(n_kernel):
+                        g = sub[p]
+                        if g <= 0:
+                            continue
+                        for m in range(n_nb):
+                            n = nb[p, m]
+                            if n < 0:
+                                continue
+                            h = sub[n]
+                            if h > 0:
+                                cm[g - 1, h - 1] += 1.0
+                                if flag:
+                                    cm[h - 1, g - 1] += 1.0
+                    glcm.feature_kernel_sparse(cm, n_levels, levels_here, vals)
                     for a in range(n_present):
                         for b in range(n_present):
-                            cm[0, levels_here[a], levels_here[b]] = 0.0
-                elif code == 1:
-                    glrlm.accumulate(sub, offsets, True, rl)
-                    count_matrix_features(rl[0, :top, :], rl_cols, float(nvox * offsets.shape[0]), vals)
+                            cm[levels_here[a], levels_here[b]] = 0.0
+                elif code == 1:  # GLRLM: runs along every line of the box
+                    for line in range(line_ptr.shape[0] - 1):
+                        prev = 0
+                        run = 0
+                        for t in range(line_ptr[line], line_ptr[line + 1]):
+                            g = sub[lines[t]]
+                            if g == prev and g > 0:
+                                run += 1
+                            else:
+                                if prev > 0:
+                                    rl[prev - 1, run - 1] += 1.0
+                                prev = g
+                                run = 1
+                        if prev > 0:
+                            rl[prev - 1, run - 1] += 1.0
+                    count_matrix_features(rl[:top, :], rl_cols, float(nvox * n_dirs), vals)
                     for a in range(n_present):
-                        rl[0, levels_here[a], :] = 0.0
-                elif code == 2 or code == 3:
+                        rl[levels_here[a], :] = 0.0
+                elif code == 2 or code == 3:  # GLSZM / GLDZM: zones by flood fill
                     if code == 3:
-                        for a in range(kz):
-                            for b in range(ky):
-                                for c in range(kx):
-                                    morph[a, b, c] = sub[a, b, c] > 0
-                        dist = border_distance(morph, faces)
-                    else:
-                        dist = np.zeros((kz, ky, kx), dtype=np.int32)
-                    levels, sizes, dmin = label_zones(sub, offsets, dist)
+                        if nvox == n_kernel:
+                            for p in range(n_kernel):
+                                dist[p] = full_dist[p]
+                        else:
+                            head = 0
+                            tail = 0
+                            for p in range(n_kernel):
+                                dist[p] = 0
+                                if sub[p] <= 0:
+                                    continue
+                                for m in range(fnb.shape[1]):
+                                    n = fnb[p, m]
+                                    if n < 0 or sub[n] <= 0:
+                                        dist[p] = 1
+                                        stack[tail] = p
+                                        tail += 1
+                                        break
+                            while head < tail:
+                                p = stack[head]
+                                head += 1
+                                for m in range(fnb.shape[1]):
+                                    n = fnb[p, m]
+                                    if n >= 0 and sub[n] > 0 and dist[n] == 0:
+                                        dist[n] = dist[p] + 1
+                                        stack[tail] = n
+                                        tail += 1
+                    n_zones = 0
                     width = 1
-                    for k in range(levels.shape[0]):
-                        col = sizes[k] - 1 if code == 2 else dmin[k] - 1
-                        zm[levels[k] - 1, col] += 1.0
-                        if col + 1 > width:
-                            width = col + 1
+                    for p0 in range(n_kernel):
+                        g = sub[p0]
+                        if g <= 0 or visited[p0]:
+                            continue
+                        visited[p0] = True
+                        stack[0] = p0
+                        depth = 1
+                        size = 0
+                        dmin = dist[p0]
+                        while depth > 0:
+                            depth -= 1
+                            p = stack[depth]
+                            size += 1
+                            if dist[p] < dmin:
+                                dmin = dist[p]
+                            for m in range(n_nb):
+                                n = nb[p, m]
+                                if n >= 0 and sub[n] == g and not visited[n]:
+                                    visited[n] = True
+                                    stack[depth] = n
+                                    depth += 1
+                        col = size if code == 2 else dmin
+                        z_level[n_zones] = g - 1
+                        z_col[n_zones] = col - 1
+                        n_zones += 1
+                        zm[g - 1, col - 1] += 1.0
+                        if col > width:
+                            width = col
+                    for p in range(n_kernel):
+                        visited[p] = False
                     count_matrix_features(zm[:top, :width], zm_cols[:width], float(nvox), vals)
-                    for k in range(levels.shape[0]):
-                        col = sizes[k] - 1 if code == 2 else dmin[k] - 1
-                        zm[levels[k] - 1, col] = 0.0
-                elif code == 4:
-                    ngt_s[:] = 0.0
-                    ngt_n[:] = 0.0
-                    ngtdm.accumulate(sub, offsets, ngt_s, ngt_n)
+                    for k in range(n_zones):
+                        zm[z_level[k], z_col[k]] = 0.0
+                elif code == 4:  # NGTDM
+                    for p in range(n_kernel):
+                        g = sub[p]
+                        if g <= 0:
+                            continue
+                        total = 0.0
+                        count = 0
+                        for m in range(n_nb):
+                            n = nb[p, m]
+                            if n >= 0 and sub[n] > 0:
+                                total += sub[n]
+                                count += 1
+                        if count > 0:
+                            ngt_s[g - 1] += abs(g - total / count)
+                            ngt_n[g - 1] += 1.0
                     ngtdm.feature_kernel(ngt_s, ngt_n, vals)
-                else:
-                    ngldm.accumulate(sub, offsets, alpha, dm)
+                    for a in range(n_present):
+                        ngt_s[levels_here[a]] = 0.0
+                        ngt_n[levels_here[a]] = 0.0
+                else:  # NGLDM
+                    for p in range(n_kernel):
+                        g = sub[p]
+                        if g <= 0:
+                            continue
+                        k = 1
+                        for m in range(n_nb):
+                            n = nb[p, m]
+                            if n >= 0:
+                                h = sub[n]
+                                if h > 0 and abs(h - g) <= alpha:
+                                    k += 1
+                        dm[g - 1, k - 1] += 1.0
                     count_matrix_features(dm[:top, :], dm_cols, float(nvox), vals)
                     for a in range(n_present):
                         dm[levels_here[a], :] = 0.0
@@ -256,10 +385,17 @@ def map_features(
     out = np.full(shape, np.nan, dtype=dtype)
     if out.size == 0:
         return out
+    box = (2 * rz + 1, 2 * ry + 1, 2 * rx + 1)
+    faces = face_offsets(planar)
+    nb = _box_neighbours(box, offsets)
+    lines, line_ptr = _box_lines(box, offsets) if family == "glrlm" else (np.zeros(1, np.int64), np.zeros(1, np.int64))
+    fnb = _box_neighbours(box, faces)
+    full_dist = border_distance(np.ones(box, dtype=np.bool_), faces).ravel().astype(np.int64)
     _kernel_block(
         np.ascontiguousarray(q, dtype=np.int32),
         np.ascontiguousarray(centres, dtype=np.bool_),
-        rz, ry, rx, MAP_FAMILIES[family], int(n_levels), offsets, face_offsets(planar), flag, alpha, sel, out,
+        rz, ry, rx, MAP_FAMILIES[family], int(n_levels), nb, lines, line_ptr, len(offsets), fnb, full_dist, flag,
+        alpha, sel, out,
     )
     return out
 
