@@ -274,3 +274,13 @@ def test_jpeg_lossless_slices_decoded_through_gdcm(tmp_path):
         ds.save_as(p, enforce_file_format=True)
     img = load(tmp_path)
     np.testing.assert_allclose(img.values, vol * 2.0 - 1024.0)
+
+
+def test_duplicate_slice_is_reported(tmp_path):
+    import shutil
+
+    _, paths = syn.write_series(tmp_path, _volume(4))
+    shutil.copy(paths[0], tmp_path / "copy_of_one.dcm")
+    with pytest.raises(LoadError) as err:
+        load(tmp_path)
+    assert "ImagePositionPatient" in str(err.value) and "duplicate" in str(err.value)
