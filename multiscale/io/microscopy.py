@@ -162,12 +162,13 @@ def _choose_level(levels: list[Any], base_yx: tuple[float, float], level: int | 
         return int(level) % n
     if resolution is None:
         return 0
-    base_shape = levels[0].shape
+    yi, xi = levels[0].axes.index("Y"), levels[0].axes.index("X")
     best = 0
     for k, lv in enumerate(levels):
-        fy = base_shape[-2] / lv.shape[-2] if "S" not in levels[0].axes[-1:] else base_shape[-3] / lv.shape[-3]
-        if base_yx[0] * fy <= float(resolution) * (1 + 1e-6):
-            best = k
+        dy = base_yx[0] * levels[0].shape[yi] / lv.shape[yi]
+        dx = base_yx[1] * levels[0].shape[xi] / lv.shape[xi]
+        if max(dy, dx) <= float(resolution) * (1 + 1e-6):
+            best = k  # levels get coarser: keep the last one that is still fine enough
     return best
 
 
