@@ -30,9 +30,9 @@ from typing import Any
 
 import xarray as xr
 
-from ._common import LoadError, fail
+from ._common import CalibrationWarning, LoadError, fail
 
-__all__ = ["load", "save", "sniff", "SAVE_SUFFIXES"]
+__all__ = ["load", "save", "sniff", "LoadError", "CalibrationWarning", "SAVE_SUFFIXES"]
 
 #: suffixes ``save`` understands
 SAVE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".ome.tif", ".ome.tiff", ".tif", ".tiff",
