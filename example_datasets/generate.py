@@ -669,7 +669,7 @@ def generate(
     seed : int
         Seed of every random choice; the same seed gives byte-identical files.
     size : {"full", "small"}
-        ``"full"`` (0.1 mm MRI, 5 µm fluorescence, 75 µm MSI; 17 MB, about 3 s of CPU) or ``"small"`` (for
+        ``"full"`` (0.1 mm MRI, 5 µm fluorescence, 75 µm MSI; 17 MB, about 5 s of CPU) or ``"small"`` (for
         tests: 0.25 mm MRI, 25 µm fluorescence, 150 µm MSI; under 3 s).
     overwrite : bool
         Replace an existing, different study (or any other content) in ``out_dir``.
