@@ -7,6 +7,7 @@ content                       reader
 ============================  =====================================================
 folder of DICOM files         :func:`multiscale.io.dicom.read_dicom` (``series=``, ``suv=``)
 DICOM RTSTRUCT                :func:`multiscale.io.masks.read_rtstruct` (``reference=``, ``roi=``)
+DICOM SEG                     :func:`multiscale.io.masks.read_dicom_seg` (``reference=``, ``segment=``)
 NIfTI-1/2 (.nii, .nii.gz)     :func:`multiscale.io.medical.read_nifti`
 NRRD, MetaImage (.mha, .mhd)  :func:`multiscale.io.medical.read_itk`
 TIFF, OME-TIFF, ImageJ        :func:`multiscale.io.microscopy.read_tiff` (``level=``, ``resolution=``)
@@ -56,7 +57,7 @@ def _nifti_magic(head: bytes) -> bool:
 def sniff(path: str | os.PathLike) -> str:
     """The kind of file or folder ``path`` holds, decided from its content.
 
-    Returns one of ``"dicom"``, ``"dicom-folder"``, ``"rtstruct"``, ``"nifti"``, ``"nrrd"``,
+    Returns one of ``"dicom"``, ``"dicom-folder"``, ``"rtstruct"``, ``"seg"``, ``"nifti"``, ``"nrrd"``,
     ``"metaimage"``, ``"tiff"``, ``"png"``, ``"jpeg"``, ``"omezarr"``, ``"imzml"``.
 
     Raises
@@ -131,8 +132,11 @@ def _dicom_kind(p: Path) -> str:
                              specific_tags=["Modality", "NumberOfFrames"])
     except Exception as exc:
         raise fail(p, "header", f"cannot be parsed ({type(exc).__name__}: {exc})", "the file is corrupt") from exc
-    if str(ds.get("Modality", "")).upper() == "RTSTRUCT":
+    modality = str(ds.get("Modality", "")).upper()
+    if modality == "RTSTRUCT":
         return "rtstruct"
+    if modality == "SEG":
+        return "seg"
     return "dicom"
 
 
@@ -202,6 +206,11 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
 
         _only("RTSTRUCT", path, opts, {"roi", "check_frame_of_reference"})
         return read_rtstruct(path, reference=reference, **opts)
+    elif kind == "seg":
+        from .masks import read_dicom_seg
+
+        _only("DICOM SEG", path, opts, {"segment", "check_frame_of_reference"})
+        return read_dicom_seg(path, reference=reference, **opts)
     elif kind == "nifti":
         from .medical import read_nifti
 

@@ -162,3 +162,46 @@ def rtstruct(path: Path, rois: dict[str, list[np.ndarray]], frame_uid: str = "1.
 
 def read(path: Path) -> Dataset:
     return pydicom.dcmread(str(path))
+
+
+SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def seg(path: Path, labels: dict[int, str], frames: list[tuple[int, Any, np.ndarray]], *,
+        pixel_spacing: Any = (1.0, 1.0), orientation: Any = (1, 0, 0, 0, 1, 0), frame_uid: str = "1.2.3.4") -> Path:
+    """A BINARY DICOM SEG; ``frames`` are (segment number, ImagePositionPatient, 0/1 plane)."""
+    from pydicom.pixels import pack_bits
+
+    uid = generate_uid()
+    ds = Dataset()
+    ds.file_meta = _meta(SEG_STORAGE, uid)
+    ds.SOPClassUID, ds.SOPInstanceUID = SEG_STORAGE, uid
+    ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "SEG", generate_uid(), "1.2.3"
+    ds.FrameOfReferenceUID = frame_uid
+    ds.SegmentationType = "BINARY"
+    segs = []
+    for num, label in labels.items():
+        s = Dataset()
+        s.SegmentNumber, s.SegmentLabel = num, label
+        segs.append(s)
+    ds.SegmentSequence = segs
+    planes = np.stack([np.asarray(f[2], np.uint8) for f in frames])
+    ds.NumberOfFrames = len(frames)
+    ds.Rows, ds.Columns = planes.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 1, 1, 0, 0
+    ds.PixelData = pack_bits(planes)
+    shared, pm, po = Dataset(), Dataset(), Dataset()
+    pm.PixelSpacing, pm.SliceThickness = [float(v) for v in pixel_spacing], 1.0
+    po.ImageOrientationPatient = [float(v) for v in orientation]
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = [pm], [po]
+    ds.SharedFunctionalGroupsSequence = [shared]
+    per = []
+    for num, pos, _ in frames:
+        f, pp, si = Dataset(), Dataset(), Dataset()
+        pp.ImagePositionPatient = [float(v) for v in pos]
+        si.ReferencedSegmentNumber = num
+        f.PlanePositionSequence, f.SegmentIdentificationSequence = [pp], [si]
+        per.append(f)
+    ds.PerFrameFunctionalGroupsSequence = per
+    return save(ds, path)

@@ -153,3 +153,25 @@ def test_float32_header_rounding_is_the_same_grid_but_a_shift_is_not():
                             origin=(-225.63, -143.554742, -87.890708 + 0.3))
     with pytest.raises(LoadError, match="grid"):
         match_grid(shifted, img)
+
+
+def test_dicom_seg_frames_placed_on_reference(tmp_path):
+    ref = _ref(nz=3, ny=6, nx=8, sp=(2.0, 1.0, 1.0), org=(10.0, -5.0, -5.0))
+    a = np.zeros((4, 5), np.uint8)
+    a[1:3, 2:4] = 1
+    b = np.ones((4, 5), np.uint8)
+    # frame of segment 1 on slice z = 12 mm (index 1), its corner at voxel (row 2, col 1)
+    frames = [(1, (-4.0, -3.0, 12.0), a), (2, (-5.0, -5.0, 14.0), b)]
+    p = syn.seg(tmp_path / "seg.dcm", {1: "tumour", 2: "muscle"}, frames)
+    both = load(p, reference=ref)
+    assert both.dims == ("c", "z", "y", "x") and list(both.coords["c"].values) == ["tumour", "muscle"]
+    t = both.sel(c="tumour").values
+    assert t.sum() == 4 and t[1, 3:5, 3:5].all()
+    assert both.sel(c="muscle").values[2, :4, :5].all() and both.sel(c="muscle").values.sum() == 20
+    one = load(p, reference=ref, segment="muscle")
+    assert one.dims == ("z", "y", "x") and one.attrs["roi"] == "muscle"
+    with pytest.raises(LoadError, match="reference="):
+        load(p)
+    off = syn.seg(tmp_path / "off.dcm", {1: "x"}, [(1, (-4.5, -3.0, 12.0), a)])
+    with pytest.raises(LoadError, match="does not lie on the reference grid"):
+        load(off, reference=ref)
