@@ -320,6 +320,30 @@ def _slices_from_multiframe(path: Path, ds: Any) -> list[_Slice]:
     return out
 
 
+def _main_stack(slices: list[_Slice], where: Path) -> list[_Slice]:
+    """The largest stack of one orientation and image size; localisers mixed into a series are left out.
+
+    Leaving files out is reported with a warning; two stacks of equal size are an error.
+    """
+    stacks: dict[tuple, list[_Slice]] = defaultdict(list)
+    for s in slices:
+        key = (tuple(np.round(np.concatenate([s.row_cos, s.col_cos]), 3)), s.rows, s.cols,
+               tuple(np.round(s.pixel_spacing, 4)))
+        stacks[key].append(s)
+    if len(stacks) == 1:
+        return slices
+    ordered = sorted(stacks.values(), key=len, reverse=True)
+    if len(ordered[0]) == len(ordered[1]) or len(ordered[0]) < 2:
+        desc = "; ".join(f"{len(st)} x {st[0].rows}x{st[0].cols} along {st[0].row_cos.round(3).tolist()}/"
+                         f"{st[0].col_cos.round(3).tolist()}" for st in ordered)
+        raise fail(where, "ImageOrientationPatient (0020,0037)", f"the series holds stacks of equal size: {desc}",
+                   "put the files of one stack in their own folder")
+    left = [s.path.name for st in ordered[1:] for s in st]
+    warn(f"{where}: the series mixes orientations or image sizes; read the {len(ordered[0])}-slice stack and "
+         f"left out {len(left)} file(s) (localisers?): {', '.join(left[:5])}{' ...' if len(left) > 5 else ''}")
+    return ordered[0]
+
+
 def _time_key(s: _Slice) -> tuple:
     h = s.header
     t = str(h.get("AcquisitionDateTime", "") or (str(h.get("AcquisitionDate", "")) + str(h.get("AcquisitionTime", ""))))
@@ -616,7 +640,7 @@ def read_dicom(
                        "load one multi-frame file at a time")
         slices = _slices_from_multiframe(*multi[0])
     else:
-        slices = _slices_from_single_frames(chosen)
+        slices = _main_stack(_slices_from_single_frames(chosen), where)
     grid, geo = _order(slices, where, allow_missing)
 
     modality = chosen.modality.upper()

@@ -284,3 +284,14 @@ def test_duplicate_slice_is_reported(tmp_path):
     with pytest.raises(LoadError) as err:
         load(tmp_path)
     assert "ImagePositionPatient" in str(err.value) and "duplicate" in str(err.value)
+
+
+def test_localiser_in_series_is_left_out_with_a_warning(tmp_path):
+    vol = _volume(4)
+    uid, _ = syn.write_series(tmp_path, vol)
+    loc = syn.image_slice(np.ones((4, 6)), (0, 0, 0), orientation=(1, 0, 0, 0, 0, -1), series_uid=uid,
+                          pixel_spacing=(0.5, 0.75))
+    syn.save(loc, tmp_path / "localiser.dcm")
+    with pytest.warns(UserWarning, match="localiser.dcm"):
+        img = load(tmp_path)
+    np.testing.assert_array_equal(img.values, vol)
