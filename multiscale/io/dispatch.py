@@ -249,12 +249,16 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
         mz = opts.pop("mz", None)
         ion_opts = {k: opts.pop(k) for k in ("tol", "tol_unit", "reduce") if k in opts}
         fill = {k: opts.pop(k) for k in ("fill_value",) if k in opts}
+        extra = {k: opts.pop(k) for k in ("modality", "units", "aspect", "agent", "scale") if opts.get(k)}
         ds = read_imzml(path, **opts)
         if mz is None:
             if ion_opts:
                 raise TypeError(f"load({str(path)!r}): {sorted(ion_opts)} need mz=[...]")
-            return ds.tic(**fill)
-        return ds.ion_images(mz, **ion_opts, **fill)
+            out = ds.tic(**fill)
+        else:
+            out = ds.ion_images(mz, **ion_opts, **fill)
+        out.attrs.update(extra)
+        return out
     else:  # pragma: no cover - sniff returns only the kinds above
         raise fail(path, "content", f"no reader for {kind}")
     if reference is not None:
