@@ -290,7 +290,7 @@ def count_features(m: np.ndarray, counts: np.ndarray, n_voxels: float) -> np.nda
 
     Examples
     --------
-    >>> count_features(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([1.0, 2.0]), 4)[12]
+    >>> float(count_features(np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([1.0, 2.0]), 4)[12])
     0.75
     """
     out = np.empty(N_COUNT_FEATURES)

@@ -68,7 +68,7 @@ def distance_map(morph_mask: np.ndarray, planar: bool = False) -> np.ndarray:
 
     Examples
     --------
-    >>> distance_map(np.ones((3, 3, 3), bool))[1, 1, 1]
+    >>> int(distance_map(np.ones((3, 3, 3), bool))[1, 1, 1])
     2
     """
     m = np.asarray(morph_mask, dtype=bool)

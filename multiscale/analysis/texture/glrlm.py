@@ -20,7 +20,6 @@ from numba import njit
 
 from multiscale.analysis.texture._aggregate import (
     MATRIX_AGGREGATIONS,
-    N_COUNT_FEATURES,
     as_levels,
     check_aggregations,
     count_features,
@@ -126,7 +125,7 @@ def glrlm_feature_values(matrix: np.ndarray, n_voxels: float) -> np.ndarray:
 
     Examples
     --------
-    >>> glrlm_feature_values(np.array([[2.0, 1.0]]), 4)[12]   # run percentage: 3 runs / 4 voxels
+    >>> float(glrlm_feature_values(np.array([[2.0, 1.0]]), 4)[12])   # run percentage: 3 runs / 4 voxels
     0.75
     """
     m = np.asarray(matrix, dtype=np.float64)

@@ -14,9 +14,12 @@ How it is computed
 * Only the ROI's bounding box, grown by the kernel radius, is computed; the rest of the grid is NaN.
 * The grey-level volume is split into dask chunks with a halo of ``radius`` voxels
   (``dask.array.map_overlap``); a numba kernel (``nogil``, so dask threads run in parallel) walks the
-  chunk's ROI voxels, copies each kernel into a small buffer, and calls the same compiled matrix
-  builders and feature formulas as the whole-ROI families. Memory is bounded by the chunk size times
-  the number of features; nothing is materialised for the whole image except the (lazy) result.
+  chunk's ROI voxels, copies each kernel into a small buffer, builds the merged matrix from tables
+  of the kernel box's geometry computed once per chunk (neighbour pairs, run lines, the distance map
+  of a full kernel), and calls the same compiled feature formulas as the whole-ROI families
+  (``glcm.feature_kernel_sparse``, ``ngtdm.feature_kernel``, ``_aggregate.count_matrix_features``).
+  Working memory is bounded by the chunk size times the number of features; the result stays lazy
+  (write it with ``to_zarr`` to keep memory bounded end to end).
 
 Kernel voxels
 -------------
@@ -42,6 +45,7 @@ from numba import njit
 
 from multiscale import image as msi
 from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
+from multiscale.analysis.texture._roi import RoiError, TextureWarning
 from multiscale.analysis.texture._aggregate import (
     border_distance,
     count_matrix_features,
@@ -59,28 +63,6 @@ _ALIASES = {"cm": "glcm", "rlm": "glrlm", "szm": "glszm", "dzm": "gldzm", "ngt":
 
 #: default dask chunk (voxels per side) when the image is not chunked already
 DEFAULT_CHUNK = 64
-
-
-class _Errors:
-    """Errors and warnings shared with the texture core (imported lazily; fallbacks keep maps usable)."""
-
-    @staticmethod
-    def roi_error() -> type[Exception]:
-        try:
-            from multiscale.analysis.texture._roi import RoiError
-
-            return RoiError
-        except ImportError:  # pragma: no cover - the core is part of the package
-            return ValueError
-
-    @staticmethod
-    def warning() -> type[Warning]:
-        try:
-            from multiscale.analysis.texture._roi import TextureWarning
-
-            return TextureWarning
-        except ImportError:  # pragma: no cover
-            return UserWarning
 
 
 # ---------------------------------------------------------------------------------------------
@@ -486,7 +468,6 @@ def _as_dask(data: Any, chunks: Any) -> da.Array:
 
 
 def _mask_data(image: xr.DataArray, mask: Any, label: Any) -> Any:
-    RoiError = _Errors.roi_error()
     if mask is None:
         return None
     if isinstance(mask, xr.DataArray):
@@ -646,11 +627,9 @@ def feature_map(
     >>> from multiscale.image import spatial_image
     >>> img = spatial_image(np.random.default_rng(0).random((8, 8, 8)), spacing=1.0)
     >>> m = feature_map(img, family="glcm", features=["joint_avg", "contrast"], radius=1, bins=8)
-    >>> list(m.c.values), m.shape
+    >>> m.c.values.tolist(), m.shape
     (['cm_joint_avg_3D_comb', 'cm_contrast_3D_comb'], (2, 8, 8, 8))
     """
-    TextureWarning = _Errors.warning()
-    RoiError = _Errors.roi_error()
     family = _family_name(family)
     module = _MODULES[family]
     if not isinstance(image, xr.DataArray):
