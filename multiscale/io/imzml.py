@@ -342,6 +342,9 @@ class MSIDataset:
                 raise ValueError(f"z_spacing must be > 0 mm, got {z_spacing}")
         self._dz = float(z_spacing) if z_spacing is not None else 1.0
         self._flat_pix = (self._iz * self._ny + self._iy) * self._nx + self._ix
+        has = np.zeros(self._nz * self._ny * self._nx, dtype=bool)
+        has[self._flat_pix] = True
+        self._empty_pix = np.flatnonzero(~has)
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -684,7 +687,10 @@ class MSIDataset:
         targets = np.atleast_1d(np.asarray(mz, dtype=np.float64))
         order = np.argsort(lo, kind="stable")
         lo_s, hi_s = np.ascontiguousarray(lo[order]), np.ascontiguousarray(hi[order])
-        out = np.full((targets.size, self._nz * self._ny * self._nx), fill_value, dtype=np.float64)
+        # every (target, pixel with a spectrum) is written by the pass, so only the empty pixels need
+        # the fill value (np.full would touch the whole, possibly large, stack once more)
+        out = np.empty((targets.size, self._nz * self._ny * self._nx), dtype=np.float64)
+        out[:, self._empty_pix] = fill_value
         for ch in self._iter_chunks():
             # sorted target k goes to row order[k]; spectrum i to its pixel column
             window_reduce_into(
