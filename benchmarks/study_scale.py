@@ -56,7 +56,7 @@ def run_config(study: Path, output: Path, workers: int) -> tuple[float, list[flo
     from multiscale.pipeline.runner import run_study
 
     shutil.rmtree(output, ignore_errors=True)
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         client.run(lambda: __import__("multiscale.pipeline.tasks"))  # imports are not part of the work
         t0 = time.perf_counter()

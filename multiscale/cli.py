@@ -69,7 +69,7 @@ def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
     if scheduler:
         return Client(scheduler), None
     n = workers or max(1, min(os.cpu_count() or 1, 4))
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0")
     return Client(cluster), cluster
 
 
@@ -95,7 +95,7 @@ def _run(study_path: Path, output: str | None, workers: int | None, scheduler: s
     if not in_process:
         client, cluster = _client(workers, scheduler)
         where = scheduler or f"LocalCluster with {len(client.scheduler_info()['workers'])} worker process(es)"
-        print(f"dask.distributed: {where}")
+        print(f"dask.distributed: {where}; dashboard {client.dashboard_link}")
     try:
         run = run_study(study, output=output, client=client, subjects=subjects, resume=resume)
     finally:

@@ -117,3 +117,14 @@ def test_info_describes_a_file(tmp_path, capsys):
     assert main(["info", str(f)]) == 0
     assert "mri.nii.gz" in capsys.readouterr().out
     assert main(["info", str(tmp_path / "nothing.nii.gz")]) == 2
+
+
+def test_run_against_an_existing_scheduler(tmp_path, capsys):
+    distributed = pytest.importorskip("distributed")
+    path = make_study(tmp_path, subjects=("s1",), method="identity")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                                  dashboard_address=":0") as cluster:
+        assert main(["run", str(path), "--scheduler", cluster.scheduler_address]) == 0
+    out = capsys.readouterr().out
+    assert f"dask.distributed: {cluster.scheduler_address}" in out and "[1/1] s1: done" in out
+    assert json.loads((tmp_path / "out" / "provenance.json").read_text())["workers"] == 1
