@@ -474,9 +474,9 @@ class _Context:
             reg.SetMetricAsCorrelation()
         else:
             reg.SetMetricAsMeanSquares()
-        if sampling is None or sampling >= 1.0:
+        if sampling is None:  # evaluation: every voxel centre
             reg.SetMetricSamplingStrategy(reg.NONE)
-        else:
+        else:  # optimisation: random voxels, each jittered inside its voxel (fights grid-aligned bias)
             reg.SetMetricSamplingStrategy(reg.RANDOM)
             reg.SetMetricSamplingPercentage(float(sampling), self.seed + 1)  # ITK: seed 0 = wall clock
         reg.SetInterpolator(sitk.sitkLinear)
