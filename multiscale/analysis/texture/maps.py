@@ -565,6 +565,8 @@ def feature_map(
     masked_kernel: bool = False,
     chunks: Any = None,
     dtype: Any = np.float32,
+    aggregation: str | None = None,
+    crop: bool = False,
     **settings: Any,
 ) -> xr.DataArray:
     """Per-voxel IBSI texture features in a sliding kernel, one ``c`` channel per feature.
@@ -594,6 +596,13 @@ def feature_map(
         Dask chunks of the computation (default: the image's own, else 64 voxels per side).
     dtype : numpy dtype
         Output type (float32 by default, to halve the result's memory).
+    aggregation : {"3D", "2D"}, optional
+        ``"3D"`` (default for 3-D images): cubic kernels, 13 directions, 26-connectivity.
+        ``"2D"``: in-plane ``(2r + 1)^2`` kernels on each slice (IBSI's 4 in-plane directions,
+        8-connectivity), e.g. for thick-slice images; the only choice for 2-D images.
+    crop : bool
+        Return the map on the ROI's bounding box grown by the kernel radius (with its own
+        coordinates) instead of the whole image grid.
     **settings
         IBSI settings or pyradiomics-style names, as for
         :func:`multiscale.analysis.texture.features`: ``bin_width``/``binWidth`` and ``min_anchor``
@@ -651,8 +660,21 @@ def feature_map(
         raise RoiError(f"feature_map: image has spatial dims {sdims}; texture maps need a 2-D or 3-D image")
     is_2d = len(sdims) == 2
     s = _normalised_settings(bins, settings)
+    kind = "2D" if is_2d else "3D"
+    if aggregation is not None:
+        kind = str(aggregation).replace("_comb", "").upper()
+        if kind not in ("2D", "3D") or (is_2d and kind == "3D"):
+            raise ValueError(
+                f"feature_map: aggregation={aggregation!r}; use '3D' (cubic kernels) or '2D' (in-plane kernels"
+                + ("" if not is_2d else "; a 2-D image has only '2D'") + ")"
+            )
+    planar = kind == "2D"
     rad = _kernel_radius(image, radius, radius_mm, is_2d)
-    agg = ("2D_comb" if is_2d else "3D_comb") if module.AGGREGATIONS[0].endswith("avg") else ("2D" if is_2d else "3D")
+    if planar and not is_2d:
+        rad = (0,) + tuple(rad[1:])
+        if rad == (0, 0, 0):
+            raise ValueError(f"feature_map: the in-plane kernel is a single voxel (radius {radius!r}); give radius >= 1")
+    agg = f"{kind}_comb" if module.AGGREGATIONS[0].endswith("avg") else kind
     sel = _feature_indices(family, features, agg)
     tags = [f"{module.PREFIX}_{module.FEATURES[i][0]}_{agg}" for i in sel]
 
@@ -677,11 +699,8 @@ def feature_map(
             roi = inside & allowed
     if is_2d:
         v, roi, allowed, inside, finite = (a[None] for a in (v, roi, allowed, inside, finite))
-    sample = roi if masked_kernel else allowed & _dilated(roi, rad)
-    big = np.finfo(float).max
-    n_roi, n_nan, lo, hi, *spans = dask.compute(
-        roi.sum(), (inside & ~finite).sum(), da.where(sample, v, big).min(), da.where(sample, v, -big).max(),
-        roi.any(axis=(1, 2)), roi.any(axis=(0, 2)), roi.any(axis=(0, 1)),
+    n_roi, n_nan, *spans = dask.compute(
+        roi.sum(), (inside & ~finite).sum(), roi.any(axis=(1, 2)), roi.any(axis=(0, 2)), roi.any(axis=(0, 1))
     )
     n_roi, n_nan = int(n_roi), int(n_nan)
     if n_nan:
@@ -689,10 +708,24 @@ def feature_map(
     method = s["discretisation"]
     width = float(s["bin_width"]) if method == "fbs" else 1.0
     anchor = float("nan")
+    lo = hi = 0.0
+    box = tuple(slice(0, n) for n in v.shape)
     if n_roi == 0:
         notes.append("the ROI is empty (no finite voxels inside the mask and range): every map value is NaN")
-        lo, hi, n_levels = 0.0, 0.0, int(s["n_bins"] or 1)
+        n_levels = int(s["n_bins"] or 1)
     else:
+        # everything below happens in the ROI's bounding box grown by the kernel's reach
+        box = []
+        for axis, span in enumerate(spans):
+            hit = np.flatnonzero(span)
+            box.append(slice(max(int(hit[0]) - rad[axis], 0), min(int(hit[-1]) + rad[axis] + 1, v.shape[axis])))
+        box = tuple(box)
+        v, roi, allowed = (a[box] for a in (v, roi, allowed))
+        safe = _chunks_at_least(v.chunks, rad)
+        v, roi, allowed = (a.rechunk(safe) for a in (v, roi, allowed))
+        sample = roi if masked_kernel else allowed & _dilated(roi, rad)
+        big = np.finfo(float).max
+        lo, hi = dask.compute(da.where(sample, v, big).min(), da.where(sample, v, -big).max())
         lo, hi = float(lo), float(hi)
         if hi <= lo:
             notes.append("the ROI has constant intensity: every voxel has grey level 1, dispersion features are NaN or 0")
@@ -725,33 +758,29 @@ def feature_map(
     if n_roi == 0:
         result = da.full((len(sel),) + v.shape, np.nan, dtype=out_dtype, chunks=((len(sel),),) + v.chunks)
     else:
-        # only the ROI's bounding box (plus the kernel's reach) is computed; the rest is NaN padding
-        box = []
-        for axis, span in enumerate(spans):
-            hit = np.flatnonzero(span)
-            box.append(slice(max(int(hit[0]) - rad[axis], 0), min(int(hit[-1]) + rad[axis] + 1, v.shape[axis])))
-        box = tuple(box)
-        q = da.map_blocks(_levels_block, v, sample, method, n_levels, lo, hi, width, anchor, dtype=np.int32)[box]
-        safe = _chunks_at_least(q.chunks, rad)
-        q = q.rechunk(safe)
-        centres = roi[box].rechunk(safe)
-        fam_settings = _family_settings({k: s[k] for k in s})
+        q = da.map_blocks(_levels_block, v, sample, method, n_levels, lo, hi, width, anchor, dtype=np.int32)
         result = da.map_overlap(
-            _block_features, q, centres,
+            _block_features, q, roi,
             depth={0: rad[0], 1: rad[1], 2: rad[2]}, boundary=0, trim=False, align_arrays=False, new_axis=0,
             chunks=((len(sel),),) + tuple(q.chunks), dtype=out_dtype, meta=np.empty((0, 0, 0, 0), dtype=out_dtype),
-            family=family, radius=rad, n_levels=n_levels, planar=is_2d, sel=sel, settings=fam_settings,
+            family=family, radius=rad, n_levels=n_levels, planar=planar, sel=sel, settings=_family_settings(s),
             out_dtype=out_dtype,
         )
-        pads = [(0, 0)] + [(b.start, n - b.stop) for b, n in zip(box, v.shape)]
-        if any(p != (0, 0) for p in pads):
-            result = da.pad(result, pads, mode="constant", constant_values=np.nan)
+        if not crop:
+            full = (image.sizes["z"],) if not is_2d else (1,)
+            full = full + tuple(image.sizes[d] for d in ("y", "x"))
+            pads = [(0, 0)] + [(b.start, n - b.stop) for b, n in zip(box, full)]
+            if any(p != (0, 0) for p in pads):
+                result = da.pad(result, pads, mode="constant", constant_values=np.nan)
+    if crop:
+        image = image.isel({d: b for d, b in zip(sdims, box[1:] if is_2d else box)})
     if is_2d:
         result = result[:, 0]
     provenance = dict(image.attrs.get("provenance", {}) or {})
     provenance["texture_map"] = {
         "family": family,
         "aggregation": agg,
+        "cropped_to_roi_box": bool(crop),
         "radius_voxels": tuple(rad[1:] if is_2d else rad),
         "radius_mm": None if radius_mm is None else np.broadcast_to(np.asarray(radius_mm, float), (len(sdims),)).tolist(),
         "masked_kernel": bool(masked_kernel),
