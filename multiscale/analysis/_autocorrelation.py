@@ -121,6 +121,20 @@ def gearys_c(values: np.ndarray, positions_mm: np.ndarray) -> float:
     return float((n - 1) / (2.0 * w) * sq / denom)
 
 
+def _padded_rfftn(a: np.ndarray, full: list[int]) -> np.ndarray:
+    """``scipy.fft.rfftn(a, full)`` for a zero-padded ``a``, skipping the transforms of all-zero lines.
+
+    The last axis goes first (only ``a``'s own lines), then each leading axis from the back, so every
+    1-D transform runs over the lines that can be non-zero: about half the work of ``rfftn``.
+    """
+    from scipy import fft
+
+    out = fft.rfft(a, n=full[-1], axis=-1)
+    for ax in range(a.ndim - 2, -1, -1):
+        out = fft.fft(out, n=full[ax], axis=ax)
+    return out
+
+
 def _fourier_pair_sums(m: np.ndarray, d: np.ndarray, spacing) -> tuple[float, float, float]:
     """``sum M (K*M)``, ``sum d (K*d)`` and ``sum d^2 (K*M)`` for the inverse-distance kernel ``K``.
 
@@ -154,12 +168,12 @@ def _fourier_pair_sums(m: np.ndarray, d: np.ndarray, spacing) -> tuple[float, fl
     weight[0] = weight[-1] = 1.0  # the zero and Nyquist bins appear once in the full spectrum
     kw = k_half * weight / float(np.prod(full))
     del k_half
-    fm = fft.rfftn(m.astype(float), full)
-    fd = fft.rfftn(d, full)
+    fm = _padded_rfftn(m.astype(float), full)
+    fd = _padded_rfftn(d, full)
     w_total = float(np.sum(kw * (fm.real**2 + fm.imag**2)))
     cross = float(np.sum(kw * (fd.real**2 + fd.imag**2)))
     del fd
-    fd2 = fft.rfftn(d * d, full)
+    fd2 = _padded_rfftn(d * d, full)
     sq = float(np.sum(kw * (fd2.real * fm.real + fd2.imag * fm.imag)))
     return w_total, cross, sq
 
