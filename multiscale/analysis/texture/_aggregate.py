@@ -305,105 +305,129 @@ def count_features(m: np.ndarray, counts: np.ndarray, n_voxels: float) -> np.nda
 # ---------------------------------------------------------------------------------------------
 
 
+def padded_flat(arr: np.ndarray, offsets: np.ndarray, pad: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``arr`` zero-padded by ``pad`` and flattened, with ``offsets`` as flat index steps.
+
+    Neighbour look-ups from any voxel of the original array then need no bounds checks.
+
+    Examples
+    --------
+    >>> flat, steps = padded_flat(np.ones((1, 2, 2), np.int32), np.array([[0, 0, 1], [1, 0, 0]]))
+    >>> flat.shape, steps.tolist()
+    ((48,), [1, 16])
+    """
+    p = np.pad(arr, pad)
+    nz, ny, nx = p.shape
+    steps = (offsets[:, 0] * ny + offsets[:, 1]) * nx + offsets[:, 2]
+    return np.ascontiguousarray(p).ravel(), np.ascontiguousarray(steps, dtype=np.int64)
+
+
+def _unpad(flat: np.ndarray, shape: tuple[int, ...], pad: int = 1) -> np.ndarray:
+    full = flat.reshape(tuple(n + 2 * pad for n in shape))
+    return np.ascontiguousarray(full[pad:-pad, pad:-pad, pad:-pad])
+
+
 @njit(cache=True)
+def _border_distance_flat(mask: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    dist = np.zeros(mask.size, dtype=np.int32)
+    queue = np.empty(mask.size, dtype=np.int64)
+    tail = 0
+    for v in range(mask.size):
+        if not mask[v]:
+            continue
+        for k in range(steps.shape[0]):
+            if not mask[v + steps[k]]:
+                dist[v] = 1
+                queue[tail] = v
+                tail += 1
+                break
+    head = 0
+    while head < tail:
+        v = queue[head]
+        head += 1
+        for k in range(steps.shape[0]):
+            n = v + steps[k]
+            if mask[n] and dist[n] == 0:
+                dist[n] = dist[v] + 1
+                queue[tail] = n
+                tail += 1
+    return dist
+
+
 def border_distance(mask: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """IBSI distance to the ROI border: 1 on edge voxels, repeated-erosion count inside, 0 outside.
 
     Equal to the city-block distance to the nearest voxel outside ``mask`` (the array border counts
     as outside), computed by a breadth-first search along ``faces`` (6 or 4 face neighbours).
+
+    Examples
+    --------
+    >>> border_distance(np.ones((1, 1, 5), bool), face_offsets(True))[0, 0].tolist()
+    [1, 1, 1, 1, 1]
     """
-    nz, ny, nx = mask.shape
-    dist = np.zeros(mask.shape, dtype=np.int32)
-    queue = np.empty(mask.size, dtype=np.int64)
-    head = 0
-    tail = 0
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                if not mask[z, y, x]:
-                    continue
-                edge = False
-                for k in range(faces.shape[0]):
-                    zz = z + faces[k, 0]
-                    yy = y + faces[k, 1]
-                    xx = x + faces[k, 2]
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx or not mask[zz, yy, xx]:
-                        edge = True
-                        break
-                if edge:
-                    dist[z, y, x] = 1
-                    queue[tail] = (z * ny + y) * nx + x
-                    tail += 1
-    while head < tail:
-        v = queue[head]
-        head += 1
-        z = v // (ny * nx)
-        y = (v // nx) % ny
-        x = v % nx
-        d = dist[z, y, x]
-        for k in range(faces.shape[0]):
-            zz = z + faces[k, 0]
-            yy = y + faces[k, 1]
-            xx = x + faces[k, 2]
-            if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                continue
-            if mask[zz, yy, xx] and dist[zz, yy, xx] == 0:
-                dist[zz, yy, xx] = d + 1
-                queue[tail] = (zz * ny + yy) * nx + xx
-                tail += 1
-    return dist
+    mask = np.asarray(mask, dtype=bool)
+    flat, steps = padded_flat(mask, faces)
+    return _unpad(_border_distance_flat(flat, steps), mask.shape)
 
 
 @njit(cache=True)
+def _label_zones_flat(q: np.ndarray, steps: np.ndarray, dist: np.ndarray):
+    seen = np.zeros(q.size, dtype=np.uint8)
+    stack = np.empty(q.size, dtype=np.int64)
+    cap = 1024
+    levels = np.empty(cap, dtype=np.int32)
+    sizes = np.empty(cap, dtype=np.int64)
+    mind = np.empty(cap, dtype=np.int32)
+    n = 0
+    for v0 in range(q.size):
+        g = q[v0]
+        if g <= 0 or seen[v0]:
+            continue
+        seen[v0] = 1
+        stack[0] = v0
+        top = 1
+        size = 0
+        dmin = dist[v0]
+        while top > 0:
+            top -= 1
+            v = stack[top]
+            size += 1
+            if dist[v] < dmin:
+                dmin = dist[v]
+            for k in range(steps.shape[0]):
+                w = v + steps[k]
+                if q[w] == g and not seen[w]:
+                    seen[w] = 1
+                    stack[top] = w
+                    top += 1
+        if n == cap:
+            cap *= 2
+            levels = np.concatenate((levels, np.empty(cap - n, dtype=np.int32)))
+            sizes = np.concatenate((sizes, np.empty(cap - n, dtype=np.int64)))
+            mind = np.concatenate((mind, np.empty(cap - n, dtype=np.int32)))
+        levels[n] = g
+        sizes[n] = size
+        mind[n] = dmin
+        n += 1
+    return levels[:n].copy(), sizes[:n].copy(), mind[:n].copy()
+
+
 def label_zones(q: np.ndarray, neighbours: np.ndarray, dist: np.ndarray):
     """Connected zones of equal grey level (connectivity given by ``neighbours``).
 
     Returns ``(levels, sizes, min_distances)``, one entry per zone; ``min_distances`` is the smallest
-    ``dist`` over the zone's voxels (pass any int array of q's shape when it is not needed).
+    ``dist`` over the zone's voxels (pass zeros of q's shape when it is not needed).
+
+    Examples
+    --------
+    >>> q = np.array([[[1, 1, 0, 1]]], np.int32)
+    >>> levels, sizes, _ = label_zones(q, neighbourhood_offsets(1), np.zeros(q.shape, np.int32))
+    >>> sizes.tolist()
+    [2, 1]
     """
-    nz, ny, nx = q.shape
-    seen = np.zeros(q.shape, dtype=np.uint8)
-    stack = np.empty(q.size, dtype=np.int64)
-    levels = np.empty(q.size, dtype=np.int32)
-    sizes = np.empty(q.size, dtype=np.int64)
-    mind = np.empty(q.size, dtype=np.int32)
-    n = 0
-    for z0 in range(nz):
-        for y0 in range(ny):
-            for x0 in range(nx):
-                g = q[z0, y0, x0]
-                if g <= 0 or seen[z0, y0, x0]:
-                    continue
-                seen[z0, y0, x0] = 1
-                top = 0
-                stack[top] = (z0 * ny + y0) * nx + x0
-                top += 1
-                size = 0
-                dmin = dist[z0, y0, x0]
-                while top > 0:
-                    top -= 1
-                    v = stack[top]
-                    z = v // (ny * nx)
-                    y = (v // nx) % ny
-                    x = v % nx
-                    size += 1
-                    if dist[z, y, x] < dmin:
-                        dmin = dist[z, y, x]
-                    for k in range(neighbours.shape[0]):
-                        zz = z + neighbours[k, 0]
-                        yy = y + neighbours[k, 1]
-                        xx = x + neighbours[k, 2]
-                        if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                            continue
-                        if q[zz, yy, xx] == g and not seen[zz, yy, xx]:
-                            seen[zz, yy, xx] = 1
-                            stack[top] = (zz * ny + yy) * nx + xx
-                            top += 1
-                levels[n] = g
-                sizes[n] = size
-                mind[n] = dmin
-                n += 1
-    return levels[:n].copy(), sizes[:n].copy(), mind[:n].copy()
+    flat, steps = padded_flat(np.asarray(q, dtype=np.int32), neighbours)
+    dflat, _ = padded_flat(np.asarray(dist, dtype=np.int32), neighbours)
+    return _label_zones_flat(flat, steps, dflat)
 
 
 def zone_matrix(levels: np.ndarray, counts: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:

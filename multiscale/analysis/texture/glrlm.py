@@ -26,6 +26,7 @@ from multiscale.analysis.texture._aggregate import (
     direction_offsets,
     directional_aggregates,
     make_rows,
+    padded_flat,
 )
 
 FAMILY: str = "glrlm"
@@ -55,35 +56,24 @@ N_FEATURES = len(FEATURES)
 
 
 @njit(cache=True)
-def accumulate(q: np.ndarray, offsets: np.ndarray, merge: bool, out: np.ndarray) -> None:
-    """Add the runs of ``q`` along each offset to ``out`` (``(k or 1, Ng, max run length)``)."""
-    nz, ny, nx = q.shape
-    for k in range(offsets.shape[0]):
-        dz = offsets[k, 0]
-        dy = offsets[k, 1]
-        dx = offsets[k, 2]
-        m = 0 if merge else k
-        for z in range(nz):
-            for y in range(ny):
-                for x in range(nx):
-                    g = q[z, y, x]
-                    if g <= 0:
-                        continue
-                    pz = z - dz
-                    py = y - dy
-                    px = x - dx
-                    if 0 <= pz < nz and 0 <= py < ny and 0 <= px < nx and q[pz, py, px] == g:
-                        continue  # not the first voxel of its run
-                    length = 0
-                    cz = z
-                    cy = y
-                    cx = x
-                    while 0 <= cz < nz and 0 <= cy < ny and 0 <= cx < nx and q[cz, cy, cx] == g:
-                        length += 1
-                        cz += dz
-                        cy += dy
-                        cx += dx
-                    out[m, g - 1, length - 1] += 1.0
+def accumulate(q: np.ndarray, steps: np.ndarray, out: np.ndarray) -> None:
+    """Add the runs along each direction to ``out`` (``(k, Ng, max run length)``).
+
+    ``q`` is the zero-padded, flattened grey-level array and ``steps`` the directions' flat offsets
+    (:func:`~multiscale.analysis.texture._aggregate.padded_flat`).
+    """
+    for k in range(steps.shape[0]):
+        step = steps[k]
+        for v in range(q.size):
+            g = q[v]
+            if g <= 0 or q[v - step] == g:
+                continue  # outside, or not the first voxel of its run
+            length = 1
+            w = v + step
+            while q[w] == g:
+                length += 1
+                w += step
+            out[k, g - 1, length - 1] += 1.0
 
 
 def glrlm_matrices(q: np.ndarray, n_levels: int, planar: bool = False, max_length: int | None = None) -> np.ndarray:
@@ -114,7 +104,8 @@ def glrlm_matrices(q: np.ndarray, n_levels: int, planar: bool = False, max_lengt
     offsets = direction_offsets(1, planar)
     width = int(max_length or max(q.shape))
     out = np.zeros((len(offsets), int(n_levels), width))
-    accumulate(q, offsets, False, out)
+    flat, steps = padded_flat(q, offsets)
+    accumulate(flat, steps, out)
     return out
 
 

@@ -27,6 +27,7 @@ from multiscale.analysis.texture._aggregate import (
     make_rows,
     morphological_mask,
     neighbourhood_offsets,
+    padded_flat,
     slice_aggregates,
 )
 
@@ -58,26 +59,22 @@ N_FEATURES = len(FEATURES)
 
 
 @njit(cache=True)
-def accumulate(q: np.ndarray, offsets: np.ndarray, alpha: float, out: np.ndarray) -> None:
-    """Add each ROI voxel's dependence to ``out`` (``(Ng, len(offsets) + 1)``)."""
-    nz, ny, nx = q.shape
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                g = q[z, y, x]
-                if g <= 0:
-                    continue
-                k = 1
-                for o in range(offsets.shape[0]):
-                    zz = z + offsets[o, 0]
-                    yy = y + offsets[o, 1]
-                    xx = x + offsets[o, 2]
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                        continue
-                    v = q[zz, yy, xx]
-                    if v > 0 and abs(v - g) <= alpha:
-                        k += 1
-                out[g - 1, k - 1] += 1.0
+def accumulate(q: np.ndarray, steps: np.ndarray, alpha: float, out: np.ndarray) -> None:
+    """Add each ROI voxel's dependence to ``out`` (``(Ng, len(steps) + 1)``).
+
+    ``q`` is the zero-padded, flattened grey-level array and ``steps`` the neighbourhood's flat
+    offsets (:func:`~multiscale.analysis.texture._aggregate.padded_flat`).
+    """
+    for v in range(q.size):
+        g = q[v]
+        if g <= 0:
+            continue
+        k = 1
+        for o in range(steps.shape[0]):
+            w = q[v + steps[o]]
+            if w > 0 and abs(w - g) <= alpha:
+                k += 1
+        out[g - 1, k - 1] += 1.0
 
 
 def ngldm_matrix(
@@ -95,7 +92,8 @@ def ngldm_matrix(
     q = as_levels(q, n_levels, FAMILY)
     offsets = neighbourhood_offsets(distance, planar)
     out = np.zeros((int(n_levels), len(offsets) + 1))
-    accumulate(q, offsets, float(alpha), out)
+    flat, steps = padded_flat(q, offsets, int(distance))
+    accumulate(flat, steps, float(alpha), out)
     return out
 
 

@@ -26,6 +26,7 @@ from multiscale.analysis.texture._aggregate import (
     make_rows,
     morphological_mask,
     neighbourhood_offsets,
+    padded_flat,
     slice_aggregates,
 )
 
@@ -45,30 +46,26 @@ N_FEATURES = len(FEATURES)
 
 
 @njit(cache=True)
-def accumulate(q: np.ndarray, offsets: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
-    """Add each ROI voxel's grey tone difference to ``s`` and count it in ``n`` (level ``i`` at ``i - 1``)."""
-    nz, ny, nx = q.shape
-    for z in range(nz):
-        for y in range(ny):
-            for x in range(nx):
-                g = q[z, y, x]
-                if g <= 0:
-                    continue
-                total = 0.0
-                count = 0
-                for k in range(offsets.shape[0]):
-                    zz = z + offsets[k, 0]
-                    yy = y + offsets[k, 1]
-                    xx = x + offsets[k, 2]
-                    if zz < 0 or yy < 0 or xx < 0 or zz >= nz or yy >= ny or xx >= nx:
-                        continue
-                    v = q[zz, yy, xx]
-                    if v > 0:
-                        total += v
-                        count += 1
-                if count > 0:
-                    s[g - 1] += abs(g - total / count)
-                    n[g - 1] += 1.0
+def accumulate(q: np.ndarray, steps: np.ndarray, s: np.ndarray, n: np.ndarray) -> None:
+    """Add each ROI voxel's grey tone difference to ``s`` and count it in ``n`` (level ``i`` at ``i - 1``).
+
+    ``q`` is the zero-padded, flattened grey-level array and ``steps`` the neighbourhood's flat
+    offsets (:func:`~multiscale.analysis.texture._aggregate.padded_flat`).
+    """
+    for v in range(q.size):
+        g = q[v]
+        if g <= 0:
+            continue
+        total = 0.0
+        count = 0
+        for k in range(steps.shape[0]):
+            w = q[v + steps[k]]
+            if w > 0:
+                total += w
+                count += 1
+        if count > 0:
+            s[g - 1] += abs(g - total / count)
+            n[g - 1] += 1.0
 
 
 @njit(cache=True)
@@ -127,7 +124,8 @@ def ngtdm_matrix(q: np.ndarray, n_levels: int, distance: int = 1, planar: bool =
     q = as_levels(q, n_levels, FAMILY)
     s = np.zeros(int(n_levels))
     n = np.zeros(int(n_levels))
-    accumulate(q, neighbourhood_offsets(distance, planar), s, n)
+    flat, steps = padded_flat(q, neighbourhood_offsets(distance, planar), int(distance))
+    accumulate(flat, steps, s, n)
     return s, n
 
 
