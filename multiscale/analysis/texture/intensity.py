@@ -44,7 +44,9 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _bincount(groups: np.ndarray, weights: np.ndarray | None = None, minlength: int = 0) -> np.ndarray:
-    """``numpy.bincount`` that always returns float64 (also for empty input)."""
+    """``numpy.bincount`` that always returns float64 (also for empty input); a plain sum for one group."""
+    if minlength == 1:
+        return np.array([float(groups.size) if weights is None else float(np.sum(weights))])
     return np.bincount(groups, weights=weights, minlength=minlength).astype(float)
 
 
@@ -94,9 +96,11 @@ def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
     s1 = _bincount(g, weights=v, minlength=n_groups)
     mean = _divide(s1, n)
     dev = v - mean[g]
-    m2 = _divide(_bincount(g, weights=dev**2, minlength=n_groups), n)
-    m3 = _divide(_bincount(g, weights=dev**3, minlength=n_groups), n)
-    m4 = _divide(_bincount(g, weights=dev**4, minlength=n_groups), n)
+    dev2 = dev * dev
+    m2 = _divide(_bincount(g, weights=dev2, minlength=n_groups), n)
+    m3 = _divide(_bincount(g, weights=dev2 * dev, minlength=n_groups), n)
+    m4 = _divide(_bincount(g, weights=dev2 * dev2, minlength=n_groups), n)
+    del dev2
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.where(m2 > 0, m3 / np.where(m2 > 0, m2, 1) ** 1.5, 0.0)
         kurt = np.where(m2 > 0, m4 / np.where(m2 > 0, m2, 1) ** 2 - 3.0, 0.0)
