@@ -101,6 +101,9 @@ def write_json(obj: Any, path: str | os.PathLike) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
+        from .results import _umask_mode
+
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

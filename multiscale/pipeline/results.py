@@ -52,12 +52,20 @@ def results_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process umask (mkstemp/mkdtemp create private files; outputs are shared)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
 def _atomic(path: Path, write: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

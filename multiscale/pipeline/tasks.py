@@ -13,6 +13,7 @@ synchronous scheduler so a worker's memory does not depend on the number of subj
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -427,10 +428,18 @@ def _whole(image: xr.DataArray) -> xr.DataArray:
 
 
 def _radial_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict, base: dict) -> tuple[list, dict]:
+    """Radial profile rows (one per shell and statistic), plus the gradient and the rim/core ratio.
+
+    ``params`` go to :func:`~multiscale.analysis.radial.radial_profile`; ``gradient: false`` and
+    ``rim_core: false`` skip the other two (each recomputes the depth map); ``rim_mm`` and
+    ``rim_volume_fraction`` go to the rim/core ratio.
+    """
     from multiscale.analysis import radial
 
     p = dict(params)
     extras = {k: p.pop(k) for k in ("rim_mm", "rim_volume_fraction") if k in p}
+    want_gradient = bool(p.pop("gradient", True))
+    want_rim_core = bool(p.pop("rim_core", True))
     prof = radial.radial_profile(img, mask, **p)
     units = _map_units(img)
     by = str(prof["by"].iloc[0]) if "by" in prof.columns and len(prof) else p.get("by", "depth_mm")
@@ -457,19 +466,18 @@ def _radial_rows(name: str, img: xr.DataArray, mask: xr.DataArray, params: dict,
                        detail=f"by={by}")
             rows.append(row)
     extra_fig = {"profile": prof.to_dict("list"), "by": by, "units": units}
-    try:
+    if want_gradient:
         g = radial.radial_gradient(img, mask, max_depth_mm=p.get("max_depth_mm"))
         gunits = {k: f"{units}/mm" for k in g if "per_mm" in k}
         gunits.update({k: units for k in g if "per_normalised" in k or k == "intercept"})
         gunits.update(max_depth_mm="mm", r_squared="1", n="voxels")
         rows += rows_from_result(g, dict(base, detail="least-squares over voxels"), gunits, prefix="gradient_")
+    if want_rim_core:
         rc = radial.rim_core_ratio(img, mask, **extras, n_boot=int(p.get("n_boot", 1000)))
         rcu = {"rim_core_ratio": "1", "ci_low": "1", "ci_high": "1", "rim_n": "voxels", "core_n": "voxels",
                "rim_depth_mm": "mm"}
         rcu.update({k: units for k in rc if k.startswith(("rim_", "core_")) and k not in rcu})
         rows += rows_from_result(rc, dict(base), rcu, prefix="rim_core.")
-    except AttributeError:
-        pass
     return rows, extra_fig
 
 
@@ -786,6 +794,9 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
 
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """Replace ``final`` by the finished folder ``tmp`` (renames within one folder)."""
+    from .results import _umask_mode
+
+    os.chmod(tmp, _umask_mode(0o777))  # mkdtemp made it private
     old = None
     if final.exists():
         old = final.parent / f".{final.name}.old-{time.time_ns()}"

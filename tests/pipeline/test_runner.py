@@ -78,6 +78,12 @@ def test_outputs_maps_transforms_provenance(three):
     assert all((folder / f).exists() for f in marker["outputs"])
     study_prov = json.loads((root / "out" / "provenance.json").read_text())
     assert [s["status"] for s in study_prov["statuses"]] == ["completed"] * 3
+    # atomic writes go through private temporary files; the outputs get ordinary permissions
+    from multiscale.pipeline.results import _umask_mode
+
+    for f in (root / "out" / "report.html", root / "out" / "results.csv", folder / "provenance.json"):
+        assert f.stat().st_mode & 0o777 == _umask_mode(), f
+    assert folder.stat().st_mode & 0o777 == _umask_mode(0o777)
 
 
 def test_report_is_self_contained_and_holds_every_subject(three):
