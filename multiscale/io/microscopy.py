@@ -10,6 +10,7 @@ chosen with ``level=`` or ``resolution=`` (target pixel size in mm).
 from __future__ import annotations
 
 import os
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -115,13 +116,21 @@ class _TiffLevel:
         self.dtype = np.dtype("u1")
         self.ndim = 0
         self._z: Any = None
+        self._store: Any = None
+        self._lock = threading.Lock()
 
     def array(self) -> Any:
+        with self._lock:  # dask threads may ask at once: open the file only once
+            return self._open()
+
+    def _open(self) -> Any:
         if self._z is None:
             import tifffile
             import zarr
 
-            store = tifffile.imread(self.path, aszarr=True, series=self.series, level=self.level)
+            tif = tifffile.TiffFile(self.path)
+            store = tif.aszarr(series=self.series, level=self.level)
+            self._store = (store, tif)
             z = zarr.open(store, mode="r")
             if not hasattr(z, "shape"):
                 z = z[str(self.level)] if str(self.level) in z else z["0"]
@@ -138,18 +147,26 @@ class _TiffLevel:
                        "the file is truncated or corrupt") from exc
 
     def close(self) -> None:
-        z, self._z = self._z, None
-        store = getattr(z, "store", None)
-        if store is not None and hasattr(store, "close"):
+        opened, self._store, self._z = getattr(self, "_store", None), None, None
+        for obj in opened or ():
             try:
-                store.close()
+                obj.close()
             except Exception:  # pragma: no cover - closing is best effort
                 pass
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_z"] = None
+        state["_store"] = None
+        del state["_lock"]
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 def _choose_level(levels: list[Any], base_yx: tuple[float, float], level: int | None, resolution: float | None,
