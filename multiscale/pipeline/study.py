@@ -762,7 +762,7 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
     out_text = _string(doc, top.get("output"), ("output",), "output", required=False) or "results"
     output = Path(out_text).expanduser()
     if not output.is_absolute():
-        output = path.parent / output
+        output = (path.parent / output).resolve()
     report = _options(doc, top.get("report"), ("report",), "report")
     name = _string(doc, top.get("name"), ("name",), "name", required=False) or path.stem
     return Study(path, name, output, tuple(subjects), tuple(analyses), report, text)

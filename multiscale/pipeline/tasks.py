@@ -89,6 +89,15 @@ def _step(name: str, fn: Any, *args: Any, **kwargs: Any) -> StepOutput:
 _EAGER_BYTES = 1 << 30
 
 
+def _with_context(exc: Exception, message: str) -> Exception:
+    """``exc``'s type with ``message`` (a RuntimeError when that type cannot be built from a message)."""
+    try:
+        new = type(exc)(message)
+    except Exception:  # noqa: BLE001 - exception types with other signatures
+        new = RuntimeError(message)
+    return new
+
+
 def load_image_step(spec: ImageSpec) -> xr.DataArray:
     """Load one image with its study options, set its attrs from the study and name MSI channels."""
     from multiscale import io
@@ -96,7 +105,7 @@ def load_image_step(spec: ImageSpec) -> xr.DataArray:
     try:
         img = io.load(spec.path, **spec.load_options())
     except Exception as exc:
-        raise type(exc)(f"{spec.path}: could not load image {spec.key!r}: {exc}") from exc
+        raise _with_context(exc, f"{spec.path}: could not load image {spec.key!r}: {exc}") from exc
     attrs = dict(img.attrs)
     for key in ("modality", "aspect", "agent", "units", "scale"):
         value = getattr(spec, key)
@@ -119,7 +128,7 @@ def load_mask_step(spec: MaskSpec) -> xr.DataArray:
     try:
         m = io.load(spec.path, **spec.options)
     except Exception as exc:
-        raise type(exc)(f"{spec.path}: could not load mask {spec.key!r}: {exc}") from exc
+        raise _with_context(exc, f"{spec.path}: could not load mask {spec.key!r}: {exc}") from exc
     if "c" in m.dims:
         if m.sizes["c"] != 1:
             raise ValueError(f"{spec.path}: mask {spec.key!r} has {m.sizes['c']} channels; give a one-channel label image")
@@ -327,7 +336,10 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
         opts = dict(edge.options)
         if lm is not None and edge.use_landmarks:
             opts["landmarks"] = lm
-        t = reg.register(f, m, transform=edge.method, **opts)
+        try:
+            t = reg.register(f, m, transform=edge.method, **opts)
+        except Exception as exc:
+            raise _with_context(exc, f"registration {edge.name} ({edge.method}): {exc}") from exc
     out: dict[str, Any] = {"transform": t, "edge": edge.name, "method": edge.method}
     m_on_f = reg.resample(m, f, t)
     fa = np.asarray(f.data, dtype=float)
@@ -637,14 +649,22 @@ def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr
                 (an, a), = _expand_maps((a_name,), maps)
                 (bn, b), = _expand_maps((b_name,), maps)
                 base = {"subject": subject_id, "region": region, "analysis": analysis.name}
-                r, fig = _coloc_rows(an, a, bn, b, mask, analysis.params, base)
+                try:
+                    r, fig = _coloc_rows(an, a, bn, b, mask, analysis.params, base)
+                except Exception as exc:
+                    raise _with_context(exc, f"analysis {analysis.name!r} (colocalisation) of {an} ~ {bn} in "
+                                             f"{region}: {exc}") from exc
                 rows += r
                 figures.append(dict(fig, kind="coloc", region=region, analysis=analysis.name))
             continue
         for map_name, img in _expand_maps(analysis.maps, maps):
             m = mask if mask is not None else _whole(img)
             base = {"subject": subject_id, "region": region, "map": map_name, "analysis": analysis.name}
-            r, fig = _PER_MAP[analysis.type](map_name, img, m, analysis.params, base)
+            try:
+                r, fig = _PER_MAP[analysis.type](map_name, img, m, analysis.params, base)
+            except Exception as exc:
+                raise _with_context(exc, f"analysis {analysis.name!r} ({analysis.type}) of {map_name} in {region}: "
+                                         f"{exc}") from exc
             rows += r
             if fig:
                 figures.append(dict(fig, kind=analysis.type, region=region, map=map_name, analysis=analysis.name))

@@ -7,7 +7,6 @@ the true ``pet_to_mri`` transform is a translation by ``shift`` (x, y, z) mm.
 from __future__ import annotations
 
 import json
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +75,7 @@ def make_study(root: Path, subjects=("s1", "s2", "s3"), method: str = "rigid", e
     for i, s in enumerate(subjects):
         make_subject(root / "data" / s, seed=i, shift=SHIFTS.get(s, (0.3, 0.3, 0.3)))
     text = STUDY.format(method=method, extra=extra, subjects="\n".join(f"  - id: {s}" for s in subjects),
-                        analyses=textwrap.dedent(analyses))
+                        analyses=analyses)
     path = root / "study.yaml"
     path.write_text(text)
     return path

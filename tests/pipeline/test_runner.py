@@ -177,3 +177,11 @@ def test_resume_recomputes_nothing_that_is_complete(tmp_path):
     (subjects / "s1" / SUCCESS_FILE).unlink()
     fourth = run_study(path, resume=True, progress=None)
     assert fourth.completed == ["s1"] and fourth.skipped == ["s2"]
+
+
+def test_an_analysis_error_names_the_analysis_map_and_region(tmp_path):
+    path = make_study(tmp_path, subjects=("s1",), method="identity",
+                      analyses="  - {type: radial, name: bad, maps: [pet], masks: [tumour], params: {by: nonsense}}\n")
+    run = run_study(path, progress=None)
+    assert list(run.failed) == ["s1"]
+    assert "analysis 'bad' (radial) of pet in tumour" in run.failed["s1"]
