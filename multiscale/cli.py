@@ -113,10 +113,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from multiscale.pipeline.graph import chain_to_reference, references_of
-    from multiscale.pipeline.study import StudyError, load_study
+    from multiscale.pipeline.study import StudyError, check_channels, load_study
 
     try:
         study = load_study(args.study, check_files=True)
+        check_channels(study)
     except StudyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -128,3 +128,31 @@ def test_run_against_an_existing_scheduler(tmp_path, capsys):
     out = capsys.readouterr().out
     assert f"dask.distributed: {cluster.scheduler_address}" in out and "[1/1] s1: done" in out
     assert json.loads((tmp_path / "out" / "provenance.json").read_text())["workers"] == 1
+
+
+def test_validate_checks_channel_names_in_the_files(tmp_path, capsys):
+    import numpy as np
+
+    from multiscale import io
+    from multiscale.image import spatial_image
+
+    fluo = spatial_image(np.ones((2, 8, 8), np.uint16), spacing=0.005, dims=("c", "y", "x"),
+                         channels=["vessels", "nanoparticle dye"], modality="FLUO")
+    io.save(fluo, tmp_path / "fluo.ome.tif")
+    text = """\
+reference: fluo
+subjects: [{id: a}]
+defaults:
+  images:
+    fluo: {path: fluo.ome.tif, modality: FLUO}
+analyses:
+  - {type: radial, maps: ["fluo:nanoparticle dye"]}
+  - {type: uptake, maps: ["fluo:dapi"]}
+"""
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:8: analysis uptake1: map 'fluo:dapi'" in err and "['vessels', 'nanoparticle dye']" in err
+    path.write_text(text.replace("fluo:dapi", "fluo:vessels"))
+    assert main(["validate", str(path)]) == 0

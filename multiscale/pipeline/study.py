@@ -60,6 +60,7 @@ __all__ = [
     "AnalysisSpec",
     "Study",
     "load_study",
+    "check_channels",
     "parse_map_name",
     "MODALITIES",
     "ASPECTS",
@@ -766,3 +767,57 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
     report = _options(doc, top.get("report"), ("report",), "report")
     name = _string(doc, top.get("name"), ("name",), "name", required=False) or path.stem
     return Study(path, name, output, tuple(subjects), tuple(analyses), report, text)
+
+
+def check_channels(study: Study) -> None:
+    """Check that every ``image:channel`` the study names exists in the image's file.
+
+    Opens each image that is referred to with a channel and has no ``targets`` (MSI targets are
+    checked at parse time) through :func:`multiscale.io.info.describe`, lazily where the reader
+    allows, so ``multiscale validate`` catches a misspelt dye before a run.
+
+    Raises
+    ------
+    StudyError
+        ``file:line: map 'fluo:dapi': <image file> has channels [...]; fix the channel name``.
+    """
+    from multiscale.io.info import describe
+
+    cache: dict[Path, list[str] | None] = {}
+
+    def channels_of(spec: ImageSpec) -> list[str] | None:
+        if spec.path not in cache:
+            try:
+                ch = describe(spec.path, **spec.load_options()).get("channels")
+            except Exception as exc:  # noqa: BLE001 - any reader error is reported with the line
+                raise StudyError(f"{study.path}:{spec.line}: image {spec.key!r}: cannot read {spec.path}: {exc}") from None
+            cache[spec.path] = [str(c) for c in ch] if ch is not None else None
+        return cache[spec.path]
+
+    def check(name: str, subject: SubjectSpec, line: int, where: str) -> None:
+        image, channel = parse_map_name(name)
+        spec = subject.images.get(image)
+        if channel is None or spec is None or spec.targets:
+            return
+        names = channels_of(spec)
+        if names is None:
+            raise StudyError(f"{study.path}:{line}: {where}: map {name!r}: {spec.path} has no channels; "
+                             f"refer to it as {image!r}")
+        if channel in names:
+            return
+        try:
+            mz = float(channel)
+            if any(abs(float(c) - mz) <= 0.01 for c in names):
+                return
+        except ValueError:
+            pass
+        raise StudyError(f"{study.path}:{line}: {where}: map {name!r}: {spec.path} has channels {names}; "
+                         "fix the channel name")
+
+    for subject in study.subjects:
+        for e in subject.edges:
+            for name in (e.moving, e.fixed):
+                check(name, subject, e.line, f"registration {e.name}")
+        for a in study.analyses:
+            for name in list(a.maps) + [m for p in a.pairs for m in p]:
+                check(name, subject, a.line, f"analysis {a.name}")
