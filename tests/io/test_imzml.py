@@ -504,3 +504,24 @@ def test_dataset_pickles_for_dask_workers(tmp_path) -> None:
     np.testing.assert_array_equal(clone.ion_images([200.0, 300.0], tol=1e4).values, ds.ion_images([200.0, 300.0], tol=1e4).values)
     cube = ds.datacube(bins=10)
     np.testing.assert_allclose(cube.sum("c").values, ds.tic().values, rtol=1e-6)
+
+
+def test_peaks_picked_on_the_mean_spectrum_are_the_ions_in_the_file(tmp_path) -> None:
+    """Integration: profile file -> mean spectrum -> pick_peaks -> ion images of the picked m/z."""
+    from multiscale.analysis.msi import pick_peaks
+
+    rng = np.random.default_rng(24)
+    axis = np.arange(300.0, 310.0, 0.002)
+    centres = np.array([301.2345, 304.5, 308.0123])
+    spectra = []
+    for c in grid(4, 4):
+        prof = 10 + rng.normal(0, 1, axis.size)
+        for k, m in enumerate(centres):
+            prof += (30 + 20 * k) * rng.uniform(0.5, 1.5) * np.exp(-0.5 * ((axis - m) / 0.006) ** 2)
+        spectra.append((c, axis, prof))
+    ds = read_imzml(write_imzml(tmp_path / "pp.imzML", spectra, mode="continuous", spectrum_type="profile"))
+    mz, mean = ds.mean_spectrum()
+    peaks = pick_peaks(mz, mean, snr=10)
+    np.testing.assert_allclose(peaks["mz"], centres, atol=0.002)
+    img = ds.ion_images(peaks["mz"].to_numpy(), tol=20, tol_unit="ppm")
+    assert img.sizes["c"] == 3 and float(img.min()) > 0
