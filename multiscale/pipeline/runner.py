@@ -72,6 +72,7 @@ def run_study(
     subjects: Sequence[str] | None = None,
     resume: bool = False,
     progress: Callable[[str], None] | None = print,
+    heartbeat_s: float = 30.0,
 ) -> StudyRun:
     """Run every (selected) subject of a study and write the cohort outputs.
 
@@ -90,6 +91,8 @@ def run_study(
         Skip subjects whose outputs are complete (same study settings, same input checksums).
     progress : callable, optional
         Called with one line per event (``print`` by default; ``None`` for silence).
+    heartbeat_s : float
+        On a client, also report how many subjects have finished every this many seconds (0: never).
 
     Returns
     -------
@@ -134,25 +137,27 @@ def run_study(
             done += 1
             _say(progress, f"[{done}/{n}] {s.id}: {status} ({run.seconds[s.id]:.1f} s)")
     else:
+        import threading
+
         from distributed import as_completed
 
         graphs = [subject_graph(study, s, out, token) for s in todo]
         futures = client.compute(graphs) if graphs else []
         ids = {f.key: s.id for f, s in zip(futures, todo)}
-        for fut in as_completed(futures):
-            sid = ids[fut.key]
-            run.seconds[sid] = time.perf_counter() - t_start
-            if fut.status == "error":
-                exc = fut.exception()
-                run.failed[sid] = format_error(exc, fut.traceback())
-                status = f"FAILED {type(exc).__name__}: {exc}"
-            else:
-                fut.result()
-                run.completed.append(sid)
-                status = "done"
-            done += 1
-            _say(progress, f"[{done}/{n}] {sid}: {status} (after {run.seconds[sid]:.1f} s)")
-            fut.release()
+        stop = threading.Event()
+
+        def heartbeat() -> None:  # a line every `heartbeat_s` while subjects run
+            while not stop.wait(heartbeat_s):
+                finished = len(run.completed) + len(run.failed)
+                _say(progress, f"  ... {finished}/{n} subjects finished after {time.perf_counter() - t_start:.0f} s")
+
+        beat = threading.Thread(target=heartbeat, daemon=True)
+        if progress is not None and heartbeat_s:
+            beat.start()
+        try:
+            _collect(futures, ids, run, t_start, progress, n, as_completed)
+        finally:
+            stop.set()
         order = [s.id for s in todo]
         run.completed.sort(key=order.index)
     wall = time.perf_counter() - t_start
@@ -162,6 +167,26 @@ def run_study(
     _say(progress, f"results: {run.results}")
     _say(progress, f"report:  {run.report}")
     return run
+
+
+def _collect(futures: list, ids: dict, run: StudyRun, t_start: float, progress: Any, n: int,
+             as_completed: Any) -> None:
+    """Record each subject's future as it finishes: completed, or failed with its error."""
+    done = 0
+    for fut in as_completed(futures):
+        sid = ids[fut.key]
+        run.seconds[sid] = time.perf_counter() - t_start
+        if fut.status == "error":
+            exc = fut.exception()
+            run.failed[sid] = format_error(exc, fut.traceback())
+            status = f"FAILED {type(exc).__name__}: {exc}"
+        else:
+            fut.result()
+            run.completed.append(sid)
+            status = "done"
+        done += 1
+        _say(progress, f"[{done}/{n}] {sid}: {status} (after {run.seconds[sid]:.1f} s)")
+        fut.release()
 
 
 def _finish(study: Study, run: StudyRun, selected: list, wall: float, client: Any) -> None:
