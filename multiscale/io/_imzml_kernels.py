@@ -159,7 +159,7 @@ def window_reduce_into(
 ) -> None:
     """Like :func:`window_reduce` but writes ``out[rows[t], cols[i]]`` directly (no temporaries).
 
-    ``out`` is a 2-D float64 array, e.g. the flattened ion-image stack ``(n_targets, n_pixels)``.
+    ``out`` is a 2-D float64 or float32 array, e.g. the flattened ion-image stack ``(n_targets, n_pixels)``.
     """
     code = REDUCE_CODES[reduce]
     if mz_start.size == 0 or lo.size == 0:

@@ -655,6 +655,7 @@ class MSIDataset:
         tol_unit: Literal["ppm", "da"] = "ppm",
         reduce: Literal["sum", "max", "mean"] = "sum",
         fill_value: float = 0.0,
+        dtype: Any = np.float64,
     ) -> xr.DataArray:
         """Ion images for any number of m/z targets, in one pass over the .ibd.
 
@@ -670,11 +671,14 @@ class MSIDataset:
             How the intensities inside a window become one value (empty window: 0).
         fill_value : float
             Value of pixels without a spectrum.
+        dtype : numpy dtype
+            float64 (default; sums are accumulated in float64 either way) or float32 to halve the
+            memory of a large stack (10,000 ions on a 200x200 grid: 3.2 GB in float64).
 
         Returns
         -------
         xarray.DataArray
-            dims ``("c", "y", "x")`` or ``("c", "z", "y", "x")``, ``c`` = target m/z, float64.
+            dims ``("c", "y", "x")`` or ``("c", "z", "y", "x")``, ``c`` = target m/z.
 
         Examples
         --------
@@ -689,7 +693,10 @@ class MSIDataset:
         lo_s, hi_s = np.ascontiguousarray(lo[order]), np.ascontiguousarray(hi[order])
         # every (target, pixel with a spectrum) is written by the pass, so only the empty pixels need
         # the fill value (np.full would touch the whole, possibly large, stack once more)
-        out = np.empty((targets.size, self._nz * self._ny * self._nx), dtype=np.float64)
+        dtype = np.dtype(dtype)
+        if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
+            raise ValueError(f"dtype must be float64 or float32, got {dtype}")
+        out = np.empty((targets.size, self._nz * self._ny * self._nx), dtype=dtype)
         out[:, self._empty_pix] = fill_value
         for ch in self._iter_chunks():
             # sorted target k goes to row order[k]; spectrum i to its pixel column

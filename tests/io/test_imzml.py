@@ -195,6 +195,11 @@ def test_many_targets_one_pass_equals_one_at_a_time(tmp_path, engine) -> None:
     ref = reference_images(lambda i: spectra[i][1:], len(spectra), [s[0] for s in spectra], targets, lo, hi, "sum", (4, 5))
     np.testing.assert_allclose(many.values, ref, rtol=1e-12)
     assert ref.min() < ref.max()
+    small = ds.ion_images(targets, tol=tols, tol_unit="ppm", dtype=np.float32)
+    assert small.dtype == np.float32
+    np.testing.assert_allclose(small.values, ref, rtol=1e-6)
+    with pytest.raises(ValueError, match="dtype must be float64 or float32"):
+        ds.ion_images(targets[:2], dtype=np.int32)
 
 
 def test_chunk_size_does_not_change_results(tmp_path) -> None:
