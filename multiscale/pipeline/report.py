@@ -279,7 +279,11 @@ def _caption(fname: str) -> str:
     kind, _, rest = stem.partition("_")
     what = {"overlay": "Maps after registration over the reference anatomy, frame",
             "registration": "Registration quality for", "radial": "Radial profile (rim to core):",
-            "coloc": "Colocalisation 2-D histogram:", "texture": "Texture map:"}.get(kind, kind)
+            "coloc": "Colocalisation 2-D histogram (the axes name the two maps), analysis",
+            "texture": "Texture map:"}.get(kind, kind)
+    if kind == "coloc":
+        m = re.match(r"(.*?)_(\d+)_", rest)
+        rest = m.group(1) if m else rest
     return f"{what} {rest.replace('_', ' ')}"
 
 
@@ -298,7 +302,8 @@ def _summary_tables(table: pd.DataFrame) -> str:
     scalar = table[table["bin"].isna()] if "bin" in table else table
     for analysis, t in scalar.groupby("analysis", sort=False):
         t = t.assign(where=t["map"] + " / " + t["region"],
-                     cell=[f"{v:.4g} {u}".strip() if np.isfinite(v) else "" for v, u in zip(t.value, t.units)])
+                     cell=[f"{v:.4g} {u if u != '1' else ''}".strip() if np.isfinite(v) else ""
+                           for v, u in zip(t.value, t.units)])
         wide = t.pivot_table(index="metric", columns="where", values="cell", aggfunc="first", sort=False)
         wide = wide.reset_index().rename(columns={"metric": "metric"})
         wide.columns.name = None
