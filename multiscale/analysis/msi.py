@@ -23,6 +23,7 @@ Conventions
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, Literal
 
 import numpy as np
@@ -76,12 +77,9 @@ def normalization_factors(spectra: Any, method: Literal["tic", "rms", "median", 
         return a.max(axis=-1, initial=0.0)
     if method == "median":
         masked = np.where(a != 0, a, np.nan)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(masked, axis=-1)
+        with warnings.catch_warnings():  # all-zero spectra: "All-NaN slice", median 0 below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(masked, axis=-1)
         return np.nan_to_num(med, nan=0.0)
     raise ValueError(f"method must be 'tic', 'rms', 'median' or 'max', got {method!r}")
 
