@@ -15,6 +15,8 @@ Geometry
 * z (optional in imzML) is a slice index: the distinct observed z values, in order, become the ``z``
   dim when there are several (spacing from ``z_spacing=``).
 * Pixels without a spectrum hold ``fill_value`` (0 by default, as in pyimzML).
+* Each spectrum's m/z array must be ascending (as mzML/imzML writers store it, and as pyimzML
+  also assumes); windows are found by search, not by scanning every value.
 
 Reading
 -------
