@@ -54,7 +54,7 @@ __all__ = [
     "pearson_r",
 ]
 
-_MAX_STEPS = 10_000_000
+_MAX_STEPS = 2_000_000
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,9 +148,12 @@ def _stepper_r_sequence(x, y, T1, T2) -> np.ndarray:
     weights = (np.ones_like(x), x, y, x * x, y * y, x * y)
     sums = []
     for w in weights:
-        dlt = (np.bincount(lo1, w, K + 1) - np.bincount(hi1, w, K + 1)
-               + np.bincount(lo2, w, K + 1) - np.bincount(hi2, w, K + 1)
-               - np.bincount(lo3[ok3], w[ok3], K + 1) + np.bincount(hi3[ok3], w[ok3], K + 1))
+        dlt = np.bincount(lo1, w, K + 1)
+        dlt -= np.bincount(hi1, w, K + 1)
+        dlt += np.bincount(lo2, w, K + 1)
+        dlt -= np.bincount(hi2, w, K + 1)
+        dlt -= np.bincount(lo3[ok3], w[ok3], K + 1)
+        dlt += np.bincount(hi3[ok3], w[ok3], K + 1)
         sums.append(np.cumsum(dlt)[:K])
     return _pearson_from_sums(*sums)
 

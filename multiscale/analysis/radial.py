@@ -402,7 +402,7 @@ def rim_core_ratio(
     >>> img = spatial_image(np.where(r > 5, 4.0, 1.0), spacing=1.0)
     >>> res = rim_core_ratio(img, spatial_image(r <= 9, spacing=1.0), rim_mm=3.0, n_boot=0)
     >>> res["rim_mean"], round(res["core_mean"], 2), round(res["rim_core_ratio"], 2)
-    (4.0, 2.18, 1.84)
+    (4.0, 2.27, 1.76)
     """
     image, vals, dist, maxd, _ = _gather(image, mask, vessels)
     if rim_mm is not None:

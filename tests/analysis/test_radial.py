@@ -49,8 +49,8 @@ def test_profile_by_depth_follows_analytic_depth():
     assert list(prof["shell"]) == [0, 1, 2, 3, 4]
     width = prof["upper"] - prof["lower"]
     assert np.allclose(width, width[0])
-    # the mean depth of each shell matches the mean true depth of its voxels
-    assert np.allclose(prof["depth_mm"], prof["mean"], atol=0.2)
+    # the mean depth of each shell matches the mean true depth of its voxels within half a voxel (0.4 mm)
+    assert np.allclose(prof["depth_mm"], prof["mean"], atol=0.3)
     assert (prof["depth_mm"] >= prof["lower"]).all() and (prof["depth_mm"] <= prof["upper"]).all()
     assert prof["n"].sum() == mask.values.sum()
     assert prof["volume_mm3"].sum() == pytest.approx(mask.values.sum() * 0.8**3)
