@@ -127,6 +127,16 @@ def to_working(
     cap = max_voxels or MAX_VOXELS[n]
     while np.prod(np.ceil(shape * sp / new_sp)) > cap:
         new_sp = new_sp * 1.25
+    if not nearest:
+        # block means first (lazy for dask: a whole slide is never loaded at full resolution),
+        # then the Gaussian below only makes up the rest of the anti-aliasing
+        factors = {d: int(np.floor(new_sp[i] / sp[i] + 1e-9)) for i, d in enumerate(mi.spatial_dims(image))}
+        factors = {d: f for d, f in factors.items() if f >= 2 and image.sizes[d] >= 2 * f}
+        if factors:
+            image = image.coarsen(factors, boundary="trim").mean(keep_attrs=True)
+            sp = np.asarray(mi.spacing(image), float)
+            shape = np.asarray(mi.shape(image), float)
+            new_sp = np.maximum(new_sp, sp)
     arr = np.asarray(image.data.compute() if hasattr(image.data, "compute") else image.data)
     if nearest:
         arr = (arr > 0).astype(np.uint8)

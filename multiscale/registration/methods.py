@@ -40,13 +40,16 @@ _DEFAULTS: dict[str, Any] = {
     "working_spacing": None,  # mm; default: the coarser image's finest pixel
     "working_factor": 1.0,
     "max_voxels": None,
-    "levels": 3,  # linear stages: shrink 4, 2, 1
+    "levels": None,  # pyramid levels (halving); default: down to a ~32-pixel coarsest image, at most 6
     "iterations": 300,
+    "final_draws": 4,  # small images: average the linear fit over this many jitter draws
     "bspline_iterations": 100,
     "bspline_mesh": None,  # control-point intervals per axis; default 8 (2-D) / 5 (3-D)
     "bspline_levels": 1,
-    "sampling": 0.25,  # fraction of voxels sampled by the metric
-    "bins": 32,
+    "bspline_optimizer": "lbfgs2",  # or "gd" (regular-step gradient descent)
+    "samples": 50000,  # random (jittered) metric samples per level, at most every voxel
+    "sampling": None,  # or a fixed fraction of voxels per level
+    "bins": None,  # Mattes histogram bins; default 0.75 sqrt(voxels of the level), within [24, 64]
     "rotation_search": None,  # default: on in 2-D, off in 3-D
     "rotation_step_deg": 15.0,
     "keep_tolerance": 0.01,  # "auto": affine is kept when it lowers the metric by this fraction
@@ -82,7 +85,8 @@ def register(
     Both images are first brought to a working resolution no finer than the coarser image's
     pixel size (``working_spacing`` mm), smoothed in mm before decimation, so a whole slide never
     enters the optimiser at full resolution; each stage then runs a multi-resolution schedule
-    (shrink 4, 2, 1 with Gaussian smoothing of 2, 1, 0 working pixels, given in mm).
+    (shrink ..., 4, 2, 1 with Gaussian smoothing of half the shrink factor in working pixels,
+    applied in mm), each level drawing its own random, jittered metric samples.
 
     Parameters
     ----------
@@ -109,8 +113,10 @@ def register(
     **options
         ``fixed_channel``, ``moving_channel`` (None/"sum"/"tic", "mean", "max", a channel label,
         a position, ``{label: weight}`` or one weight per channel); ``working_spacing`` (mm) or
-        ``working_factor``; ``max_voxels``; ``levels``; ``iterations``; ``bspline_iterations``;
-        ``bspline_mesh``; ``sampling`` (0-1]; ``bins``; ``rotation_search``;
+        ``working_factor``; ``max_voxels``; ``levels`` (pyramid halvings; default down to a
+        ~32-pixel coarsest image); ``iterations``; ``bspline_iterations``; ``bspline_mesh``;
+        ``bspline_levels``; ``samples`` (random metric samples per level, 50,000) or ``sampling``
+        (a fixed fraction instead); ``bins``; ``rotation_search``;
         ``rotation_step_deg``; ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance`` (0.05):
         the relative metric gain an optional stage must bring in ``"auto"``; ``threads`` (fix for bit-reproducibility);
         ``landmark_kind`` ("rigid", "similarity", "affine"); ``slice_to_volume``;
@@ -463,13 +469,21 @@ class _Context:
         self.metric, self.seed, self.opts, self.threads = metric, int(seed), opts, threads
         self.dim = f_s.GetDimension()
         self.spacing = float(min(f_s.GetSpacing()))
+        self._pyramids: dict[tuple[int, float], tuple[Any, Any]] = {}
 
-    def method(self, sampling: float | None) -> Any:
+    def bins(self, n_voxels: float | None = None) -> int:
+        """Histogram bins: ``bins`` when given, else 0.75 sqrt(voxels) within [24, 64]."""
+        if self.opts.get("bins"):
+            return int(self.opts["bins"])
+        n = float(np.prod(self.f.GetSize())) if n_voxels is None else float(n_voxels)
+        return int(np.clip(round(0.75 * np.sqrt(n)), 24, 64))
+
+    def method(self, sampling: float | None, draw: int = 0, n_voxels: float | None = None) -> Any:
         import SimpleITK as sitk
 
         reg = sitk.ImageRegistrationMethod()
         if self.metric == "mattes_mi":
-            reg.SetMetricAsMattesMutualInformation(int(self.opts["bins"]))
+            reg.SetMetricAsMattesMutualInformation(self.bins(n_voxels))
         elif self.metric == "ncc":
             reg.SetMetricAsCorrelation()
         else:
@@ -478,7 +492,8 @@ class _Context:
             reg.SetMetricSamplingStrategy(reg.NONE)
         else:  # optimisation: random voxels, each jittered inside its voxel (fights grid-aligned bias)
             reg.SetMetricSamplingStrategy(reg.RANDOM)
-            reg.SetMetricSamplingPercentage(float(sampling), self.seed + 1)  # ITK: seed 0 = wall clock
+            # ITK: seed 0 = wall clock, so shift; ``draw`` picks another reproducible sample set
+            reg.SetMetricSamplingPercentage(float(sampling), self.seed + 1 + 7919 * int(draw))
         reg.SetInterpolator(sitk.sitkLinear)
         if self.fm is not None:
             reg.SetMetricFixedMask(self.fm)
@@ -488,19 +503,14 @@ class _Context:
             reg.SetNumberOfThreads(int(self.threads))
         return reg
 
-    def sampling_for(self, levels: int, min_samples: int = 5000) -> float:
-        """The sampling fraction, raised so the coarsest level still gets ``min_samples`` voxels."""
-        n_coarse = float(np.prod(self.f.GetSize())) / (2 ** (levels - 1)) ** self.dim
-        return float(min(1.0, max(float(self.opts["sampling"]), min_samples / max(n_coarse, 1.0))))
-
-    def evaluate(self, t: Any, shrink: int = 1, smooth: float = 0.0) -> float:
+    def evaluate(self, t: Any, shrink: int = 1) -> float:
         """Metric value of ``t`` at the working resolution, every voxel sampled."""
         import SimpleITK as sitk
 
-        reg = self.method(None)
         f, m = self.f, self.m
-        if shrink > 1 or smooth > 0:
-            f, m = _pyramid(f, shrink, smooth), _pyramid(m, shrink, smooth)
+        if shrink > 1:
+            f, m = self.level_images(shrink)
+        reg = self.method(None, n_voxels=float(np.prod(f.GetSize())))
         tt = t.sitk if isinstance(t, Transform) else t
         reg.SetInitialTransform(sitk.Transform(tt), inPlace=False)
         try:
@@ -508,42 +518,84 @@ class _Context:
         except RuntimeError:
             return float("inf")  # no overlap at this pose
 
+    def level_images(self, shrink: int) -> tuple[Any, Any]:
+        """Working images smoothed (sigma = shrink / 2 pixels, in mm) and shrunk; cached."""
+        if shrink <= 1:
+            return self.f, self.m
+        key = (int(shrink), shrink / 2.0)
+        if key not in self._pyramids:
+            self._pyramids[key] = (_pyramid(self.f, shrink, shrink / 2.0), _pyramid(self.m, shrink, shrink / 2.0))
+        return self._pyramids[key]
+
+    def schedule(self, levels: Any) -> list[int]:
+        """Shrink factors, coarse to fine; ``None`` picks levels down to a ~32-pixel coarsest image."""
+        n = _usable_levels(self.f.GetSize(), 6 if levels is None else int(levels), min_pixels=32 if levels is None else 24)
+        return [2**i for i in range(n - 1, -1, -1)]
+
+    def level_fraction(self, f_l: Any) -> float:
+        """Sampling fraction of one level: ``sampling`` when given, else ``samples`` voxels (at most all)."""
+        if self.opts["sampling"] is not None:
+            return float(self.opts["sampling"])
+        n = float(np.prod(f_l.GetSize()))
+        return float(min(1.0, int(self.opts["samples"]) / n))
+
+    def _run_levels(self, t: Any, shrinks: list[int], configure, moving_initial: Any = None,
+                    draw: int = 0) -> tuple[int, str]:
+        """Optimise ``t`` in place over a pyramid; returns (iterations, last stop condition)."""
+        total, stop = 0, ""
+        for shrink in shrinks:
+            f_l, m_l = self.level_images(shrink)
+            reg = self.method(self.level_fraction(f_l), draw, n_voxels=float(np.prod(f_l.GetSize())))
+            configure(reg)
+            if moving_initial is not None:
+                reg.SetMovingInitialTransform(moving_initial)
+            reg.SetInitialTransform(t, inPlace=True)
+            counter = _IterationCounter(reg)
+            reg.Execute(f_l, m_l)
+            total += counter.n
+            stop = reg.GetOptimizerStopConditionDescription()
+        return total, stop
+
     def run_stage(self, stage: str, current: Any, outer: Transform | None) -> tuple[Any, int, str]:
         """Optimise one stage starting from ``current``; returns (transform, iterations, stop reason)."""
-        import SimpleITK as sitk
-
-        a, b = linear_parts(current)
-        center = _center(self.f)
         if stage == "bspline":
             return self._bspline(current, outer)
-        t = _as_stage(stage, a, b, center)
-        levels = _usable_levels(self.f.GetSize(), int(self.opts["levels"]))
-        reg = self.method(self.sampling_for(levels))
-        shrink = [2 ** i for i in range(levels - 1, -1, -1)]
-        sig = [float(lv - 1) * self.spacing for lv in range(levels, 0, -1)]
-        reg.SetShrinkFactorsPerLevel(shrink)
-        reg.SetSmoothingSigmasPerLevel(sig)
-        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        # the first step moves no voxel by more than the working pixel; steps halve down to 1e-4 of it
-        reg.SetOptimizerAsRegularStepGradientDescent(
-            learningRate=1.0,
-            minStep=1e-4,
-            numberOfIterations=int(self.opts["iterations"]),
-            relaxationFactor=0.5,
-            gradientMagnitudeTolerance=1e-8,
-            estimateLearningRate=reg.Once,
-            maximumStepSizeInPhysicalUnits=0.0,
-        )
-        reg.SetOptimizerScalesFromPhysicalShift()
-        if outer is not None:
-            reg.SetMovingInitialTransform(outer.sitk)
-        reg.SetInitialTransform(t, inPlace=True)
-        counter = _IterationCounter(reg)
+        a, b = linear_parts(current)
+        t = _as_stage(stage, a, b, _center(self.f))
+        iters = int(self.opts["iterations"])
+
+        def configure(reg: Any) -> None:
+            # the first step moves no voxel by more than a pixel of the level; steps halve down to 1e-4
+            reg.SetOptimizerAsRegularStepGradientDescent(
+                learningRate=1.0,
+                minStep=1e-4,
+                numberOfIterations=iters,
+                relaxationFactor=0.5,
+                gradientMagnitudeTolerance=1e-8,
+                estimateLearningRate=reg.Once,
+                maximumStepSizeInPhysicalUnits=0.0,
+            )
+            reg.SetOptimizerScalesFromPhysicalShift()
+
+        moving_initial = outer.sitk if outer is not None else None
         try:
-            reg.Execute(self.f, self.m)
+            n, stop = self._run_levels(t, self.schedule(self.opts["levels"]), configure, moving_initial)
+            draws = int(self.opts["final_draws"])
+            if draws > 1 and self.level_fraction(self.f) >= 1.0:
+                # small images: every voxel is already sampled once, so the estimate still carries the
+                # noise of one jitter draw; refine with further draws and average the linear maps
+                fits = [linear_parts(t)]
+                for k in range(1, draws):
+                    tk = _as_stage(stage, *fits[0], _center(self.f))
+                    n_k, _ = self._run_levels(tk, [1], configure, moving_initial, draw=k)
+                    n += n_k
+                    fits.append(linear_parts(tk))
+                a_mean = np.mean([f[0] for f in fits], axis=0)
+                b_mean = np.mean([f[1] for f in fits], axis=0)
+                t = _as_stage(stage, a_mean, b_mean, _center(self.f))
         except RuntimeError as exc:
-            return current, counter.n, f"failed: {str(exc).strip().splitlines()[-1][:200]}"
-        return t, counter.n, reg.GetOptimizerStopConditionDescription()
+            return current, 0, f"failed: {str(exc).strip().splitlines()[-1][:200]}"
+        return t, n, stop
 
     def _bspline(self, current: Any, outer: Transform | None) -> tuple[Any, int, str]:
         import SimpleITK as sitk
@@ -551,33 +603,36 @@ class _Context:
         dim = self.dim
         mesh = self.opts["bspline_mesh"] or (8 if dim == 2 else 5)
         mesh = [int(mesh)] * dim if np.isscalar(mesh) else [int(v) for v in mesh]
-        levels = _usable_levels(self.f.GetSize(), max(int(self.opts["bspline_levels"]), 1))
         bsp = sitk.BSplineTransformInitializer(self.f, mesh, 3)
-        reg = self.method(self.sampling_for(levels, min_samples=2000))
-        shrink = [2 ** i for i in range(levels - 1, -1, -1)]
-        reg.SetShrinkFactorsPerLevel(shrink)
-        reg.SetSmoothingSigmasPerLevel([float(s - 1) * self.spacing for s in shrink])
-        reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-        reg.SetOptimizerAsLBFGS2(
-            solutionAccuracy=1e-5,
-            numberOfIterations=int(self.opts["bspline_iterations"]),
-            hessianApproximateAccuracy=5,
-            deltaConvergenceDistance=0,
-            deltaConvergenceTolerance=1e-5,
-            lineSearchMaximumEvaluations=40,
-        )
+        iters = int(self.opts["bspline_iterations"])
+
+        def configure(reg: Any) -> None:
+            if self.opts["bspline_optimizer"] == "gd":
+                reg.SetOptimizerAsRegularStepGradientDescent(
+                    learningRate=1.0, minStep=1e-3, numberOfIterations=iters, relaxationFactor=0.5,
+                    gradientMagnitudeTolerance=1e-8, estimateLearningRate=reg.Once,
+                    maximumStepSizeInPhysicalUnits=0.0,
+                )
+                reg.SetOptimizerScalesFromPhysicalShift()
+                return
+            reg.SetOptimizerAsLBFGS2(
+                solutionAccuracy=1e-5,
+                numberOfIterations=iters,
+                hessianApproximateAccuracy=5,
+                deltaConvergenceDistance=0,
+                deltaConvergenceTolerance=1e-5,
+                lineSearchMaximumEvaluations=40,
+            )
+
         lin = current.sitk if isinstance(current, Transform) else current
-        moving_init = _full(lin, outer)
-        reg.SetMovingInitialTransform(moving_init)
-        reg.SetInitialTransform(bsp, inPlace=True)
-        counter = _IterationCounter(reg)
+        shrinks = self.schedule(max(int(self.opts["bspline_levels"]), 1))
         try:
-            reg.Execute(self.f, self.m)
+            n, stop = self._run_levels(bsp, shrinks, configure, _full(lin, outer))
         except RuntimeError as exc:
-            return current, counter.n, f"failed: {str(exc).strip().splitlines()[-1][:200]}"
+            return current, 0, f"failed: {str(exc).strip().splitlines()[-1][:200]}"
         # the optimised B-spline acts first, then the linear part: p -> lin(bsp(p))
         comp = sitk.CompositeTransform([sitk.Transform(lin), bsp])
-        return comp, counter.n, reg.GetOptimizerStopConditionDescription()
+        return comp, n, stop
 
 
 @contextlib.contextmanager
@@ -637,7 +692,8 @@ def _initialise(ctx: _Context, dim: int, opts: dict, stages: list[str], outer: T
     if search and dim == 2:
         step = float(opts["rotation_step_deg"])
         angles = list(np.deg2rad(np.arange(0.0, 360.0, step)))
-    shrink = 4 if min(ctx.f.GetSize()) >= 64 else 2 if min(ctx.f.GetSize()) >= 32 else 1
+    # search on a coarse copy, about 64 pixels across
+    shrink = int(2 ** max(0, np.floor(np.log2(min(ctx.f.GetSize()) / 64.0))))
     cand = []
     for how, flag in (("moments", sitk.CenteredTransformInitializerFilter.MOMENTS),
                       ("geometry", sitk.CenteredTransformInitializerFilter.GEOMETRY)):
@@ -657,7 +713,7 @@ def _initialise(ctx: _Context, dim: int, opts: dict, stages: list[str], outer: T
                 t.SetTranslation(tuple(tr))
             if kind == "translation":
                 t = sitk.TranslationTransform(dim, tuple(tr))
-            val = ctx.evaluate(_full(t, outer), shrink=shrink, smooth=1.0 if shrink > 1 else 0.0)
+            val = ctx.evaluate(_full(t, outer), shrink=shrink)
             cand.append((val, how, float(np.rad2deg(ang)), t))
     cand.sort(key=lambda c: c[0])
     best = cand[0]
@@ -665,7 +721,7 @@ def _initialise(ctx: _Context, dim: int, opts: dict, stages: list[str], outer: T
 
 
 def metric_value(fixed: xr.DataArray, moving: xr.DataArray, transform: Transform | None = None,
-                 metric: str = "mattes_mi", bins: int = 32) -> float:
+                 metric: str = "mattes_mi", bins: int | None = 32) -> float:
     """Value of a SimpleITK metric (lower is better) for ``transform`` at the coarser image's resolution.
 
     Examples
@@ -688,4 +744,4 @@ def metric_value(fixed: xr.DataArray, moving: xr.DataArray, transform: Transform
 def _s2v_opts(opts: dict) -> dict:
     keep = ("fixed_channel", "moving_channel", "working_spacing", "levels", "iterations", "sampling", "bins",
             "threads", "section_thickness", "verbose")
-    return {k: opts[k] for k in keep}
+    return {k: opts[k] for k in keep if opts[k] is not None}
