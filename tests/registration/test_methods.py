@@ -209,3 +209,30 @@ def test_result_resamples_moving_onto_fixed(pair_2d):
     assert err_after < 0.1 * err_before
     assert moved.attrs["modality"] == "FLUO" and moved.attrs["units"] == "a.u."
     assert isinstance(t, Transform)
+
+
+def test_lazy_large_fixed_is_decimated_by_block_means(pair_2d):
+    import dask.array as da
+
+    p = pair_2d
+    ph = S.Phantom(2, 6.4, seed=1)
+    # a "whole slide" 4x finer than the moving image, dask-backed: it enters the optimiser at the
+    # moving image's pixel size (block means of 4x4), never at full resolution
+    fine = S.sample_image(ph, (512, 512), (0.0125, 0.0125), (-3.2 + 0.00625,) * 2)
+    lazy = fine.copy(data=da.from_array(fine.values, chunks=128))
+    t = register(lazy, p["moving"], transform="affine")
+    assert t.info["working_shape"]["fixed"] == [128, 128]
+    assert S.mean_error(t, p["truth"], p["points"]) < 0.2 * p["spacing"]
+
+
+def test_3d_cross_resolution_pet_like(pair_3d):
+    p = pair_3d
+    ph = p["phantom"]
+    _, inv = S.affine_true(3, (6.0, -4.0, 9.0), (0.5, -0.3, 0.4), (0.0, 0.0, 0.0))
+    # PET-like: 20^3 voxels of 0.8 mm, each integrating its volume, against the 0.4 mm MR
+    pet = S.sample_image(ph, (20, 20, 20), (0.8,) * 3, (-7.6,) * 3, inverse=inv, remap=S.remap_multimodal,
+                         supersample=2, modality="PT")
+    t = register(p["fixed"], pet, transform="rigid")
+    assert t.info["working_spacing_mm"] == pytest.approx(0.8)
+    # bound: a quarter of a PET voxel (0.2 mm)
+    assert S.mean_error(t, p["truth"], p["points"]) < 0.2
