@@ -288,3 +288,17 @@ def test_bad_input():
     with pytest.warns(AnalysisWarning, match="1 of 24"):
         res = colocalisation(_img(nan), a, threshold="none")
     assert res["n"] == 23 and res["pearson"] == pytest.approx(1.0)
+
+
+def test_three_dimensional_block_shuffle_and_significance():
+    from scipy import ndimage as ndi
+
+    rng = np.random.default_rng(6)
+    base = ndi.gaussian_filter(rng.random((10, 20, 20)), 1.5)
+    arr = np.arange(10 * 20 * 20, dtype=float).reshape(10, 20, 20)
+    out = _block_shuffle(arr, 3, np.random.default_rng(0))
+    assert out.shape == arr.shape and not np.array_equal(out, arr)
+    a = spatial_image(base * 1000, spacing=(2.0, 0.5, 0.5))
+    b = spatial_image(base * 500 + rng.normal(0, 0.5, base.shape), spacing=(2.0, 0.5, 0.5))
+    res = colocalisation(a, b, significance=True, psf_px=2, n_randomisations=10, seed=1)
+    assert 0.0 <= res["costes_p"] <= 1.0 and res["costes_p"] > 0.95
