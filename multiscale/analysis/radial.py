@@ -247,7 +247,8 @@ def radial_profile(
     Returns
     -------
     pandas.DataFrame
-        One row per shell: ``shell`` (0 = rim), ``lower``/``upper`` (edges in the unit of ``by``),
+        One row per shell: ``shell`` (0 = rim), ``lower``/``upper`` (edges in the unit of ``by``;
+        for ``"equal_volume"`` the shallowest and deepest depth in the shell, mm),
         ``depth_mm`` (mean depth of the shell's voxels), ``normalised_depth``, ``volume_mm3``, the
         statistics, ``mean_ci_low``/``mean_ci_high``, ``by``, ``reference`` and ``units`` (the
         image's units).

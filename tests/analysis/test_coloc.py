@@ -302,3 +302,16 @@ def test_three_dimensional_block_shuffle_and_significance():
     b = spatial_image(base * 500 + rng.normal(0, 0.5, base.shape), spacing=(2.0, 0.5, 0.5))
     res = colocalisation(a, b, significance=True, psf_px=2, n_randomisations=10, seed=1)
     assert 0.0 <= res["costes_p"] <= 1.0 and res["costes_p"] > 0.95
+
+
+def test_pearson_and_manders_agree_with_scikit_image():
+    from skimage.measure import manders_coloc_coeff, pearson_corr_coeff
+
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 4096, (40, 50)).astype(float)
+    y = np.where(rng.random((40, 50)) > 0.3, np.clip(x + rng.normal(0, 300, x.shape), 0, 4095).round(), 0.0)
+    m = rng.random((40, 50)) > 0.2
+    res = colocalisation(_img(x), _img(y), mask=_img(m), threshold="none")
+    assert res["pearson"] == pytest.approx(pearson_corr_coeff(x, y, m)[0], abs=1e-12)
+    assert res["m1"] == pytest.approx(manders_coloc_coeff(x, y > 0, m), abs=1e-12)
+    assert res["m2"] == pytest.approx(manders_coloc_coeff(y, x > 0, m), abs=1e-12)
