@@ -226,3 +226,15 @@ def test_cropped_map_is_the_full_map_on_the_roi_box():
     np.testing.assert_array_equal(crop.x.values, image.x.values[4:9])
     np.testing.assert_array_equal(crop.values, full.values[:, 2:6, 3:8, 4:9])
     assert np.all(np.isnan(full.values[:, :2])) and crop.attrs["provenance"]["texture_map"]["cropped_to_roi_box"]
+
+
+def test_fixed_bin_size_needs_a_sensible_anchor_and_width():
+    image = volume()
+    with pytest.warns(TextureWarning, match="FBS anchored at the minimum"):
+        fmap = feature_map(image, family="ngtdm", radius=1, bin_width=20.0)
+    prov = fmap.attrs["provenance"]["texture_map"]
+    assert prov["discretisation"] == "fbs" and prov["min_anchor"] == pytest.approx(float(image.values.min()))
+    with pytest.raises(ValueError, match="below the FBS anchor"):
+        feature_map(image, family="ngtdm", radius=1, bin_width=20.0, min_anchor=1000.0)
+    with pytest.raises(ValueError, match="grey levels"):
+        feature_map(image, family="ngtdm", radius=1, bin_width=1e-3, resegment_range=(0.0, 400.0))

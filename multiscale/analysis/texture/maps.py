@@ -737,6 +737,12 @@ def feature_map(
             anchor = s["min_anchor"]
             if anchor is None and rng is not None and np.isfinite(rng[0]):
                 anchor = rng[0]
+            if anchor is None:
+                notes.append(
+                    f"FBS anchored at the minimum intensity {lo:g} of the voxels kernels reach (no min_anchor or "
+                    "re-segmentation range); IBSI anchors at the lower re-segmentation bound: pass "
+                    "resegment_range=(lower, upper) or min_anchor="
+                )
             anchor = float(lo if anchor is None else anchor)
             if lo < anchor:
                 raise ValueError(
