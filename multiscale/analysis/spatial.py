@@ -46,6 +46,9 @@ from ._masks import (
     warn_nan,
 )
 
+#: largest FFT grid (elements) the all-pairs IBSI autocorrelation may use (about 6 GB of temporaries)
+_MAX_FFT_ELEMENTS = 1.25e8
+
 __all__ = [
     "ratio_map",
     "distribution_stats",
@@ -319,6 +322,16 @@ def spatial_autocorrelation(
     """
     image, m = check_mask(image, mask)
     box = bounding_slices(m)
+    if method not in ("ibsi", "neighbours"):
+        raise AnalysisError(f"method={method!r}; use 'ibsi' or 'neighbours'")
+    shape = tuple(b.stop - b.start for b in box)
+    fft_elements = float(np.prod([2 * k - 1 for k in shape]))
+    if method == "ibsi" and fft_elements > _MAX_FFT_ELEMENTS:
+        raise AnalysisError(
+            f"IBSI Moran's I / Geary's C over all voxel pairs needs FFTs of {fft_elements:.3g} elements for this "
+            f"region's bounding box {shape} (about {fft_elements * 8 * 6 / 1e9:.0f} GB); use "
+            "method='neighbours', or resample the map to coarser voxels first"
+        )
     vals = np.asarray(to_numpy(image.data[box]), dtype=np.float64)
     mb = m[box]
     bad = mb & ~np.isfinite(vals)

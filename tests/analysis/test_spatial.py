@@ -181,6 +181,11 @@ def test_bad_input():
         spatial_autocorrelation(img, spatial_image(np.ones((4, 4), bool), spacing=(2.0, 1.0)))
     with pytest.raises(AnalysisError, match="method"):
         spatial_autocorrelation(img, method="knn")
+    big = spatial_image(da.zeros((300, 300, 300), chunks=100), spacing=1.0)  # lazy: never computed
+    big_mask = np.zeros((300, 300, 300), bool)
+    big_mask[0, 0, 0] = big_mask[-1, -1, -1] = True
+    with pytest.raises(AnalysisError, match="neighbours"):
+        spatial_autocorrelation(big, spatial_image(big_mask, spacing=1.0))
     with pytest.raises(AnalysisError, match="same grid"):
         ratio_map(img, spatial_image(np.ones((4, 4)), spacing=(1.0, 0.5)))
     with pytest.raises(AnalysisError, match="op"):
