@@ -9,13 +9,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["load", "save", "read_imzml", "MSIDataset"]
+__all__ = ["load", "save", "read_imzml", "MSIDataset", "LoadError", "CalibrationWarning", "ImzMLError", "ImzMLWarning"]
 
 _LAZY = {
     "load": "multiscale.io.dispatch",
     "save": "multiscale.io.dispatch",
     "read_imzml": "multiscale.io.imzml",
     "MSIDataset": "multiscale.io.imzml",
+    "LoadError": "multiscale.io.dispatch",
+    "CalibrationWarning": "multiscale.io.dispatch",
+    "ImzMLError": "multiscale.io.imzml",
+    "ImzMLWarning": "multiscale.io.imzml",
 }
 
 
