@@ -372,3 +372,21 @@ def test_aee_area_series_is_ibsi_and_finite_for_spheroids():
     assert _ellipsoid_area(a, b, c) == pytest.approx(ibsi, rel=1e-12)
     assert _ellipsoid_area(2.0, 2.0, 2.0) == pytest.approx(16 * np.pi)  # a sphere
     assert _ellipsoid_area(3.0, 3.0, 1.0) == pytest.approx(_ellipsoid_area(3.0, 3.0 - 1e-7, 1.0), rel=1e-6)
+
+
+def test_local_mean_skips_nan_and_the_image_border():
+    from multiscale.analysis.texture.local_intensity import local_mean
+
+    rng = np.random.default_rng(9)
+    img = rng.random((5, 6, 7))
+    img[0, 0, 1] = np.nan  # outside the ROI, inside its spheres
+    roi = np.zeros(img.shape, bool)
+    roi[0, 0, 0] = roi[2, 3, 3] = True  # a corner voxel: its sphere is cut by the border
+    spacing = (2.0, 2.0, 2.0)
+    r = (3 * 1000 / (4 * np.pi)) ** (1 / 3)
+    pos = np.argwhere(np.ones(img.shape, bool)) * 2.0
+    expected = []
+    for idx in np.argwhere(roi):
+        near = np.linalg.norm(pos - idx * 2.0, axis=1) <= r
+        expected.append(np.nanmean(img.ravel()[near]))
+    assert local_mean(img, roi, spacing) == pytest.approx(expected)

@@ -50,15 +50,22 @@ def local_mean(values: np.ndarray, where: np.ndarray, spacing: tuple[float, floa
         return np.empty(0)
     idx = np.nonzero(where)
     half = [k // 2 for k in kernel.shape]
-    lo = [max(int(i.min()) - h, 0) for i, h in zip(idx, half)]
-    hi = [min(int(i.max()) + h + 1, n) for i, h, n in zip(idx, half, values.shape)]
+    lo_want = [int(i.min()) - h for i, h in zip(idx, half)]
+    hi_want = [int(i.max()) + h + 1 for i, h in zip(idx, half)]
+    lo = [max(a, 0) for a in lo_want]
+    hi = [min(b, n) for b, n in zip(hi_want, values.shape)]
     crop = tuple(slice(a, b) for a, b in zip(lo, hi))
     v = values[crop]
     finite = np.isfinite(v)
-    sums = signal.convolve(np.where(finite, v, 0.0), kernel, mode="same")
+    at = tuple(i - a for i, a in zip(idx, lo))
+    all_finite = bool(finite.all())
+    sums = signal.convolve(v if all_finite else np.where(finite, v, 0.0), kernel, mode="same")
+    if all_finite and lo == lo_want and hi == hi_want:
+        # every sphere around an ROI voxel lies inside the image and holds no NaN: full counts
+        return sums[at] / float(kernel.sum())
     counts = signal.convolve(finite.astype(float), kernel, mode="same")
     local = sums / np.maximum(np.rint(counts), 1.0)
-    return local[tuple(i - a for i, a in zip(idx, lo))]
+    return local[at]
 
 
 def local_intensity_features(values: np.ndarray, int_mask: np.ndarray, spacing: tuple[float, float, float],
