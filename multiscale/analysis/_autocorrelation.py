@@ -169,6 +169,135 @@ def _fourier_pair_sums(m: np.ndarray, d: np.ndarray, spacing) -> tuple[float, fl
     kw = k_half * weight / float(np.prod(full))
     del k_half
     fm = _padded_rfftn(m.astype(float), full)
+    kfm = kw * fm
+    w_total = float(np.vdot(fm, kfm).real)  # sum kw |FM|^2
+    del fm
+    fd = _padded_rfftn(d, full)
+    cross = float(np.vdot(fd, kw * fd).real)  # sum kw |FD|^2
+    del fd
+    fd2 = _padded_rfftn(d * d, full)
+    sq = float(np.vdot(fd2, kfm).real)  # sum kw Re(conj(FD2) FM)
+    return w_total, cross, sq
+
+
+def morans_i(values: np.ndarray, positions_mm: np.ndarray) -> float:
+    """Moran's I with inverse-distance weights (IBSI morph_moran_i, id N365).
+
+    ``I = N / W * sum_{i!=j} w_ij (x_i - m)(x_j - m) / sum_i (x_i - m)^2``, ``w_ij = 1 / d_ij``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Intensities, shape ``(N,)``.
+    positions_mm : numpy.ndarray
+        Voxel-centre positions in mm, shape ``(N, ndim)``.
+
+    Returns
+    -------
+    float
+        Moran's I; NaN when fewer than two values or constant values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pos = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> round(morans_i(np.array([1.0, 1.0, 0.0, 0.0]), pos), 4)
+    -0.0769
+    """
+    v, p = _check(values, positions_mm)
+    n = v.size
+    if n < 2:
+        return float("nan")
+    denom = float(((v - v.mean()) ** 2).sum())
+    if denom == 0.0:
+        return float("nan")
+    w, cross, _ = _pair_sums(v, p)
+    return float(n / w * cross / denom)
+
+
+def gearys_c(values: np.ndarray, positions_mm: np.ndarray) -> float:
+    """Geary's C with inverse-distance weights (IBSI morph_geary_c, id NPT7).
+
+    ``C = (N - 1) / (2 W) * sum_{i!=j} w_ij (x_i - x_j)^2 / sum_i (x_i - m)^2``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Intensities, shape ``(N,)``.
+    positions_mm : numpy.ndarray
+        Voxel-centre positions in mm, shape ``(N, ndim)``.
+
+    Returns
+    -------
+    float
+        Geary's C; NaN when fewer than two values or constant values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pos = np.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> round(gearys_c(np.array([1.0, 1.0, 0.0, 0.0]), pos), 4)
+    0.8077
+    """
+    v, p = _check(values, positions_mm)
+    n = v.size
+    if n < 2:
+        return float("nan")
+    denom = float(((v - v.mean()) ** 2).sum())
+    if denom == 0.0:
+        return float("nan")
+    w, _, sq = _pair_sums(v, p)
+    return float((n - 1) / (2.0 * w) * sq / denom)
+
+
+def _padded_rfftn(a: np.ndarray, full: list[int]) -> np.ndarray:
+    """``scipy.fft.rfftn(a, full)`` for a zero-padded ``a``, skipping the transforms of all-zero lines.
+
+    The last axis goes first (only ``a``'s own lines), then each leading axis from the back, so every
+    1-D transform runs over the lines that can be non-zero: about half the work of ``rfftn``.
+    """
+    from scipy import fft
+
+    out = fft.rfft(a, n=full[-1], axis=-1)
+    for ax in range(a.ndim - 2, -1, -1):
+        out = fft.fft(out, n=full[ax], axis=ax)
+    return out
+
+
+def _fourier_pair_sums(m: np.ndarray, d: np.ndarray, spacing) -> tuple[float, float, float]:
+    """``sum M (K*M)``, ``sum d (K*d)`` and ``sum d^2 (K*M)`` for the inverse-distance kernel ``K``.
+
+    Circular convolution on a grid of ``L = 2h`` (``h >= n``) per axis has no wrap-around for offsets
+    ``|o| <= n - 1``. ``K`` is even in every axis, so its DFT is real and equals the type-1 DCT of its
+    first octant (offsets ``0..h``, zero beyond ``n - 1``); the sums then follow from Parseval's
+    theorem on the half spectra of ``rfftn``, without inverse transforms.
+    """
+    from scipy import fft
+
+    shape = m.shape
+    half = [fft.next_fast_len(n, real=True) for n in shape]
+    full = [2 * h for h in half]
+    dist2 = np.zeros([h + 1 for h in half])
+    for ax, (n, h, sp) in enumerate(zip(shape, half, spacing)):
+        off = np.arange(h + 1, dtype=float) * float(sp)
+        off[n:] = np.nan  # offsets never reached
+        sh = [1] * len(shape)
+        sh[ax] = -1
+        dist2 = dist2 + (off**2).reshape(sh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        octant = np.where(np.isfinite(dist2) & (dist2 > 0), 1.0 / np.sqrt(dist2), 0.0)
+    del dist2
+    k_half = fft.dctn(octant, type=1)  # the DFT of the even kernel at frequencies 0..h per axis
+    del octant
+    # rfftn layout: full frequencies 0..L-1 on the leading axes (fold f -> min(f, L - f)), 0..h on the last
+    for ax in range(len(shape) - 1):
+        f = np.arange(full[ax])
+        k_half = np.take(k_half, np.minimum(f, full[ax] - f), axis=ax)
+    weight = np.full(half[-1] + 1, 2.0)
+    weight[0] = weight[-1] = 1.0  # the zero and Nyquist bins appear once in the full spectrum
+    kw = k_half * weight / float(np.prod(full))
+    del k_half
+    fm = _padded_rfftn(m.astype(float), full)
     fd = _padded_rfftn(d, full)
     w_total = float(np.sum(kw * (fm.real**2 + fm.imag**2)))
     cross = float(np.sum(kw * (fd.real**2 + fd.imag**2)))
