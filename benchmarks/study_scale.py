@@ -6,7 +6,8 @@ each) per configuration. The anchor is one subject on one worker, measured in th
 
 * linearity: ``T(N) / (N * T(1))`` (target 1.0: linear in N);
 * speed-up: ``T(N, 1 worker) / T(N, k workers)`` against the target ``0.8 k``;
-* memory: peak RSS per worker for each N (target: independent of N).
+* memory: peak RSS per worker for each N (target: independent of N);
+* worker CPU seconds per subject, which other jobs on a shared machine disturb less than wall time.
 
 Usage::
 
@@ -49,8 +50,24 @@ def replicated_study(data: Path, n: int, folder: Path) -> Path:
     return path
 
 
-def run_config(study: Path, output: Path, workers: int) -> tuple[float, list[float], int]:
-    """Wall time (s), peak RSS per worker (MB) and number of failed subjects, on a fresh LocalCluster."""
+def _warm_up(study: str, output: str) -> None:
+    """Run a one-subject study inside this (worker) process, to pay imports and compilation once."""
+    import os
+
+    from multiscale.pipeline.study import load_study
+    from multiscale.pipeline.tasks import run_subject
+
+    st = load_study(study)
+    run_subject(st, st.subjects[0], Path(output) / str(os.getpid()))
+
+
+def run_config(study: Path, output: Path, workers: int, warmup: Path) -> tuple[float, float, list[float], int]:
+    """Wall time (s), worker CPU time (s), peak RSS per worker (MB) and failed subjects, on a fresh LocalCluster.
+
+    Every worker first runs the one-subject ``warmup`` study (not timed): the first subject a
+    process sees pays for imports and first-call compilation (about 20 s here), which would
+    otherwise be counted once per worker and hide the per-subject cost.
+    """
     from distributed import Client, LocalCluster
 
     from multiscale.pipeline.runner import run_study
@@ -59,17 +76,22 @@ def run_config(study: Path, output: Path, workers: int) -> tuple[float, list[flo
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
             Client(cluster) as client:
         client.run(lambda: __import__("multiscale.pipeline.tasks"))  # imports are not part of the work
+        client.run(_warm_up, str(warmup), str(output.parent / "warmup"))  # in every worker process
+        cpu0 = sum(client.run(time.process_time).values())
         t0 = time.perf_counter()
         run = run_study(study, output=output, client=client, progress=None)
         wall = time.perf_counter() - t0
+        cpu = sum(client.run(time.process_time).values()) - cpu0
         rss = sorted(client.run(_peak_rss_mb).values())
-    return wall, rss, len(run.failed)
+    for sid, err in run.failed.items():
+        print(f"  {sid} failed: {err.splitlines()[-1]}", flush=True)
+    return wall, cpu, rss, len(run.failed)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", choices=("small", "full"), default="small")
-    ap.add_argument("--n", type=int, nargs="+", default=[1, 2, 4])
+    ap.add_argument("--n", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--out", default=str(HERE / "results" / "study_scale.md"))
     args = ap.parse_args(argv)
@@ -91,8 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--workers {' '.join(map(str, args.workers))}`; host {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average at start {os.getloadavg()[0]:.1f} (other jobs share the machine).")
     say()
-    say("| subjects N | workers | wall (s) | T(N) / (N T(1)) | speed-up vs 1 worker | target | peak RSS per worker (MB) | failed |")
-    say("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    say("| subjects N | workers | wall (s) | T(N) / (N T(1)) | worker CPU (s) | CPU / subject (s) | speed-up vs 1 worker "
+        "| target | peak RSS per worker (MB) | failed |")
+    say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     t1 = None
     one_worker: dict[int, float] = {}
     for n in ns:
@@ -100,18 +123,19 @@ def main(argv: list[str] | None = None) -> int:
         for k in sorted(set(args.workers) | {1}):
             if n == 1 and k > 1:
                 continue
-            wall, rss, failed = run_config(study, work / f"out_n{n}_w{k}", k)
+            wall, cpu, rss, failed = run_config(study, work / f"out_n{n}_w{k}", k, replicated_study(data, 1, work))
             if n == 1 and k == 1:
                 t1 = wall
             if k == 1:
                 one_worker[n] = wall
-            lin = wall / (n * t1) if k == 1 and t1 else float("nan")
-            speed = one_worker[n] / wall if k > 1 and n in one_worker else float("nan")
+            lin = f"{wall / (n * t1):.2f}" if k == 1 and t1 else "-"
+            speed = f"{one_worker[n] / wall:.2f}x" if k > 1 and n in one_worker else "-"
             target = f">= {0.8 * k:.1f}x" if k > 1 else "linear (1.0)"
-            say(f"| {n} | {k} | {wall:.1f} | {lin:.2f} | {speed:.2f}x | {target} | "
+            say(f"| {n} | {k} | {wall:.1f} | {lin} | {cpu:.1f} | {cpu / n:.2f} | {speed} | {target} | "
                 f"{', '.join(f'{r:.0f}' for r in rss)} | {failed} |")
     say()
-    say(f"Anchor: one subject on one worker, T(1) = {t1:.1f} s (measured in this run).")
+    say(f"Anchor: one subject on one worker, T(1) = {t1:.1f} s (measured in this run, after one untimed "
+        "warm-up subject per worker).")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     previous = out.read_text() if out.exists() else "# Study scale benchmark results\n\n"

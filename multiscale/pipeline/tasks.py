@@ -69,9 +69,34 @@ def _unwrap(obj: Any, timings: dict[str, float]) -> Any:
     return obj
 
 
+_THREADS_LIMITED = False
+
+
+def _limit_threads_on_worker() -> None:
+    """On a dask worker, let SimpleITK use the worker's threads only (once per process).
+
+    Without this each worker's registrations and resamplings use every core, so k workers on k
+    cores oversubscribe the machine k-fold; one subject per worker thread is the parallelism.
+    """
+    global _THREADS_LIMITED
+    if _THREADS_LIMITED:
+        return
+    _THREADS_LIMITED = True
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(getattr(worker, "nthreads", 1) or 1)))
+
+
 def _step(name: str, fn: Any, *args: Any, **kwargs: Any) -> StepOutput:
     import dask
 
+    _limit_threads_on_worker()
     timings: dict[str, float] = {}
     args = _unwrap(list(args), timings)
     kwargs = _unwrap(dict(kwargs), timings)

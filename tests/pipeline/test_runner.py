@@ -17,7 +17,6 @@ from multiscale import image as mi
 from multiscale.pipeline.provenance import file_sha256
 from multiscale.pipeline.results import COLUMNS
 from multiscale.pipeline.runner import run_study
-from multiscale.pipeline.study import load_study
 from multiscale.pipeline.tasks import SUCCESS_FILE
 
 from ._study_data import SHIFTS, make_study
