@@ -179,3 +179,26 @@ def test_matrices_on_a_hand_counted_example():
     ]
     s, n = ngtdm.ngtdm_matrix(np.array([[[1, 2]]]), 2, planar=True)
     assert s.tolist() == [1.0, 1.0] and n.tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize("planar", [False, True])
+def test_zones_match_scipy_labelling(planar):
+    """Zone levels, sizes and smallest distances agree with scipy.ndimage.label on random volumes."""
+    from scipy import ndimage
+
+    from multiscale.analysis.texture._aggregate import label_zones, neighbourhood_offsets
+
+    rng = np.random.default_rng(7 if planar else 8)
+    structure = np.zeros((3, 3, 3), bool)
+    structure[1 if planar else slice(None)] = True  # 8- or 26-connectivity
+    for _ in range(5):
+        q = rng.integers(0, 4, size=(4, 9, 11)).astype(np.int32)
+        dist = rng.integers(1, 5, size=q.shape).astype(np.int32)
+        levels, sizes, mind = label_zones(q, neighbourhood_offsets(1, planar), dist)
+        expected = []
+        for g in range(1, 4):
+            lab, n = ndimage.label(q == g, structure=structure)
+            for k in range(1, n + 1):
+                inside = lab == k
+                expected.append((g, int(inside.sum()), int(dist[inside].min())))
+        assert sorted(zip(levels.tolist(), sizes.tolist(), mind.tolist())) == sorted(expected)

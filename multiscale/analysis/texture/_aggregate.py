@@ -371,44 +371,70 @@ def border_distance(mask: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _label_zones_flat(q: np.ndarray, steps: np.ndarray, dist: np.ndarray):
-    seen = np.zeros(q.size, dtype=np.uint8)
-    stack = np.empty(q.size, dtype=np.int64)
-    cap = 1024
-    levels = np.empty(cap, dtype=np.int32)
-    sizes = np.empty(cap, dtype=np.int64)
-    mind = np.empty(cap, dtype=np.int32)
-    n = 0
-    for v0 in range(q.size):
-        g = q[v0]
-        if g <= 0 or seen[v0]:
+def _find(parent: np.ndarray, a: int) -> int:
+    root = a
+    while parent[root] != root:
+        root = parent[root]
+    while parent[a] != root:  # path compression
+        nxt = parent[a]
+        parent[a] = root
+        a = nxt
+    return root
+
+
+@njit(cache=True)
+def _label_zones_flat(q: np.ndarray, back: np.ndarray, dist: np.ndarray):
+    """Zones by one raster pass of union-find over the ``back`` (already visited) neighbours."""
+    labels = np.zeros(q.size, dtype=np.int64)
+    parent = np.empty(1024, dtype=np.int64)
+    parent[0] = 0
+    n_labels = 0
+    for v in range(q.size):
+        g = q[v]
+        if g <= 0:
             continue
-        seen[v0] = 1
-        stack[0] = v0
-        top = 1
-        size = 0
-        dmin = dist[v0]
-        while top > 0:
-            top -= 1
-            v = stack[top]
-            size += 1
-            if dist[v] < dmin:
-                dmin = dist[v]
-            for k in range(steps.shape[0]):
-                w = v + steps[k]
-                if q[w] == g and not seen[w]:
-                    seen[w] = 1
-                    stack[top] = w
-                    top += 1
-        if n == cap:
-            cap *= 2
-            levels = np.concatenate((levels, np.empty(cap - n, dtype=np.int32)))
-            sizes = np.concatenate((sizes, np.empty(cap - n, dtype=np.int64)))
-            mind = np.concatenate((mind, np.empty(cap - n, dtype=np.int32)))
-        levels[n] = g
-        sizes[n] = size
-        mind[n] = dmin
-        n += 1
+        lab = 0
+        for k in range(back.shape[0]):
+            w = v + back[k]
+            if q[w] == g:
+                other = _find(parent, labels[w])
+                if lab == 0:
+                    lab = other
+                elif other != lab:
+                    if other < lab:
+                        parent[lab] = other
+                        lab = other
+                    else:
+                        parent[other] = lab
+        if lab == 0:
+            n_labels += 1
+            if n_labels >= parent.shape[0]:
+                grown = np.empty(parent.shape[0] * 2, dtype=np.int64)
+                grown[: parent.shape[0]] = parent
+                parent = grown
+            parent[n_labels] = n_labels
+            lab = n_labels
+        labels[v] = lab
+    index = np.full(n_labels + 1, -1, dtype=np.int64)
+    levels = np.empty(n_labels, dtype=np.int32)
+    sizes = np.zeros(n_labels, dtype=np.int64)
+    mind = np.empty(n_labels, dtype=np.int32)
+    n = 0
+    for v in range(q.size):  # zones numbered in the raster order of their first voxel
+        lab = labels[v]
+        if lab == 0:
+            continue
+        root = _find(parent, lab)
+        z = index[root]
+        if z < 0:
+            z = n
+            index[root] = n
+            levels[n] = q[v]
+            mind[n] = dist[v]
+            n += 1
+        sizes[z] += 1
+        if dist[v] < mind[z]:
+            mind[z] = dist[v]
     return levels[:n].copy(), sizes[:n].copy(), mind[:n].copy()
 
 
@@ -427,7 +453,8 @@ def label_zones(q: np.ndarray, neighbours: np.ndarray, dist: np.ndarray):
     """
     flat, steps = padded_flat(np.asarray(q, dtype=np.int32), neighbours)
     dflat, _ = padded_flat(np.asarray(dist, dtype=np.int32), neighbours)
-    return _label_zones_flat(flat, steps, dflat)
+    back = np.ascontiguousarray(steps[steps < 0])  # neighbours met earlier in raster order
+    return _label_zones_flat(flat, back, dflat)
 
 
 def zone_matrix(levels: np.ndarray, counts: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
