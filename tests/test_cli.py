@@ -87,7 +87,8 @@ def test_demo_small_end_to_end(tmp_path, capsys):
     assert code == 0, printed
     assert f"Open the report: {out / 'report.html'}" in printed
     table = pd.read_csv(out / "results.csv")
-    assert {"pet_uptake", "pet_radial", "dye_radial", "drug_vs_carrier", "first_order"} <= set(table.analysis)
+    assert {"pet_uptake", "pet_radial", "dye_radial", "drug_vs_carrier", "first_order",
+            "pet_texture_map"} <= set(table.analysis)
     assert (out / "results.parquet").is_file() and (out / "provenance.json").is_file()
     subject = out / "subjects" / "mouse01"
     for f in ("maps/mri.ome.zarr", "maps/fluorescence.ome.zarr", "transforms/pet_to_mri.tfm",
@@ -98,6 +99,7 @@ def test_demo_small_end_to_end(tmp_path, capsys):
             "registration_msi_to_fluorescence.png"} <= set(figures)
     assert sum(f.startswith("radial_") for f in figures) == 2
     assert sum(f.startswith("coloc_") for f in figures) == 4
+    assert "texture_pet_texture_map_pet_tumour.png" in figures
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= len(figures)
     assert "recovered vs true" in html
