@@ -18,7 +18,7 @@ from multiscale import image as mi
 
 from ._grids import grid_box_xyz, grid_from_reference
 from ._multires import RegistrationError, channel_image, to_working, working_spacing
-from .landmarks import LANDMARK_KINDS, landmark_transform
+from .landmarks import landmark_transform
 from .transform import Transform, linear_parts
 
 __all__ = ["register", "RegistrationError", "METRICS", "STAGES", "metric_value"]
@@ -44,10 +44,11 @@ _DEFAULTS: dict[str, Any] = {
     "iterations": 300,
     "final_draws": 4,  # small images: average the linear fit over this many jitter draws
     "bspline_iterations": 100,
-    "bspline_mesh": None,  # control-point intervals per axis; default 8 (2-D) / 5 (3-D)
+    "bspline_mesh": 8,  # control-point intervals per axis (an int or one per axis)
     "bspline_levels": 1,
     "bspline_optimizer": "lbfgs2",  # or "gd" (regular-step gradient descent)
     "samples": 50000,  # random (jittered) metric samples per level, at most every voxel
+    "bspline_samples": 20000,  # the same for the B-spline stage (its cost grows with samples x mesh)
     "sampling": None,  # or a fixed fraction of voxels per level
     "bins": None,  # Mattes histogram bins; default 0.75 sqrt(voxels of the level), within [24, 64]
     "rotation_search": None,  # default: on in 2-D, off in 3-D
@@ -532,20 +533,23 @@ class _Context:
         n = _usable_levels(self.f.GetSize(), 6 if levels is None else int(levels), min_pixels=32 if levels is None else 24)
         return [2**i for i in range(n - 1, -1, -1)]
 
-    def level_fraction(self, f_l: Any) -> float:
+    def level_fraction(self, f_l: Any, samples: int | None = None) -> float:
         """Sampling fraction of one level: ``sampling`` when given, else ``samples`` voxels (at most all)."""
         if self.opts["sampling"] is not None:
             return float(self.opts["sampling"])
         n = float(np.prod(f_l.GetSize()))
-        return float(min(1.0, int(self.opts["samples"]) / n))
+        return float(min(1.0, int(samples or self.opts["samples"]) / n))
 
     def _run_levels(self, t: Any, shrinks: list[int], configure, moving_initial: Any = None,
-                    draw: int = 0) -> tuple[int, str]:
+                    draw: int = 0, cap_bins: int | None = None, samples: int | None = None) -> tuple[int, str]:
         """Optimise ``t`` in place over a pyramid; returns (iterations, last stop condition)."""
         total, stop = 0, ""
         for shrink in shrinks:
             f_l, m_l = self.level_images(shrink)
-            reg = self.method(self.level_fraction(f_l), draw, n_voxels=float(np.prod(f_l.GetSize())))
+            n_vox = float(np.prod(f_l.GetSize()))
+            if cap_bins:  # Mattes' derivative arrays grow with bins^2 x parameters: B-splines keep it small
+                n_vox = min(n_vox, (cap_bins / 0.75) ** 2)
+            reg = self.method(self.level_fraction(f_l, samples), draw, n_voxels=n_vox)
             configure(reg)
             if moving_initial is not None:
                 reg.SetMovingInitialTransform(moving_initial)
@@ -601,7 +605,7 @@ class _Context:
         import SimpleITK as sitk
 
         dim = self.dim
-        mesh = self.opts["bspline_mesh"] or (8 if dim == 2 else 5)
+        mesh = self.opts["bspline_mesh"] or 8
         mesh = [int(mesh)] * dim if np.isscalar(mesh) else [int(v) for v in mesh]
         bsp = sitk.BSplineTransformInitializer(self.f, mesh, 3)
         iters = int(self.opts["bspline_iterations"])
@@ -627,7 +631,8 @@ class _Context:
         lin = current.sitk if isinstance(current, Transform) else current
         shrinks = self.schedule(max(int(self.opts["bspline_levels"]), 1))
         try:
-            n, stop = self._run_levels(bsp, shrinks, configure, _full(lin, outer))
+            n, stop = self._run_levels(bsp, shrinks, configure, _full(lin, outer), cap_bins=32,
+                                       samples=int(self.opts["bspline_samples"]))
         except RuntimeError as exc:
             return current, 0, f"failed: {str(exc).strip().splitlines()[-1][:200]}"
         # the optimised B-spline acts first, then the linear part: p -> lin(bsp(p))

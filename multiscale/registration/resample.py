@@ -10,7 +10,7 @@ import xarray as xr
 
 from multiscale import image as mi
 
-from ._grids import Grid, grid_from_reference, grid_xyz, sitk_geometry
+from ._grids import grid_from_reference, grid_xyz, sitk_geometry
 from .transform import Transform, TransformError
 
 __all__ = ["resample", "INTERPOLATIONS"]
