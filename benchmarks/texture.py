@@ -221,7 +221,7 @@ def main() -> None:
         "",
         "Ours: `feature_map(image, mask=sphere, family=f, radius=2, bins=32).compute()` (all features of the family, "
         "dask `map_overlap`, default chunks), each in a fresh process; 'full' = the whole 64x256x256 image passed, "
-        "'crop' = the sphere's 45^3 bounding box. Peak RSS from `ru_maxrss` of that process (base = after imports "
+        "'crop' = the sphere's 45^3 bounding box. Peak RSS = VmHWM of that process (base = after imports "
         "and numba compilation). pyradiomics: voxel-based GLCM (kernelRadius 2, all 24 GLCM features) on "
         f"{args.pyradiomics_map_voxels if not args.quick else 300} voxels of the sphere.",
         "",
