@@ -73,3 +73,17 @@ def test_bad_label_images(scene):
     other = spatial_image(lab, spacing=(2.0, 0.8, 0.8))
     with pytest.raises(RoiError, match="another grid"):
         regional_features(img, other, families="stat")
+
+
+def test_two_d_label_image():
+    rng = np.random.default_rng(4)
+    img = spatial_image(rng.random((20, 30)), spacing=(0.5, 0.5))
+    lab = np.zeros((20, 30), int)
+    lab[:10, :20] = 1
+    lab[10:, 5:] = 2
+    out = regional_features(img, lab, families=["stat", "ih", "glcm"], n_bins=8)
+    assert not out["family"].eq("morph").any()
+    for region in (1, 2):
+        ref = features(img, lab == region, families=["stat", "ih", "glcm"], n_bins=8)
+        np.testing.assert_allclose(out[out.label == region]["value"].values, ref["value"].values, rtol=1e-10,
+                                   equal_nan=True)
