@@ -25,6 +25,8 @@ replaced by the subject's id.
       registration:
         - {moving: pet, fixed: mri, method: rigid}
         - {moving: "msi:haem", fixed: "fluorescence:vessels", method: affine}
+      grids:                        # optional: analyse a frame on a coarser grid (here the MSI's pixel)
+        fluorescence: {spacing: 0.075}
     subjects:
       - id: mouse01
       - id: mouse02
@@ -85,8 +87,9 @@ REGISTRATION_METHODS: tuple[str, ...] = (
 )
 
 _TOP_FIELDS = ("name", "description", "output", "reference", "defaults", "subjects", "analyses", "report")
-_DEFAULT_FIELDS = ("images", "masks", "registration", "reference")
-_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference")
+_DEFAULT_FIELDS = ("images", "masks", "registration", "reference", "grids")
+_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids")
+_GRID_FIELDS = ("spacing", "smooth")
 _IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
 _MASK_FIELDS = ("path", "on", "label", "options")
 _EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks")
@@ -189,6 +192,7 @@ class SubjectSpec:
     edges: tuple[EdgeSpec, ...]
     references: tuple[str, ...]
     line: int = 0
+    grids: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def input_files(self) -> list[Path]:
         """Every file this subject reads (images, masks, transforms, ground truth, .ibd companions)."""
@@ -626,7 +630,25 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
     references = _string_list(doc, ref_raw, ref_loc, "reference")
     from .graph import check_graph  # local import: graph uses these dataclasses
 
-    subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc))
+    grids_raw, grids_loc = section("grids", dict)
+    grids: dict[str, dict[str, Any]] = {}
+    for frame, g in (grids_raw or {}).items():
+        gloc = grids_loc + (frame,)
+        g = _check_fields(doc, g, gloc, _GRID_FIELDS, "grid")
+        sp = g.get("spacing")
+        if isinstance(sp, bool) or not isinstance(sp, (int, float)) or sp <= 0:
+            raise doc.error(gloc + ("spacing",), f"grid spacing must be a positive number of mm, got {sp!r}")
+        smooth = g.get("smooth", True)
+        if not isinstance(smooth, bool):
+            raise doc.error(gloc + ("smooth",), f"smooth must be true or false, got {smooth!r}")
+        grids[str(frame)] = {"spacing": float(sp), "smooth": smooth}
+    subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc), grids=grids)
+    for frame, g in grids.items():
+        from .graph import references_of as _refs
+
+        if frame not in _refs(subject):
+            raise doc.error(grids_loc + (frame,), f"grid for {frame!r}, which is not a reference frame "
+                            f"({', '.join(_refs(subject))}); grids resample a reference frame")
     check_graph(subject, doc, ref_loc, edges_loc)
     return subject
 

@@ -417,14 +417,61 @@ def compose_chain(transforms: list[Any]) -> Any:
     return rev[0].compose(*rev[1:])
 
 
+def analysis_grid(reference: xr.DataArray, spacing: float) -> xr.DataArray:
+    """A template image covering ``reference``'s field of view with isotropic voxels of ``spacing`` mm.
+
+    Same direction; the outer voxel edges start where the reference's do, and the shape is the
+    field of view divided by ``spacing``, rounded (at least one voxel).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image, spacing as sp, origin
+    >>> g = analysis_grid(spatial_image(np.zeros((100, 60)), spacing=0.005), 0.05)
+    >>> g.shape, sp(g), [round(v, 6) for v in origin(g)]  # edges at -0.0025 mm, as the reference's
+    ((10, 6), (0.05, 0.05), [0.0225, 0.0225])
+    """
+    ref = reference.isel(c=0, drop=True) if "c" in reference.dims else reference
+    old_sp = np.asarray(mi.spacing(ref))
+    shape = tuple(max(1, int(round(n * s / spacing))) for n, s in zip(mi.shape(ref), old_sp))
+    d = mi.direction(ref)
+    shift = (spacing - old_sp) / 2.0  # along each array axis, from the first voxel centre
+    org = np.asarray(mi.origin(ref)) + d @ shift
+    return mi.spatial_image(np.zeros(shape, np.uint8), spacing=spacing, origin=org, direction=d,
+                            dims=mi.spatial_dims(ref), modality=str(ref.attrs.get("modality", "")),
+                            name=f"{ref.name or 'reference'} grid")
+
+
+def _smooth_for(image: xr.DataArray, target_spacing: float) -> xr.DataArray:
+    """Gaussian anti-aliasing before resampling to a coarser grid: sigma = sqrt(t^2 - s^2) / 2.355 per axis."""
+    from scipy import ndimage
+
+    sp = np.asarray(mi.spacing(image))
+    sig_mm = np.sqrt(np.clip(target_spacing**2 - sp**2, 0, None)) / 2.3548
+    if not np.any(sig_mm > 0):
+        return image
+    sig = [0.0] * image.ndim
+    for k, d in enumerate(mi.spatial_dims(image)):
+        sig[image.dims.index(d)] = float(sig_mm[k] / sp[k])
+    data = ndimage.gaussian_filter(np.asarray(image.data, dtype=np.float32), sig, mode="nearest")
+    return image.copy(data=data)
+
+
 def resample_step(image: xr.DataArray, reference: xr.DataArray, registrations: list[dict[str, Any]],
-                  interpolation: str = "linear") -> xr.DataArray:
-    """Resample ``image`` once into the reference frame through its composed chain."""
+                  interpolation: str = "linear", smooth_to: float | None = None) -> xr.DataArray:
+    """Resample ``image`` once into the reference frame through its composed chain.
+
+    ``smooth_to`` (mm): the target is an analysis grid this coarse; images finer than it are
+    smoothed first (Gaussian, FWHM making up the difference) so the coarse voxels average rather
+    than alias. Masks (``interpolation="nearest"``) are not smoothed.
+    """
     from multiscale import registration as reg
 
     t = compose_chain([r["transform"] for r in registrations])
     if t is None and mi.same_grid(image, reference):
         return image
+    if smooth_to and interpolation != "nearest":
+        image = _smooth_for(image, smooth_to)
     ref = reference.isel(c=0, drop=True) if "c" in reference.dims else reference
     out = reg.resample(image, ref, t, interpolation=interpolation)
     if interpolation == "nearest":
@@ -880,18 +927,25 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
                          {k: masks_raw[k] for k, spec in subject.masks.items() if spec.on == e.fixed_image})
             for e in subject.edges}
     frame_of = frames_of(subject)
+    # each reference frame's grid: the reference image's own, or a coarser analysis grid
+    grid = {r: images[r] for r in references_of(subject)}
+    smooth = {r: None for r in grid}
+    for r, g in subject.grids.items():
+        grid[r] = node(f"grid-{r}", analysis_grid, images[r], g["spacing"])
+        smooth[r] = g["spacing"] if g.get("smooth", True) else None
     maps = {}
     for k in subject.images:
         chain = chain_to_reference(subject, k)
-        if not chain:
+        r = frame_of[k]
+        if not chain and r not in subject.grids:
             maps[k] = images[k]
         else:
-            maps[k] = node(f"resample-{k}", resample_step, images[k], images[frame_of[k]],
-                           [regs[e.name] for e in chain], "linear")
+            maps[k] = node(f"resample-{k}", resample_step, images[k], grid[r],
+                           [regs[e.name] for e in chain], "linear", smooth[r])
     masks = {}
     for k, spec in subject.masks.items():
         chain = chain_to_reference(subject, spec.on)
-        masks[k] = node(f"resample-mask-{k}", resample_step, masks_raw[k], images[frame_of[spec.on]],
+        masks[k] = node(f"resample-mask-{k}", resample_step, masks_raw[k], grid[frame_of[spec.on]],
                         [regs[e.name] for e in chain], "nearest")
     results = []
     for a in study.analyses:

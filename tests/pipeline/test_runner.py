@@ -184,3 +184,36 @@ def test_an_analysis_error_names_the_analysis_map_and_region(tmp_path):
     run = run_study(path, progress=None)
     assert list(run.failed) == ["s1"]
     assert "analysis 'bad' (radial) of pet in tumour" in run.failed["s1"]
+
+
+def test_a_frame_analysed_on_a_coarser_grid(tmp_path):
+    from multiscale import io
+
+    path = make_study(tmp_path, subjects=("s1",), method="identity")
+    text = path.read_text().replace("subjects:\n", "  grids: {mri: {spacing: 1.0}}\nsubjects:\n", 1)
+    path.write_text(text)
+    run = run_study(path, progress=None)
+    assert run.completed == ["s1"], run.failed
+    maps = io.load(tmp_path / "out" / "subjects" / "s1" / "maps" / "mri.ome.zarr")
+    # 20 voxels of 0.5 mm become 10 of 1 mm, edges kept: first centre at -0.25 + 0.5 = 0.25 mm
+    assert maps.shape[1:] == (10, 10, 10) and mi.spacing(maps) == (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(mi.origin(maps), (0.25, 0.25, 0.25))
+    # the mask stays a mask (nearest), the MRI is smoothed before sampling (no value outside its range)
+    tumour = np.asarray(maps.sel(c="mask:tumour"))
+    assert set(np.unique(tumour)) == {0.0, 1.0} and 100 < tumour.sum() < 150  # sphere r = 3 mm: 113 mm3
+    mri = io.load(tmp_path / "data" / "s1" / "mri.nii.gz")
+    coarse = np.asarray(maps.sel(c="mri"))
+    assert float(np.asarray(mri).min()) - 1 <= coarse.min() and coarse.max() <= float(np.asarray(mri).max()) + 1
+    table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert table[(table.metric == "shell_n")].value.sum() == tumour.sum()
+
+
+def test_grids_name_a_reference_frame(tmp_path):
+    from multiscale.pipeline.study import StudyError, load_study
+
+    path = make_study(tmp_path, subjects=("s1",), method="identity")
+    text = path.read_text().replace("subjects:\n", "  grids: {pet: {spacing: 1.0}}\nsubjects:\n", 1)
+    path.write_text(text)
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "grids:" in t)
+    with pytest.raises(StudyError, match=rf"{path}:{line}: defaults.grids.pet: grid for 'pet', which is not a reference"):
+        load_study(path)
