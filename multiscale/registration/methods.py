@@ -112,15 +112,23 @@ def register(
     seed : int
         Seed of the metric's random sampling; same seed, same threads, same result.
     **options
-        ``fixed_channel``, ``moving_channel`` (None/"sum"/"tic", "mean", "max", a channel label,
-        a position, ``{label: weight}`` or one weight per channel); ``working_spacing`` (mm) or
-        ``working_factor``; ``max_voxels``; ``levels`` (pyramid halvings; default down to a
-        ~32-pixel coarsest image); ``iterations``; ``bspline_iterations``; ``bspline_mesh``;
-        ``bspline_levels``; ``samples`` (random metric samples per level, 50,000) or ``sampling``
-        (a fixed fraction instead); ``bins``; ``rotation_search``;
-        ``rotation_step_deg``; ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance`` (0.05):
-        the relative metric gain an optional stage must bring in ``"auto"``; ``threads`` (fix for bit-reproducibility);
-        ``landmark_kind`` ("rigid", "similarity", "affine"); ``slice_to_volume``;
+        Channels: ``fixed_channel``, ``moving_channel`` (None/"sum"/"tic", "mean", "max", a channel
+        label, a position, ``{label: weight}`` or one weight per channel).
+        Resolution: ``working_spacing`` (mm) or ``working_factor`` (times the coarser image's
+        pixel); ``max_voxels``; ``levels`` (pyramid halvings; default down to a ~32-pixel coarsest
+        image, at most 6).
+        Sampling: ``samples`` (random, jittered metric samples per level, 50,000) or ``sampling``
+        (a fixed fraction instead); ``bins`` (Mattes bins; default 0.75 sqrt(voxels) within
+        [24, 64]); ``final_draws`` (small images: average the linear fit over this many sample
+        draws, 4).
+        Optimiser: ``iterations`` (per level, 300); ``bspline_iterations`` (100);
+        ``bspline_mesh`` (control-point intervals per axis, 8); ``bspline_levels`` (1);
+        ``bspline_samples`` (20,000); ``bspline_optimizer`` ("lbfgs2" or "gd").
+        Initialisation: ``rotation_search`` (default on in 2-D), ``rotation_step_deg`` (15);
+        ``landmark_kind`` ("rigid", "similarity", "affine").
+        Keeping stages in ``"auto"``: ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance``
+        (0.05), the relative metric gain affine and B-spline must bring.
+        Other: ``threads`` (fix with ``seed`` for bit-identical runs); ``slice_to_volume``;
         ``section_thickness`` (mm); ``verbose``.
 
     Returns
