@@ -171,9 +171,11 @@ def register(
         if nf == 2 and nm == 3 and opts["slice_to_volume"]:
             from .slice_to_volume import register_slice_to_volume
 
-            return register_slice_to_volume(
-                fixed, moving, initial=initial, metric=metric, seed=seed, fixed_mask=fixed_mask, **_s2v_opts(opts)
-            )
+            with _thread_count(opts["threads"]):
+                return register_slice_to_volume(
+                    fixed, moving, initial=initial, metric=metric, seed=seed, fixed_mask=fixed_mask,
+                    **_s2v_opts(opts),
+                )
         if nf == 2 and nm == 3:
             raise RegistrationError(
                 "fixed is 2-D and moving is 3-D: to place a section in a volume pass slice_to_volume=True "
