@@ -11,7 +11,8 @@ tissue. Methods, measured in the same run:
   then affine, then a B-spline with LBFGSB), at full resolution;
 * ``elastix``: itk-elastix with its default rigid/affine/bspline parameter maps, when importable
   from ``benchmarks/_env/bin/python`` (or ``$ELASTIX_PYTHON``); run in a subprocess, timing the
-  registration call only.
+  registration call only. Its defaults assume roughly unit voxels, so it gets both images scaled by
+  one common factor making the fixed voxel 1 (displacements are scaled back).
 
 Usage::
 
@@ -199,8 +200,14 @@ def elastix_python() -> str | None:
 def run_elastix(w, pts, idx, exe):
     DATA.mkdir(parents=True, exist_ok=True)
     fp, mp = DATA / f"{w['name']}_fixed.mha", DATA / f"{w['name']}_moving.mha"
-    sitk.WriteImage(sitk.Cast(to_sitk(w["fixed"]), sitk.sitkFloat32), str(fp))
-    sitk.WriteImage(sitk.Cast(to_sitk(w["moving"]), sitk.sitkFloat32), str(mp))
+    # elastix's defaults (grid spacing 16, step lengths) assume roughly unit voxels: hand it both images
+    # scaled so that the fixed voxel is 1, and scale the displacements back
+    scale = 1.0 / min(to_sitk(w["fixed"]).GetSpacing())
+    for img, path in ((w["fixed"], fp), (w["moving"], mp)):
+        s = sitk.Cast(to_sitk(img), sitk.sitkFloat32)
+        s.SetSpacing(tuple(v * scale for v in s.GetSpacing()))
+        s.SetOrigin(tuple(v * scale for v in s.GetOrigin()))
+        sitk.WriteImage(s, str(path))
     maps = "rigid,affine,bspline" if w["stages"] == "deformable" else "rigid,affine"
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "run.py"
@@ -211,8 +218,8 @@ def run_elastix(w, pts, idx, exe):
             raise RuntimeError(res.stderr[-2000:])
         elapsed = json.loads(res.stdout.strip().splitlines()[-1])["time_s"]
         field = np.load(out)  # (z, y, x, d) displacements in (x, y, z) order, fixed grid
-    disp = field[tuple(idx.T)]
-    return pts + disp, elapsed, {"maps": maps}
+    disp = field[tuple(idx.T)] / scale
+    return pts + disp, elapsed, {"maps": maps, "unit_voxel_scaling": True}
 
 
 # ------------------------------------------------------------------------------------ main
