@@ -61,7 +61,7 @@ def _warm_up(study: str, output: str) -> None:
     run_subject(st, st.subjects[0], Path(output) / str(os.getpid()))
 
 
-def run_config(study: Path, output: Path, workers: int, warmup: Path) -> tuple[float, float, list[float], int]:
+def run_config(study: Path, output: Path, workers: int, warmup: Path) -> tuple[float, float, list[float], int, float]:
     """Wall time (s), worker CPU time (s), peak RSS per worker (MB) and failed subjects, on a fresh LocalCluster.
 
     Every worker first runs the one-subject ``warmup`` study (not timed): the first subject a
@@ -85,7 +85,7 @@ def run_config(study: Path, output: Path, workers: int, warmup: Path) -> tuple[f
         rss = sorted(client.run(_peak_rss_mb).values())
     for sid, err in run.failed.items():
         print(f"  {sid} failed: {err.splitlines()[-1]}", flush=True)
-    return wall, cpu, rss, len(run.failed)
+    return wall, cpu, rss, len(run.failed), run.finish_seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--workers {' '.join(map(str, args.workers))}`; host {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average at start {os.getloadavg()[0]:.1f} (other jobs share the machine).")
     say()
-    say("| subjects N | workers | wall (s) | T(N) / (N T(1)) | worker CPU (s) | CPU / subject (s) | speed-up vs 1 worker "
-        "| target | peak RSS per worker (MB) | failed |")
-    say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    say("| subjects N | workers | wall (s) | of which cohort outputs (s) | T(N) / (N T(1)) | worker CPU (s) "
+        "| CPU / subject (s) | speed-up vs 1 worker | target | peak RSS per worker (MB) | failed |")
+    say("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     t1 = None
     one_worker: dict[int, float] = {}
     for n in ns:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in sorted(set(args.workers) | {1}):
             if n == 1 and k > 1:
                 continue
-            wall, cpu, rss, failed = run_config(study, work / f"out_n{n}_w{k}", k, replicated_study(data, 1, work))
+            wall, cpu, rss, failed, finish = run_config(study, work / f"out_n{n}_w{k}", k, replicated_study(data, 1, work))
             if n == 1 and k == 1:
                 t1 = wall
             if k == 1:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             lin = f"{wall / (n * t1):.2f}" if k == 1 and t1 else "-"
             speed = f"{one_worker[n] / wall:.2f}x" if k > 1 and n in one_worker else "-"
             target = f">= {0.8 * k:.1f}x" if k > 1 else "linear (1.0)"
-            say(f"| {n} | {k} | {wall:.1f} | {lin} | {cpu:.1f} | {cpu / n:.2f} | {speed} | {target} | "
+            say(f"| {n} | {k} | {wall:.1f} | {finish:.1f} | {lin} | {cpu:.1f} | {cpu / n:.2f} | {speed} | {target} | "
                 f"{', '.join(f'{r:.0f}' for r in rss)} | {failed} |")
     say()
     say(f"Anchor: one subject on one worker, T(1) = {t1:.1f} s (measured in this run, after one untimed "

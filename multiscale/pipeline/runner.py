@@ -41,6 +41,7 @@ class StudyRun:
     results: Path | None = None
     report: Path | None = None
     provenance: Path | None = None
+    finish_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -161,7 +162,9 @@ def run_study(
         order = [s.id for s in todo]
         run.completed.sort(key=order.index)
     wall = time.perf_counter() - t_start
+    t_finish = time.perf_counter()
     _finish(study, run, selected, wall, client)
+    run.finish_seconds = time.perf_counter() - t_finish
     if run.failed:
         _say(progress, f"{len(run.failed)} subject(s) failed: {', '.join(run.failed)} (see {run.report})")
     _say(progress, f"results: {run.results}")
