@@ -33,7 +33,7 @@ Targets are those of `../shared/BENCHMARKS.md`. Per-topic details follow; each s
 | §3 registration, 2-D deformable | same | 1.3x SimpleITK's error | no |
 | §3 registration, 3-D deformable | same | 1.33x elastix's error, 1.1x its time | no |
 | §4 study scale, linearity in N | T(N) / (N T(1)) near 1 | 0.89-1.18 (N = 2, 4, 8) | yes |
-| §4 study scale, 2 workers | speed-up >= 1.6x | 1.30-1.75x (noisy shared machine) | at N = 8 only |
+| §4 study scale, 2 workers | speed-up >= 1.6x | idle machine: 1.43-1.59x (full-size subjects), 1.27-1.50x (small); 1.30-1.75x under load | no (just short: the serial cohort outputs, ~2 s on the client, are the main overhead) |
 | §4 memory per worker | independent of N | 552-622 MB for N = 1..8 | yes |
 
 """
