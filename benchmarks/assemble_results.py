@@ -22,8 +22,8 @@ Targets are those of `../shared/BENCHMARKS.md`. Per-topic details follow; each s
 
 | workload (BENCHMARKS.md) | target | measured | met |
 | --- | --- | --- | --- |
-| §1 imzML, 100 ions, file A | >= 50x pyimzML | 104x CPU, 125x wall | yes |
-| §1 imzML, 1,000 ions / 100 ions | < 2x | 2.46x CPU (A), 1.94x CPU (B) | A no, B yes |
+| §1 imzML, 100 ions, file A | >= 50x pyimzML | 104-109x CPU, 125x wall (B: 115-138x) | yes |
+| §1 imzML, 1,000 ions / 100 ions | < 2x | A 2.46-2.92x CPU, B 1.94-2.28x CPU (two runs) | no (B once) |
 | §1 imzML, reopening | < 0.1 s | 0.037 s (A) | yes |
 | §1 imzML, agreement with pyimzML | 1e-6 relative | 8.7e-8 | yes |
 | §2 texture, whole ROI, all families | >= 3x pyradiomics | 4.0-4.9x wall, 4.4-5.0x CPU | yes |
