@@ -66,23 +66,26 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(data)
 
 
-def single_channel(image: xr.DataArray, what: str = "image") -> xr.DataArray:
-    """Validate ``image`` and drop singleton ``t``/``c`` dims; refuse several channels or times."""
+def single_channel(image: xr.DataArray, what: str = "image", error: type[Exception] = AnalysisError) -> xr.DataArray:
+    """Validate ``image`` and drop singleton ``t``/``c`` dims; refuse several channels or times.
+
+    ``error`` is the exception class raised (texture raises its :class:`RoiError`).
+    """
     if not isinstance(image, xr.DataArray):
-        raise AnalysisError(
-            f"{what} must be an image (xarray.DataArray built with multiscale.image.spatial_image), "
-            f"got {type(image).__name__}"
+        raise error(
+            f"{what} must be a spatial image (xarray.DataArray built with multiscale.image.spatial_image), "
+            f"got {type(image).__name__}; wrap arrays with spatial_image(array, spacing=...)"
         )
     try:
         validate(image)
     except ImageError as exc:
-        raise AnalysisError(f"{_label(image, what)}: {exc}") from exc
+        raise error(f"{_label(image, what)}: {exc}") from exc
     for d in ("t", "c"):
         if d in image.dims:
             if image.sizes[d] != 1:
-                raise AnalysisError(
-                    f"{_label(image, what)} has {image.sizes[d]} entries along {d!r}; select one first, "
-                    f"e.g. image.isel({d}=0) or image.sel(c='name')"
+                raise error(
+                    f"{_label(image, what)} has {image.sizes[d]} entries along {d!r}; select one with image.isel({d}=0) "
+                    f"or image.sel(c='name')"
                 )
             image = image.isel({d: 0})
     return image

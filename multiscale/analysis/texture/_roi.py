@@ -15,6 +15,7 @@ import numpy as np
 import xarray as xr
 
 from multiscale import image as msi
+from multiscale.analysis._masks import single_channel
 
 __all__ = ["Roi", "RoiError", "TextureWarning", "prepare_roi", "image_array"]
 
@@ -47,20 +48,7 @@ class Roi:
 
 def image_array(image: Any, name: str = "image", as_float: bool = True) -> tuple[np.ndarray, tuple[float, ...], bool]:
     """(z, y, x) array (float64 unless ``as_float=False``), spacing (z, y, x) in mm and a 2-D flag."""
-    if not isinstance(image, xr.DataArray):
-        raise RoiError(
-            f"{name} must be a spatial image (xarray.DataArray from multiscale.image.spatial_image), "
-            f"got {type(image).__name__}; wrap arrays with spatial_image(array, spacing=...)"
-        )
-    msi.validate(image)
-    for d in ("t", "c"):
-        if d in image.dims:
-            if image.sizes[d] != 1:
-                raise RoiError(
-                    f"{name} has {image.sizes[d]} entries along {d!r}; texture features need one volume: "
-                    f"select one with image.isel({d}=k)"
-                )
-            image = image.isel({d: 0})
+    image = single_channel(image, name, error=RoiError)
     sd = msi.spatial_dims(image)
     if sd == ("x",):
         raise RoiError(f"{name} is 1-D; texture features need a 2-D or 3-D image")

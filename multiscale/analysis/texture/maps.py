@@ -44,6 +44,7 @@ import xarray as xr
 from numba import njit
 
 from multiscale import image as msi
+from multiscale.analysis._masks import single_channel
 from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
 from multiscale.analysis.texture._aggregate import (
@@ -641,20 +642,7 @@ def feature_map(
     """
     family = _family_name(family)
     module = _MODULES[family]
-    if not isinstance(image, xr.DataArray):
-        raise RoiError(
-            f"feature_map: image must be a spatial image (xarray.DataArray from multiscale.image.spatial_image), "
-            f"got {type(image).__name__}"
-        )
-    msi.validate(image)
-    for d in ("t", "c"):
-        if d in image.dims:
-            if image.sizes[d] != 1:
-                raise RoiError(
-                    f"feature_map: image has {image.sizes[d]} entries along {d!r}; select one volume with "
-                    f"image.isel({d}=k)"
-                )
-            image = image.isel({d: 0})
+    image = single_channel(image, "feature_map: image", error=RoiError)
     sdims = msi.spatial_dims(image)
     if len(sdims) not in (2, 3):
         raise RoiError(f"feature_map: image has spatial dims {sdims}; texture maps need a 2-D or 3-D image")
