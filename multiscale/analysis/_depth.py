@@ -15,8 +15,16 @@ voxel's box. Outside the image counts as outside the mask.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 from scipy import ndimage as ndi
+
+#: the last few depth maps, keyed by mask content and spacing: a radial profile, its gradient and
+#: its rim/core ratio on the same mask (as the pipeline asks for) compute the depth once
+_DEPTH_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_DEPTH_CACHE_SIZE = 4
 
 __all__ = ["inside_depth_mm", "signed_depth_mm", "distance_to_mask_mm"]
 
@@ -73,6 +81,18 @@ def inside_depth_mm(mask: np.ndarray, spacing) -> np.ndarray:
     """
     mask = np.asarray(mask, dtype=bool)
     sp = np.asarray(spacing, dtype=float)
+    key = (mask.shape, tuple(sp.tolist()), hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=16).digest())
+    if key in _DEPTH_CACHE:
+        _DEPTH_CACHE.move_to_end(key)
+        return _DEPTH_CACHE[key].copy()
+    out = _inside_depth_mm(mask, sp)
+    _DEPTH_CACHE[key] = out.copy()
+    if len(_DEPTH_CACHE) > _DEPTH_CACHE_SIZE:
+        _DEPTH_CACHE.popitem(last=False)
+    return out
+
+
+def _inside_depth_mm(mask: np.ndarray, sp: np.ndarray) -> np.ndarray:
     out = np.zeros(mask.shape, dtype=np.float64)
     if not mask.any():
         return out
