@@ -59,6 +59,8 @@ def test_run_on_a_localcluster_of_two_worker_processes(tmp_path, capsys):
     assert prov["scheduler"] == "distributed" and prov["workers"] == 2
     assert [s["status"] for s in prov["statuses"]] == ["failed", "completed"]
     assert set(pd.read_parquet(tmp_path / "out" / "results.parquet").subject) == {"s2"}
+    # the cohort figures were drawn on the workers and embedded in the study report
+    assert "Radial profiles of pet in tumour" in (tmp_path / "out" / "report.html").read_text()
     # resume: the complete subject is skipped, the broken one is tried again (and fails again)
     assert main(["run", str(path), "--workers", "0", "--resume"]) == 1
     out = capsys.readouterr().out

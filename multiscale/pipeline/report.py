@@ -12,7 +12,7 @@ import base64
 import html
 import io as _io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ import pandas as pd
 
 from multiscale import image as mi
 
-__all__ = ["subject_figures", "subject_report_html", "study_report_html", "png_data_uri"]
+__all__ = ["subject_figures", "registration_figures", "analysis_figures", "subject_report_html", "study_report_html", "png_data_uri"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -237,35 +237,62 @@ def _texture_figure(fig_data: Mapping[str, Any], masks: Mapping[str, Any]) -> by
     return _fig_png(fig)
 
 
-def subject_figures(subject: Any, maps: Mapping[str, Any], masks: Mapping[str, Any],
-                    registrations: Mapping[str, Any], analyses: list[Mapping[str, Any]], table: pd.DataFrame,
-                    frame_of: Mapping[str, str]) -> dict[str, bytes]:
-    """PNG figures of one subject, by file name (``overlay_<frame>.png``, ``registration_<edge>.png``, ...)."""
-    from .graph import references_of
+def registration_figures(subject: Any, maps: Mapping[str, Any], masks: Mapping[str, Any],
+                         registrations: Mapping[str, Any], frames: Sequence[str] | None = None) -> dict[str, bytes]:
+    """The overlay of every (or each given) reference frame and the checkerboard of every registration.
 
+    Returns PNG bytes by file name (``overlay_<frame>.png``, ``registration_<edge>.png``). The study
+    pipeline renders each figure in a task of its own, so that workers share a subject's figures.
+    """
+    from .graph import frames_of, references_of
+
+    frame_of = frames_of(subject)
     out: dict[str, bytes] = {}
     mask_frames = {k: frame_of[subject.masks[k].on] for k in masks}
-    for frame in references_of(subject):
+    for frame in (references_of(subject) if frames is None else frames):
         out[f"overlay_{_safe(frame)}.png"] = _overlay_figure(frame, maps, masks, frame_of, mask_frames)
     for name, reg in registrations.items():
         out[f"registration_{_safe(name)}.png"] = _checker_figure(name, reg)
+    return out
+
+
+def analysis_figures(analysis: Mapping[str, Any], table: pd.DataFrame, masks: Mapping[str, Any]) -> dict[str, bytes]:
+    """The figures of one analysis result (radial profiles, colocalisation histograms, texture maps).
+
+    ``analysis`` is an analysis step's result (``figures`` and ``rows``); ``table`` holds at least
+    that analysis's rows. Returns PNG bytes by file name.
+    """
+    out: dict[str, bytes] = {}
     seen = set()
-    for i, a in enumerate(analyses):
-        for j, fig in enumerate(a["figures"]):
-            kind = fig.get("kind")
-            if kind == "radial":
-                key = (fig["analysis"], fig["map"], fig["region"])
-                if key in seen:
-                    continue
-                seen.add(key)
-                png = _radial_figure(table, *key)
-                if png:
-                    out[f"radial_{_safe('_'.join(key))}.png"] = png
-            elif kind == "coloc":
-                out[f"coloc_{_safe(fig['analysis'])}_{j}_{_safe(fig['a'])}_{_safe(fig['b'])}.png"] = _coloc_figure(fig)
-            elif kind == "texture_map":
-                out[f"texture_{_safe(fig['analysis'])}_{_safe(fig['map'])}_{_safe(fig['region'])}.png"] = \
-                    _texture_figure(fig, masks)
+    for j, fig in enumerate(analysis["figures"]):
+        kind = fig.get("kind")
+        if kind == "radial":
+            key = (fig["analysis"], fig["map"], fig["region"])
+            if key in seen:
+                continue
+            seen.add(key)
+            png = _radial_figure(table, *key)
+            if png:
+                out[f"radial_{_safe('_'.join(key))}.png"] = png
+        elif kind == "coloc":
+            out[f"coloc_{_safe(fig['analysis'])}_{j}_{_safe(fig['a'])}_{_safe(fig['b'])}.png"] = _coloc_figure(fig)
+        elif kind == "texture_map":
+            out[f"texture_{_safe(fig['analysis'])}_{_safe(fig['map'])}_{_safe(fig['region'])}.png"] = \
+                _texture_figure(fig, masks)
+    return out
+
+
+def subject_figures(subject: Any, maps: Mapping[str, Any], masks: Mapping[str, Any],
+                    registrations: Mapping[str, Any], analyses: list[Mapping[str, Any]],
+                    table: pd.DataFrame) -> dict[str, bytes]:
+    """PNG figures of one subject, by file name (``overlay_<frame>.png``, ``registration_<edge>.png``, ...).
+
+    The registration figures first, then each analysis's in order (see :func:`registration_figures`
+    and :func:`analysis_figures`, which the study pipeline runs as separate tasks).
+    """
+    out = registration_figures(subject, maps, masks, registrations)
+    for a in analyses:
+        out.update(analysis_figures(a, table, masks))
     return out
 
 
@@ -391,62 +418,87 @@ def subject_report_html(study: Any, subject: Any, table: pd.DataFrame, figures: 
     return _page(f"{study.name}: {subject.id}", f"study file {study.path}", [(subject.id, subject.id)], body)
 
 
-def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
-    plt = _plt()
-    out = []
+def cohort_figure_specs(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """The cohort page's figures as ``(caption, kind, data)``: each is drawn by :func:`cohort_figure_png`.
+
+    One radial-profile figure per (analysis, map, region) with a line per subject, and one panel
+    per scalar metric (the first 24) when there are at least two subjects. Kept apart from the
+    drawing so that a run on a cluster can draw the figures on its workers, side by side.
+    """
+    specs: list[tuple[str, str, pd.DataFrame]] = []
     if table.empty:
-        return out
+        return specs
     prof = table[table.metric == "shell_mean"]
     for (analysis, map_name, region), t in prof.groupby(["analysis", "map", "region"], sort=False):
+        d = table[(table.analysis == analysis) & (table["map"] == map_name) & (table.region == region)
+                  & table.metric.isin(["shell_mean", "shell_depth_mm"])]
+        specs.append((f"Radial profiles of {map_name} in {region} ({analysis}), one line per subject", "radial", d))
+    scalar = table[table["bin"].isna()]
+    if scalar.subject.nunique() < 2:
+        return specs
+    hide = scalar.metric.str.contains(r"ci_low|ci_high|_n$|n_voxels|points|radius|^n$|threshold", regex=True)
+    scalar = scalar[~hide]
+    keys = list(dict.fromkeys(zip(scalar.analysis, scalar.metric)))[:24]
+    if keys:
+        keep = pd.Series(list(zip(scalar.analysis, scalar.metric)), index=scalar.index).isin(keys)
+        specs.append(("Scalar metrics compared across subjects (first 24 metrics)", "scalars", scalar[keep]))
+    return specs
+
+
+def cohort_figure_png(kind: str, data: pd.DataFrame) -> bytes:
+    """Draw one cohort figure of :func:`cohort_figure_specs` (PNG bytes)."""
+    plt = _plt()
+    if kind == "radial":
+        first = data.iloc[0]
+        map_name, region = first["map"], first["region"]
         fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
-        for sid, ts in t.groupby("subject", sort=False):
+        for sid, ts in data[data.metric == "shell_mean"].groupby("subject", sort=False):
             ts = ts.sort_values("bin")
-            d = table[(table.subject == sid) & (table.analysis == analysis) & (table["map"] == map_name)
-                      & (table.region == region) & (table.metric == "shell_depth_mm")].sort_values("bin")
+            d = data[(data.subject == sid) & (data.metric == "shell_depth_mm")].sort_values("bin")
             x = d["value"].to_numpy() if len(d) == len(ts) else ts["bin"].to_numpy()
             ax.plot(x, ts["value"].to_numpy(), "o-", ms=3, label=str(sid))
+        units = data.loc[data.metric == "shell_mean", "units"].iloc[0]
         ax.set_xlabel("depth below surface (mm)")
-        ax.set_ylabel(f"{map_name} [{t['units'].iloc[0]}]")
+        ax.set_ylabel(f"{map_name} [{units}]")
         ax.set_title(f"radial profiles: {map_name} in {region}", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-        out.append((f"Radial profiles of {map_name} in {region} ({analysis}), one line per subject", _fig_png(fig)))
-    scalar = table[table["bin"].isna()]
-    if scalar.subject.nunique() < 2:
-        return out
-    hide = scalar.metric.str.contains(r"ci_low|ci_high|_n$|n_voxels|points|radius|^n$|threshold", regex=True)
-    scalar = scalar[~hide]
-    keys = scalar.groupby(["analysis", "metric"], sort=False)
-    panels = [(k, t) for k, t in keys if t.subject.nunique() >= 1][:24]
-    if panels:
-        cols = 4
-        rows = int(np.ceil(len(panels) / cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False, layout="constrained")
-        for ax, ((analysis, metric), t) in zip(axes.ravel(), panels):
-            labels = (t["map"] + " / " + t["region"]).tolist()
-            cats = list(dict.fromkeys(labels))
-            for sid, ts in t.groupby("subject", sort=False):
-                lab = (ts["map"] + " / " + ts["region"]).tolist()
-                ax.plot([cats.index(v) for v in lab], ts["value"], "o", ms=4, label=str(sid))
-            ax.set_xticks(range(len(cats)))
-            ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=6)
-            unit = t["units"].iloc[0]
-            ax.set_title(f"{metric}" + (f" [{unit}]" if unit else ""), fontsize=8)
-            ax.tick_params(axis="y", labelsize=7)
-        for ax in axes.ravel()[len(panels):]:
-            ax.axis("off")
-        axes.ravel()[0].legend(fontsize=6)
-        fig.suptitle("metrics per subject", fontsize=10)
-
-        out.append(("Scalar metrics compared across subjects (first 24 metrics)", _fig_png(fig)))
-    return out
+        return _fig_png(fig)
+    if kind != "scalars":
+        raise ValueError(f"unknown cohort figure kind {kind!r} (radial, scalars)")
+    panels = list(data.groupby(["analysis", "metric"], sort=False))
+    cols = 4
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False, layout="constrained")
+    for ax, ((analysis, metric), t) in zip(axes.ravel(), panels):
+        labels = (t["map"] + " / " + t["region"]).tolist()
+        cats = list(dict.fromkeys(labels))
+        for sid, ts in t.groupby("subject", sort=False):
+            lab = (ts["map"] + " / " + ts["region"]).tolist()
+            ax.plot([cats.index(v) for v in lab], ts["value"], "o", ms=4, label=str(sid))
+        ax.set_xticks(range(len(cats)))
+        ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=6)
+        unit = t["units"].iloc[0]
+        ax.set_title(f"{metric}" + (f" [{unit}]" if unit else ""), fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=6)
+    fig.suptitle("metrics per subject", fontsize=10)
+    return _fig_png(fig)
 
 
-def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[str, Any]], output: Path) -> str:
+def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
+    return [(caption, cohort_figure_png(kind, data)) for caption, kind, data in cohort_figure_specs(table)]
+
+
+def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[str, Any]], output: Path,
+                      cohort_figures: list[tuple[str, bytes]] | None = None) -> str:
     """The study report: a cohort page (status, failures, cross-subject figures) followed by every subject's page.
 
     ``statuses`` holds one mapping per subject with ``subject``, ``status`` (completed, skipped,
     failed), ``seconds`` and ``error``; subject sections are read back from each subject's folder.
+    ``cohort_figures`` are ``(caption, png)`` pairs already drawn (drawn here when not given).
     """
     nav = [("cohort", "cohort")]
     body = ["<section id='cohort'><h2>Cohort</h2>"]
@@ -457,7 +509,7 @@ def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[st
         body.append("<h3 class='fail'>Failed subjects</h3>")
         for s in failed:
             body.append(f"<p><b>{html.escape(s['subject'])}</b></p><pre>{html.escape(str(s.get('error', '')))}</pre>")
-    for caption, png in _cohort_figures(table):
+    for caption, png in (_cohort_figures(table) if cohort_figures is None else cohort_figures):
         body.append(_img(png, caption))
     body.append("</section>")
     for s in statuses:

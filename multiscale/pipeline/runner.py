@@ -212,7 +212,14 @@ def _finish(study: Study, run: StudyRun, selected: list, wall: float, client: An
             statuses.append({"subject": s.id, "status": status,
                              "seconds": round(sum(marker.get("timings_s", {}).values()), 2),
                              "rows": int((table.subject == s.id).sum())})
-    html = report.study_report_html(study, table, statuses, out)
+    specs = report.cohort_figure_specs(table)
+    if client is not None and specs:
+        # the cohort figures are drawn on the workers, side by side, rather than one after another here
+        futures = [client.submit(report.cohort_figure_png, kind, data, pure=False) for _, kind, data in specs]
+        figures = list(zip([caption for caption, _, _ in specs], client.gather(futures)))
+    else:
+        figures = [(caption, report.cohort_figure_png(kind, data)) for caption, kind, data in specs]
+    html = report.study_report_html(study, table, statuses, out, figures)
     run.report = out / "report.html"
     _write_text(run.report, html)
     workers = None

@@ -805,8 +805,11 @@ def _frame_stack(frame: str, maps: Mapping[str, xr.DataArray], frame_of: Mapping
 def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: dict[str, xr.DataArray],
                        masks: dict[str, xr.DataArray], registrations: dict[str, dict[str, Any]],
                        analyses: list[dict[str, Any]], timings: dict[str, float],
-                       inputs: dict[str, str]) -> dict[str, Any]:
-    """Write tables, maps, transforms, figures, provenance and the subject report; swap into place."""
+                       inputs: dict[str, str], figures: dict[str, bytes] | None = None) -> dict[str, Any]:
+    """Write tables, maps, transforms, figures, provenance and the subject report; swap into place.
+
+    ``figures`` are the subject's PNGs by file name, drawn here when not given.
+    """
     from multiscale import io
 
     from . import report
@@ -859,7 +862,8 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
                 reg_summary[name]["true_parameters"] = report._linear_summary(r["truth_transform"])
         write_json(reg_summary, tmp / "registration.json")
         outputs.append("registration.json")
-        figures = report.subject_figures(subject, maps, masks, registrations, analyses, table, frame_of)
+        if figures is None:
+            figures = report.subject_figures(subject, maps, masks, registrations, analyses, table)
         (tmp / "figures").mkdir()
         for fname, png in figures.items():
             (tmp / "figures" / fname).write_bytes(png)
@@ -952,21 +956,49 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
         needed = {parse_map_name(n)[0] for n in list(a.maps) + [m for p in a.pairs for m in p]}
         results.append(node(f"analysis-{a.name}", analysis_step, sid, a, {k: maps[k] for k in needed},
                             {k: masks[k] for k in a.masks}))
+    # figures in tasks of their own (one per reference frame, registration and analysis), so that
+    # the workers share a subject's figures instead of one worker drawing them all at its end
+    figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps, masks, {}, [r])
+               for r in references_of(subject)]
+    figures += [node(f"figures-registration-{e.name}", registration_figures_step, subject, {}, {},
+                     {e.name: regs[e.name]}, []) for e in subject.edges]
+    figures += [node(f"figures-{a.name}", analysis_figures_step, r, {k: masks[k] for k in a.masks})
+                for a, r in zip(study.analyses, results)]
     return delayed(_final, pure=False)(
-        study, subject, Path(output), maps, masks, regs, results, dask_key_name=f"write{suffix}")
+        study, subject, Path(output), maps, masks, regs, results, figures, dask_key_name=f"write{suffix}")
+
+
+def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, registrations: dict,
+                              frames: list[str]) -> dict[str, bytes]:
+    """Overlay figures of ``frames`` and checkerboards of ``registrations`` (PNG bytes by file name)."""
+    from . import report
+
+    return report.registration_figures(subject, maps, masks, registrations, frames)
+
+
+def analysis_figures_step(result: dict[str, Any], masks: dict) -> dict[str, bytes]:
+    """One analysis result's figures (PNG bytes by file name)."""
+    from . import report
+
+    return report.analysis_figures(result, results_frame(result["rows"]), masks)
 
 
 def _final(study: Study, subject: SubjectSpec, output: Path, maps: dict, masks: dict, regs: dict,
-           results: list) -> dict[str, Any]:
+           results: list, figures: list | None = None) -> dict[str, Any]:
     import dask
 
     t0 = time.perf_counter()
     inputs = input_checksums(subject.input_files())  # on the worker, in parallel across subjects
     timings: dict[str, float] = {"checksum-inputs": time.perf_counter() - t0}
-    maps, masks, regs, results = _unwrap([maps, masks, regs, results], timings)
+    maps, masks, regs, results, figures = _unwrap([maps, masks, regs, results, figures], timings)
+    merged = None
+    if figures is not None:
+        merged = {}
+        for f in figures:
+            merged.update(f)
     timings = {f"{k}": v for k, v in timings.items()}
     with dask.config.set(scheduler=_INNER_SCHEDULER):
-        return write_subject_step(study, subject, output, maps, masks, regs, results, timings, inputs)
+        return write_subject_step(study, subject, output, maps, masks, regs, results, timings, inputs, merged)
 
 
 def run_subject(study: Study, subject: SubjectSpec, output: Path) -> dict[str, Any]:

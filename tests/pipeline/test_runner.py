@@ -72,6 +72,10 @@ def test_outputs_maps_transforms_provenance(three):
     data = root / "data" / "s1"
     assert prov["inputs"][str(data / "pet.nii.gz")] == file_sha256(data / "pet.nii.gz")
     assert {"load-mri", "register-pet_to_mri", "resample-pet", "analysis-pet_radial"} <= set(prov["timings_s"])
+    # figures are drawn in tasks of their own (per frame, registration and analysis), so workers share them
+    assert {"figures-overlay-mri", "figures-registration-pet_to_mri", "figures-pet_radial"} <= set(prov["timings_s"])
+    assert sorted(p.name for p in (folder / "figures").iterdir()) == [
+        "overlay_mri.png", "radial_pet_radial_pet_tumour.png", "registration_pet_to_mri.png"]
     assert prov["packages"]["numpy"] == np.__version__
     marker = json.loads((folder / SUCCESS_FILE).read_text())
     assert all((folder / f).exists() for f in marker["outputs"])
