@@ -802,13 +802,58 @@ def _frame_stack(frame: str, maps: Mapping[str, xr.DataArray], frame_of: Mapping
     return out
 
 
+def frame_maps(subject: SubjectSpec, frame: str, maps: Mapping[str, xr.DataArray],
+               masks: Mapping[str, xr.DataArray], analyses: list[dict[str, Any]]) -> xr.DataArray:
+    """One reference frame's output stack: its maps, then its masks (``mask:<name>``) and texture maps."""
+    frame_of = frames_of(subject)
+    extra = [(f"mask:{k}", m) for k, m in masks.items() if frame_of[subject.masks[k].on] == frame]
+    for a in analyses:
+        for fig in a["figures"]:
+            if fig.get("kind") != "texture_map" or frame_of[parse_map_name(fig["map"])[0]] != frame:
+                continue
+            fmap = fig["texture_map"]
+            if "c" in fmap.dims:
+                extra += [(f"texture:{c}:{fig['map']}", fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values]
+            else:
+                extra.append((f"texture:{fig['map']}", fmap))
+    return _frame_stack(frame, maps, frame_of, extra)
+
+
+def staging_prefix(subject_id: str, token: str) -> str:
+    """Name prefix of a run's staging folders for one subject (beside the subject folders)."""
+    return f".{subject_id}.staging-{token}."
+
+
+def frame_maps_step(subject: SubjectSpec, frame: str, maps: dict, masks: dict, analyses: list,
+                    output: Path, token: str) -> Path:
+    """Write one reference frame's OME-Zarr into a staging folder beside the subject folders.
+
+    Returns the store's path; the subject's write step moves it into the subject folder. A
+    staging folder left by a subject that failed later is removed by the runner.
+    """
+    from multiscale import io
+
+    parent = subject_folder(output, subject.id).parent
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=staging_prefix(subject.id, token), suffix=".tmp", dir=parent))
+    try:
+        store = stage / f"{frame}.ome.zarr"
+        io.save(frame_maps(subject, frame, maps, masks, analyses), store)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return store
+
+
 def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: dict[str, xr.DataArray],
                        masks: dict[str, xr.DataArray], registrations: dict[str, dict[str, Any]],
                        analyses: list[dict[str, Any]], timings: dict[str, float],
-                       inputs: dict[str, str], figures: dict[str, bytes] | None = None) -> dict[str, Any]:
+                       inputs: dict[str, str], figures: dict[str, bytes] | None = None,
+                       map_stores: dict[str, Path] | None = None) -> dict[str, Any]:
     """Write tables, maps, transforms, figures, provenance and the subject report; swap into place.
 
-    ``figures`` are the subject's PNGs by file name, drawn here when not given.
+    ``figures`` are the subject's PNGs by file name, drawn here when not given; ``map_stores`` the
+    OME-Zarr stores of reference frames already written by :func:`frame_maps_step` (moved in).
     """
     from multiscale import io
 
@@ -819,7 +864,6 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
     tmp = Path(tempfile.mkdtemp(prefix=f".{subject.id}.", suffix=".tmp", dir=final.parent))
     t0 = time.perf_counter()
     try:
-        frame_of = frames_of(subject)
         rows = [r for a in analyses for r in a["rows"]]
         table = results_frame(rows)
         write_results(table, tmp)
@@ -836,22 +880,14 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
                 composed.save(tmp / fname)
                 outputs.append(fname)
         (tmp / "maps").mkdir()
-        texture_layers: dict[str, list] = {}
-        for a in analyses:
-            for fig in a["figures"]:
-                if fig.get("kind") == "texture_map":
-                    fmap = fig["texture_map"]
-                    frame = frame_of[parse_map_name(fig["map"])[0]]
-                    if "c" in fmap.dims:
-                        for c in fmap.coords["c"].values:
-                            texture_layers.setdefault(frame, []).append(
-                                (f"texture:{c}:{fig['map']}", fmap.sel(c=c, drop=True)))
-                    else:
-                        texture_layers.setdefault(frame, []).append((f"texture:{fig['map']}", fmap))
         for frame in references_of(subject):
-            extra = [(f"mask:{k}", m) for k, m in masks.items() if frame_of[subject.masks[k].on] == frame]
-            stack = _frame_stack(frame, maps, frame_of, extra + texture_layers.get(frame, []))
-            io.save(stack, tmp / "maps" / f"{frame}.ome.zarr")
+            target = tmp / "maps" / f"{frame}.ome.zarr"
+            staged = (map_stores or {}).get(frame)
+            if staged is not None:  # written by the frame's own task: move it in (same folder tree)
+                os.replace(staged, target)
+                shutil.rmtree(Path(staged).parent, ignore_errors=True)
+            else:
+                io.save(frame_maps(subject, frame, maps, masks, analyses), target)
             outputs.append(f"maps/{frame}.ome.zarr")
         reg_summary = {}
         for name, r in registrations.items():
@@ -964,8 +1000,11 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
                      {e.name: regs[e.name]}, []) for e in subject.edges]
     figures += [node(f"figures-{a.name}", analysis_figures_step, r, {k: masks[k] for k in a.masks})
                 for a, r in zip(study.analyses, results)]
+    # and each reference frame's OME-Zarr, in a staging folder that the write step moves in
+    stores = {r: node(f"maps-{r}", frame_maps_step, subject, r, maps, masks, results, Path(output), token or "run")
+              for r in references_of(subject)}
     return delayed(_final, pure=False)(
-        study, subject, Path(output), maps, masks, regs, results, figures, dask_key_name=f"write{suffix}")
+        study, subject, Path(output), maps, masks, regs, results, figures, stores, dask_key_name=f"write{suffix}")
 
 
 def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, registrations: dict,
@@ -984,13 +1023,13 @@ def analysis_figures_step(result: dict[str, Any], masks: dict) -> dict[str, byte
 
 
 def _final(study: Study, subject: SubjectSpec, output: Path, maps: dict, masks: dict, regs: dict,
-           results: list, figures: list | None = None) -> dict[str, Any]:
+           results: list, figures: list | None = None, stores: dict | None = None) -> dict[str, Any]:
     import dask
 
     t0 = time.perf_counter()
     inputs = input_checksums(subject.input_files())  # on the worker, in parallel across subjects
     timings: dict[str, float] = {"checksum-inputs": time.perf_counter() - t0}
-    maps, masks, regs, results, figures = _unwrap([maps, masks, regs, results, figures], timings)
+    maps, masks, regs, results, figures, stores = _unwrap([maps, masks, regs, results, figures, stores], timings)
     merged = None
     if figures is not None:
         merged = {}
@@ -998,7 +1037,7 @@ def _final(study: Study, subject: SubjectSpec, output: Path, maps: dict, masks: 
             merged.update(f)
     timings = {f"{k}": v for k, v in timings.items()}
     with dask.config.set(scheduler=_INNER_SCHEDULER):
-        return write_subject_step(study, subject, output, maps, masks, regs, results, timings, inputs, merged)
+        return write_subject_step(study, subject, output, maps, masks, regs, results, timings, inputs, merged, stores)
 
 
 def run_subject(study: Study, subject: SubjectSpec, output: Path) -> dict[str, Any]:
@@ -1006,7 +1045,13 @@ def run_subject(study: Study, subject: SubjectSpec, output: Path) -> dict[str, A
 
     Raises whatever the failing step raised, with the step's traceback.
     """
-    return subject_graph(study, subject, output).compute(scheduler="sync")
+    try:
+        return subject_graph(study, subject, output, "run").compute(scheduler="sync")
+    except BaseException:
+        parent = subject_folder(output, subject.id).parent
+        for p in parent.glob(staging_prefix(subject.id, "run") + "*.tmp") if parent.is_dir() else []:
+            shutil.rmtree(p, ignore_errors=True)
+        raise
 
 
 def format_error(exc: BaseException, tb: Any = None) -> str:

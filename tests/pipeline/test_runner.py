@@ -155,6 +155,32 @@ def test_a_broken_subject_is_reported_and_the_others_complete(tmp_path):
     assert leftovers == []
 
 
+def test_a_subject_failing_after_its_maps_were_staged_leaves_nothing_behind(tmp_path, monkeypatch):
+    """The OME-Zarr of a frame is written by its own task into a staging folder; when the subject's
+    write step then fails, the subject fails and its staged maps are removed."""
+    from multiscale.pipeline import tasks
+
+    path = make_study(tmp_path, subjects=("s1",), method="identity")
+    staged = []
+    real = tasks.frame_maps_step
+
+    def spy(*args):
+        store = real(*args)
+        staged.append(store)
+        return store
+
+    def broken(*args, **kwargs):
+        assert staged and staged[0].is_dir()  # the maps were staged before the write step
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(tasks, "frame_maps_step", spy)
+    monkeypatch.setattr(tasks, "write_subject_step", broken)
+    run = run_study(path, progress=None)
+    assert list(run.failed) == ["s1"] and "disk full" in run.failed["s1"]
+    assert staged and not staged[0].exists()
+    assert [p.name for p in (tmp_path / "out" / "subjects").iterdir()] == []
+
+
 def test_resume_recomputes_nothing_that_is_complete(tmp_path):
     path = make_study(tmp_path, subjects=("s1", "s2"), method="identity")
     first = run_study(path, progress=None)
