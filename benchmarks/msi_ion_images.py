@@ -113,22 +113,16 @@ def first_touch_cost(n_values: int) -> tuple[float, float]:
     """Seconds to allocate and fill a float64 array of ``n_values`` (the size of the 1,000-ion stack):
     on memory this process never used (two arrays alive), then on memory it just freed. Machine
     context for the 1,000-ion times, not our code: see the README of the results."""
-    keep = []
-    fresh = []
-    for _ in range(2):
+    def fill() -> tuple[float, np.ndarray]:
         t = time.perf_counter()
         a = np.empty(n_values)
         a[:] = 1.0
-        fresh.append(time.perf_counter() - t)
-        keep.append(a)
-    keep = []
-    reused = []
-    for _ in range(2):
-        t = time.perf_counter()
-        a = np.empty(n_values)
-        a[:] = 1.0
-        reused.append(time.perf_counter() - t)
-        del a
+        return time.perf_counter() - t, a
+
+    kept = [fill() for _ in range(2)]  # both alive: the second cannot reuse the first's memory
+    fresh = [t for t, _ in kept]
+    kept = []
+    reused = [fill()[0] for _ in range(2)]  # each freed before the next
     return max(fresh), min(reused)
 
 
