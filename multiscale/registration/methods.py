@@ -43,12 +43,14 @@ _DEFAULTS: dict[str, Any] = {
     "levels": None,  # pyramid levels (halving); default: down to a ~32-pixel coarsest image, at most 6
     "iterations": 300,
     "final_draws": 4,  # small images: average the linear fit over this many jitter draws
-    "bspline_iterations": 100,
+    "bspline_iterations": None,  # default 50 for "lbfgsb" (past ~50 a fixed sample set is fitted, not the images), else 100
     "bspline_mesh": None,  # control-point intervals per axis (an int or one per axis); default 8 in 2-D, 10 in 3-D
     "bspline_levels": 1,
-    "bspline_optimizer": "lbfgs2",  # or "gd" (regular-step gradient descent)
+    # "lbfgsb": Mattes MI with the B-spline's sparse Jacobian (_bspline.py) and SciPy's L-BFGS-B;
+    # "lbfgs2" / "gd": SimpleITK's LBFGS2 / regular-step gradient descent (dense Jacobian: slow)
+    "bspline_optimizer": "lbfgsb",
     "samples": 50000,  # random (jittered) metric samples per level, at most every voxel
-    "bspline_samples": 20000,  # the same for the B-spline stage (its cost grows with samples x mesh)
+    "bspline_samples": None,  # the same for the B-spline stage; default: `samples` ("lbfgsb"), 20,000 otherwise
     "sampling": None,  # or a fixed fraction of voxels per level
     "bins": None,  # Mattes histogram bins; default 0.75 sqrt(voxels of the level), within [24, 64]
     "rotation_search": None,  # default: on in 2-D, off in 3-D
@@ -82,6 +84,14 @@ def register(
     when given), then rigid, affine and B-spline stages. Rigid is always kept; affine and B-spline
     are kept only when they lower the metric at the working resolution (full sampling) by 1% and
     5% respectively and, when landmarks are given, do not increase their error by more than 5%. Explicit presets keep every stage.
+
+    The B-spline stage (Mattes MI, the default) runs its own metric: SimpleITK's metric treats a
+    B-spline as a global transform, so each of its evaluations costs samples x parameters (about a
+    second for a 10-interval 3-D mesh and 20,000 samples) and it needs few histogram bins to stay
+    in memory (bins^2 x parameters). Evaluating Mattes MI and its exact gradient with the spline's
+    sparse Jacobian (each sample moves only the 4^dim control points around it) costs samples x
+    4^dim instead, so the stage can afford as many samples as the linear stages and the usual
+    number of bins (both lower the error of a deformable fit), then SciPy's L-BFGS-B optimises.
 
     Both images are first brought to a working resolution no finer than the coarser image's
     pixel size (``working_spacing`` mm), smoothed in mm before decimation, so a whole slide never
@@ -121,9 +131,12 @@ def register(
         (a fixed fraction instead); ``bins`` (Mattes bins; default 0.75 sqrt(voxels) within
         [24, 64]); ``final_draws`` (small images: average the linear fit over this many sample
         draws, 4).
-        Optimiser: ``iterations`` (per level, 300); ``bspline_iterations`` (100);
+        Optimiser: ``iterations`` (per level, 300); ``bspline_iterations`` (50 for "lbfgsb", 100 otherwise);
         ``bspline_mesh`` (control-point intervals per axis, 8 in 2-D, 10 in 3-D); ``bspline_levels`` (1);
-        ``bspline_samples`` (20,000); ``bspline_optimizer`` ("lbfgs2" or "gd").
+        ``bspline_samples`` (default ``samples`` for "lbfgsb", 20,000 for the SimpleITK optimisers);
+        ``bspline_optimizer``: "lbfgsb" (default; Mattes MI only, and no non-linear ``initial``:
+        otherwise "lbfgs2" is used), "lbfgs2" or "gd" (SimpleITK's optimisers; see the B-spline
+        stage notes below).
         Initialisation: ``rotation_search`` (default on in 2-D), ``rotation_step_deg`` (15);
         ``landmark_kind`` ("rigid", "similarity", "affine").
         Keeping stages in ``"auto"``: ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance``
@@ -185,6 +198,8 @@ def register(
             f"fixed is {nf}-D and moving is {nm}-D; for slice-to-volume make the 2-D section the fixed "
             "image and the 3-D volume the moving one, with slice_to_volume=True"
         )
+    if opts["bspline_optimizer"] not in ("lbfgsb", "lbfgs2", "gd"):
+        raise RegistrationError(f"bspline_optimizer={opts['bspline_optimizer']!r} is not one of ('lbfgsb', 'lbfgs2', 'gd')")
     stages = _stage_list(transform)
     dim = nf
     threads = opts["threads"]
@@ -620,7 +635,10 @@ class _Context:
         mesh = self.opts["bspline_mesh"] or (8 if dim == 2 else 10)
         mesh = [int(mesh)] * dim if np.isscalar(mesh) else [int(v) for v in mesh]
         bsp = sitk.BSplineTransformInitializer(self.f, mesh, 3)
-        iters = int(self.opts["bspline_iterations"])
+        lin = current.sitk if isinstance(current, Transform) else current
+        sparse = (self.opts["bspline_optimizer"] == "lbfgsb" and self.metric == "mattes_mi" and outer is None
+                  and lin.IsLinear())
+        iters = int(self.opts["bspline_iterations"] or (50 if sparse else 100))
 
         def configure(reg: Any) -> None:
             if self.opts["bspline_optimizer"] == "gd":
@@ -640,11 +658,25 @@ class _Context:
                 lineSearchMaximumEvaluations=40,
             )
 
-        lin = current.sitk if isinstance(current, Transform) else current
         shrinks = self.schedule(max(int(self.opts["bspline_levels"]), 1))
+        samples = self.opts["bspline_samples"]
         try:
-            n, stop = self._run_levels(bsp, shrinks, configure, _full(lin, outer), cap_bins=32,
-                                       samples=int(self.opts["bspline_samples"]))
+            if sparse:
+                from ._bspline import optimise_bspline
+
+                a, b = linear_parts(lin)
+                levels = [self.level_images(s) for s in shrinks]
+                if samples is None:  # as the linear stages: ``sampling`` (a fraction) or ``samples``
+                    samples = self.level_fraction(levels[-1][0]) * float(np.prod(levels[-1][0].GetSize()))
+                n, stop = optimise_bspline(
+                    levels, bsp, a, b, samples=max(int(round(samples)), 1),
+                    bins=self.bins(float(np.prod(levels[-1][0].GetSize()))), iterations=iters, seed=self.seed,
+                    fixed_mask=self.fm, moving_mask=self.mm, unit=self.spacing,
+                )
+                stop = f"lbfgsb (sparse Mattes MI): {stop}"
+            else:
+                n, stop = self._run_levels(bsp, shrinks, configure, _full(lin, outer), cap_bins=32,
+                                           samples=int(samples or 20000))
         except RuntimeError as exc:
             return current, 0, f"failed: {str(exc).strip().splitlines()[-1][:200]}"
         # the optimised B-spline acts first, then the linear part: p -> lin(bsp(p))
