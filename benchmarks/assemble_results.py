@@ -29,9 +29,9 @@ Targets are those of `../shared/BENCHMARKS.md`. Per-topic details follow; each s
 | §2 texture, whole ROI, all families | >= 3x pyradiomics | 4.0-4.9x wall, 4.4-5.0x CPU | yes |
 | §2 texture, voxel maps, every family | >= 100x pyradiomics GLCM map | 166x-1131x | yes |
 | §2 IBSI digital phantom | all 482 values | 482/482 (test suite) | yes |
-| §3 registration, MSI-like cross-resolution | error <= best anchor, time <= elastix | 0.53x best error, 0.25x elastix time | yes |
-| §3 registration, 2-D deformable | same | 1.36x SimpleITK's error (0.30 vs 0.22 µm), 0.80x elastix's time | no |
-| §3 registration, 3-D deformable | same | 0.90x elastix's error (0.63 vs 0.70 mm), 1.53x its time | error yes, time no |
+| §3 registration, MSI-like cross-resolution | error <= best anchor, time <= elastix | 0.53x best error, 0.24x elastix time (two runs) | yes |
+| §3 registration, 2-D deformable | same | 0.66-0.69x SimpleITK's error (0.154-0.156 vs 0.22 µm), 0.77-0.78x elastix's time (two runs) | yes |
+| §3 registration, 3-D deformable | same | 0.49-0.50x elastix's error (0.35 vs 0.70 mm), 0.47-0.49x its time (10.2-10.7 vs 21.7 s; two runs) | yes |
 | §4 study scale, linearity in N | T(N) / (N T(1)) near 1 | 0.89-1.18 (N = 2, 4, 8) | yes |
 | §4 study scale, 2 workers | speed-up >= 1.6x | idle machine: 1.43-1.59x (full-size subjects), 1.27-1.50x (small); 1.30-1.75x under load | no (just short: the serial cohort outputs, ~2 s on the client, are the main overhead) |
 | §4 memory per worker | independent of N | 552-622 MB for N = 1..8 | yes |
