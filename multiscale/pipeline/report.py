@@ -421,8 +421,9 @@ def subject_report_html(study: Any, subject: Any, table: pd.DataFrame, figures: 
 def cohort_figure_specs(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
     """The cohort page's figures as ``(caption, kind, data)``: each is drawn by :func:`cohort_figure_png`.
 
-    One radial-profile figure per (analysis, map, region) with a line per subject, and one panel
-    per scalar metric (the first 24) when there are at least two subjects. Kept apart from the
+    One radial-profile figure per (analysis, map, region) with a line per subject, and, when there
+    are at least two subjects, one heatmap of the scalar metrics (rows) by subject (columns),
+    z-scored per row. Kept apart from the
     drawing so that a run on a cluster can draw the figures on its workers, side by side.
     """
     specs: list[tuple[str, str, pd.DataFrame]] = []
@@ -438,11 +439,24 @@ def cohort_figure_specs(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFram
         return specs
     hide = scalar.metric.str.contains(r"ci_low|ci_high|_n$|n_voxels|points|radius|^n$|threshold", regex=True)
     scalar = scalar[~hide]
-    keys = list(dict.fromkeys(zip(scalar.analysis, scalar.metric)))[:24]
-    if keys:
-        keep = pd.Series(list(zip(scalar.analysis, scalar.metric)), index=scalar.index).isin(keys)
-        specs.append(("Scalar metrics compared across subjects (first 24 metrics)", "scalars", scalar[keep]))
+    scalar = scalar[np.isfinite(scalar["value"].to_numpy(dtype=float))]
+    rows = list(dict.fromkeys(_heatmap_row(scalar)))
+    if rows:
+        shown = rows[:_HEATMAP_ROWS]
+        keep = _heatmap_row(scalar).isin(shown)
+        more = f"; the first {len(shown)} of {len(rows)} rows" if len(rows) > len(shown) else ""
+        specs.append((f"Scalar metrics across subjects: each row is one metric of one map and region, coloured by "
+                      f"its z-score across the cohort{more} (the values, with units, are in the results table)",
+                      "scalars", scalar[keep]))
     return specs
+
+
+_HEATMAP_ROWS = 60
+
+
+def _heatmap_row(t: pd.DataFrame) -> pd.Series:
+    return t["analysis"].astype(str) + ": " + t["metric"].astype(str) + " (" + t["map"].astype(str) + " / " + \
+        t["region"].astype(str) + ")"
 
 
 def cohort_figure_png(kind: str, data: pd.DataFrame) -> bytes:
@@ -466,25 +480,25 @@ def cohort_figure_png(kind: str, data: pd.DataFrame) -> bytes:
         return _fig_png(fig)
     if kind != "scalars":
         raise ValueError(f"unknown cohort figure kind {kind!r} (radial, scalars)")
-    panels = list(data.groupby(["analysis", "metric"], sort=False))
-    cols = 4
-    rows = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.6 * rows), squeeze=False, layout="constrained")
-    for ax, ((analysis, metric), t) in zip(axes.ravel(), panels):
-        labels = (t["map"] + " / " + t["region"]).tolist()
-        cats = list(dict.fromkeys(labels))
-        for sid, ts in t.groupby("subject", sort=False):
-            lab = (ts["map"] + " / " + ts["region"]).tolist()
-            ax.plot([cats.index(v) for v in lab], ts["value"], "o", ms=4, label=str(sid))
-        ax.set_xticks(range(len(cats)))
-        ax.set_xticklabels(cats, rotation=30, ha="right", fontsize=6)
-        unit = t["units"].iloc[0]
-        ax.set_title(f"{metric}" + (f" [{unit}]" if unit else ""), fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
-    for ax in axes.ravel()[len(panels):]:
-        ax.axis("off")
-    axes.ravel()[0].legend(fontsize=6)
-    fig.suptitle("metrics per subject", fontsize=10)
+    # one heatmap, metrics x subjects, z-scored per metric: one axes whatever the cohort size (a panel
+    # per metric took ~1.2 s to draw for 24 metrics and does not scale to many subjects)
+    d = data.assign(row=_heatmap_row(data))
+    piv = d.pivot_table(index="row", columns="subject", values="value", aggfunc="first", sort=False)
+    v = piv.to_numpy(dtype=float)
+    mean = np.nanmean(v, axis=1, keepdims=True)
+    sd = np.nanstd(v, axis=1, keepdims=True)
+    z = np.divide(v - mean, sd, out=np.zeros_like(v), where=sd > 0)
+    z[~np.isfinite(v)] = np.nan
+    n_rows, n_subj = z.shape
+    fig, ax = plt.subplots(figsize=(min(4.5 + 0.3 * n_subj, 14.0), 1.2 + 0.17 * n_rows), layout="constrained")
+    im = ax.imshow(np.ma.masked_invalid(z), cmap="RdBu_r", vmin=-2.5, vmax=2.5, aspect="auto", interpolation="nearest")
+    ax.set_yticks(range(n_rows))
+    ax.set_yticklabels(piv.index, fontsize=6)
+    ax.set_xticks(range(n_subj))
+    ax.set_xticklabels([str(c) for c in piv.columns], rotation=45 if n_subj > 6 else 0, ha="right" if n_subj > 6 else "center",
+                       fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.04, label="z-score across subjects")
+    ax.set_title("metrics per subject", fontsize=10)
     return _fig_png(fig)
 
 

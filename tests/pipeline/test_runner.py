@@ -247,3 +247,23 @@ def test_grids_name_a_reference_frame(tmp_path):
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "grids:" in t)
     with pytest.raises(StudyError, match=rf"{path}:{line}: defaults.grids.pet: grid for 'pet', which is not a reference"):
         load_study(path)
+
+
+def test_cohort_figures_are_radial_profiles_and_one_metric_heatmap(three):
+    from multiscale.pipeline import report
+
+    root, path, run = three
+    table = pd.read_parquet(root / "out" / "results.parquet")
+    specs = report.cohort_figure_specs(table)
+    assert [kind for _, kind, _ in specs] == ["radial", "scalars"]
+    data = specs[1][2]
+    assert data["bin"].isna().all() and np.isfinite(data["value"]).all()
+    assert set(data.subject) == {"s1", "s2", "s3"}
+    assert report.cohort_figure_png("scalars", data).startswith(b"\x89PNG")
+    # a large table is cut to the first 60 rows, and the caption says so
+    many = pd.DataFrame([{"subject": f"m{i}", "region": "r", "map": "a", "analysis": "x", "metric": f"k{j:02d}",
+                          "bin": np.nan, "value": float(i * j), "units": ""} for i in range(2) for j in range(70)])
+    (caption, kind, data), = report.cohort_figure_specs(many)
+    assert kind == "scalars" and "first 60 of 70 rows" in caption and data.metric.nunique() == 60
+    with pytest.raises(ValueError, match="unknown cohort figure kind"):
+        report.cohort_figure_png("pie", data)
