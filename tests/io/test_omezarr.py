@@ -162,3 +162,18 @@ def test_bioformats2raw_layout(tmp_path):
     assert load(root).shape == (4, 4)
     second = load(root, series=1)
     assert second.shape == (6, 6) and int(second.max()) == 1
+
+
+def test_default_chunks_are_blocks_in_3d_and_planes_in_2d(tmp_path):
+
+    from multiscale.io.omezarr import write_omezarr
+
+    vol = spatial_image(np.random.default_rng(0).random((2, 40, 300, 20), dtype=np.float32), spacing=(0.5, 0.1, 0.1),
+                        dims=("c", "z", "y", "x"), channels=["a", "b"])
+    write_omezarr(vol, tmp_path / "v.ome.zarr", levels=1)
+    assert zarr.open_group(str(tmp_path / "v.ome.zarr"), mode="r")["0"].chunks == (1, 16, 256, 20)
+    back = load(tmp_path / "v.ome.zarr")
+    np.testing.assert_array_equal(np.asarray(back.data), vol.values)
+    plane = spatial_image(np.zeros((600, 30), np.float32), spacing=0.01, dims=("y", "x"))
+    write_omezarr(plane, tmp_path / "p.ome.zarr", levels=1)
+    assert zarr.open_group(str(tmp_path / "p.ome.zarr"), mode="r")["0"].chunks == (512, 30)
