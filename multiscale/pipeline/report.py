@@ -490,14 +490,23 @@ def cohort_figure_png(kind: str, data: pd.DataFrame) -> bytes:
     z = np.divide(v - mean, sd, out=np.zeros_like(v), where=sd > 0)
     z[~np.isfinite(v)] = np.nan
     n_rows, n_subj = z.shape
-    fig, ax = plt.subplots(figsize=(min(4.5 + 0.3 * n_subj, 14.0), 1.2 + 0.17 * n_rows), layout="constrained")
+    # margins in inches from the label lengths, so the figure is drawn once, without a layout engine
+    # (the 60 row labels made constrained layout the larger part of the drawing time)
+    labels = [str(c) for c in piv.columns]
+    left = 0.25 + max(len(str(r)) for r in piv.index) * 6 * 0.55 / 72
+    bottom = 0.35 + (max(len(lb) for lb in labels) * 7 * 0.55 / 72 * 0.75 if n_subj > 6 else 0.15)
+    cell_w = 0.3
+    width = left + max(cell_w * n_subj, 1.5) + 1.1
+    height = bottom + 0.17 * n_rows + 0.45
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, max(cell_w * n_subj, 1.5) / width, 0.17 * n_rows / height))
+    cax = fig.add_axes(((width - 0.9) / width, bottom / height, 0.12 / width, min(0.17 * n_rows, 2.5) / height))
     im = ax.imshow(np.ma.masked_invalid(z), cmap="RdBu_r", vmin=-2.5, vmax=2.5, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(n_rows))
     ax.set_yticklabels(piv.index, fontsize=6)
     ax.set_xticks(range(n_subj))
-    ax.set_xticklabels([str(c) for c in piv.columns], rotation=45 if n_subj > 6 else 0, ha="right" if n_subj > 6 else "center",
-                       fontsize=7)
-    fig.colorbar(im, ax=ax, fraction=0.04, label="z-score across subjects")
+    ax.set_xticklabels(labels, rotation=45 if n_subj > 6 else 0, ha="right" if n_subj > 6 else "center", fontsize=7)
+    fig.colorbar(im, cax=cax, label="z-score across subjects")
     ax.set_title("metrics per subject", fontsize=10)
     return _fig_png(fig)
 
