@@ -2,7 +2,8 @@
 
 Measures wall time against N (one worker) and against the number of workers (fixed N), and the
 peak resident memory of each worker, on a fresh ``LocalCluster`` (worker processes, one thread
-each) per configuration. The anchor is one subject on one worker, measured in the same run:
+each: the one ``multiscale run`` starts, ``multiscale.cli.local_cluster``) per configuration. The
+anchor is one subject on one worker, measured in the same run:
 
 * linearity: ``T(N) / (N * T(1))`` (target 1.0: linear in N);
 * speed-up: ``T(N, 1 worker) / T(N, k workers)`` against the target ``0.8 k``;
@@ -72,13 +73,13 @@ def run_config(study: Path, output: Path, workers: int, warmup: Path,
     study is run that many times on the same cluster and the fastest run is kept (noise on a
     shared VM only ever adds time); the slowest is reported beside it.
     """
-    from distributed import Client, LocalCluster
+    from distributed import Client
 
+    from multiscale.cli import local_cluster
     from multiscale.pipeline.runner import run_study
 
     runs = []
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
-            Client(cluster) as client:
+    with local_cluster(workers) as cluster, Client(cluster) as client:  # the cluster `multiscale run` starts
         client.run(lambda: __import__("multiscale.pipeline.tasks"))  # imports are not part of the work
         client.run(_warm_up, str(warmup), str(output.parent / "warmup"))  # in every worker process
         for _ in range(max(1, repeats)):

@@ -164,3 +164,14 @@ analyses:
     assert f"{path}:8: analysis uptake1: map 'fluo:dapi'" in err and "['vessels', 'nanoparticle dye']" in err
     path.write_text(text.replace("fluo:dapi", "fluo:vessels"))
     assert main(["validate", str(path)]) == 0
+
+
+def test_the_local_cluster_assumes_local_bandwidth_between_its_workers():
+    distributed = pytest.importorskip("distributed")
+    from dask.utils import parse_bytes
+
+    from multiscale.cli import LOCAL_BANDWIDTH, local_cluster
+
+    with local_cluster(1) as cluster, distributed.Client(cluster) as client:
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.bandwidth) == parse_bytes(LOCAL_BANDWIDTH)
+        assert list(client.nthreads().values()) == [1]

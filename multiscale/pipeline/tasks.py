@@ -56,6 +56,26 @@ class StepOutput:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def _register_sizeof() -> None:
+    """Tell dask how big a step's output is (its value's size, images included).
+
+    Without it dask sizes a ``StepOutput`` as the bare object (56 bytes), so the scheduler would
+    place tasks without regard to where their images are, and a worker's memory accounting
+    (spilling, limits) would not see them.
+    """
+    try:
+        from dask.sizeof import sizeof
+    except ImportError:  # pragma: no cover - dask is a core dependency
+        return
+
+    @sizeof.register(StepOutput)
+    def _sizeof_step(out: StepOutput) -> int:
+        return int(sizeof(out.value)) + int(sizeof(out.timings))
+
+
+_register_sizeof()
+
+
 def _unwrap(obj: Any, timings: dict[str, float]) -> Any:
     if isinstance(obj, StepOutput):
         timings.update(obj.timings)

@@ -83,3 +83,15 @@ def test_rows_from_results_and_table_round_trip(tmp_path):
         assert back[["metric", "value", "units"]].values.tolist() == table[["metric", "value", "units"]].values.tolist()
         assert back["bin"].isna().tolist() == table["bin"].isna().tolist()
     assert not list(tmp_path.glob(".*"))  # atomic writes leave no temporary files
+
+
+def test_dask_sizes_a_step_output_by_its_images():
+    """The scheduler places tasks and the workers account memory by dask's sizeof; a step's output must
+    weigh what its images weigh, not the 56 bytes of the wrapper object."""
+    from dask.sizeof import sizeof
+
+    from multiscale.pipeline.tasks import StepOutput
+
+    img = spatial_image(np.zeros((20, 30, 40)), spacing=0.1)
+    assert sizeof(StepOutput(img, {"load": 0.1})) >= img.nbytes
+    assert sizeof(StepOutput({"a": img, "b": [img, img]})) >= 3 * img.nbytes
