@@ -17,7 +17,7 @@ ORDER = ["msi", "texture", "texture_maps", "registration", "heterogeneity", "io"
 SUMMARY = """# Benchmark results
 
 Every figure below is a ratio against an anchor measured in the same run on the project's machine kind (2 cores,
-24 GB). The §1 and §4 rows are from runs on a quiet machine (2026-11-25 11:35-12:00); older runs in the sections
+24 GB). The §1 and §4 rows are from runs on a quiet machine (2026-11-25 11:40-12:42); older runs in the sections
 below were shared with other jobs (wall times inflated; ratios and CPU times hold up better).
 Targets are those of `../shared/BENCHMARKS.md`. Per-topic details follow; each section names its command.
 
@@ -33,9 +33,9 @@ Targets are those of `../shared/BENCHMARKS.md`. Per-topic details follow; each s
 | §3 registration, MSI-like cross-resolution | error <= best anchor, time <= elastix | 0.53x best error, 0.24x elastix time (two runs) | yes |
 | §3 registration, 2-D deformable | same | 0.66-0.69x SimpleITK's error (0.154-0.156 vs 0.22 µm), 0.77-0.78x elastix's time (two runs) | yes |
 | §3 registration, 3-D deformable | same | 0.49-0.50x elastix's error (0.35 vs 0.70 mm), 0.47-0.49x its time (10.2-10.7 vs 21.7 s; two runs) | yes |
-| §4 study scale, linearity in N | T(N) / (N T(1)) near 1 | 0.93-1.06 (N = 2, 4, 8; four runs) | yes |
-| §4 study scale, 2 workers | speed-up >= 1.6x | final code, two runs: N = 8 1.67x / 1.77x, N = 2 1.67x / 1.79x, N = 4 1.45x / 1.59x (run-to-run noise: a task-stream run of N = 4 gave 1.75x with both workers 95 % busy); before the changes 1.43-1.59x | yes at N = 2 and 8, N = 4 within noise below |
-| §4 memory per worker | independent of N | 874-1047 MB for N = 1..8 (full-size subjects; 552-622 MB small) | yes |
+| §4 study scale, linearity in N | T(N) / (N T(1)) near 1 | 0.94-1.07 (N = 2, 4, 8; final code, two runs) | yes |
+| §4 study scale, 2 workers | speed-up >= 1.6x | final code, two runs (best of 2 per configuration): N = 2 1.61x / 1.67x, N = 4 1.67x / 1.66x, N = 8 1.72x / 1.97x (the latter inflated by a slow 1-worker run); before this session's pipeline changes 1.43-1.59x | yes |
+| §4 memory per worker | independent of N | 874-1054 MB for N = 1..8 (full-size subjects; 552-622 MB small) | yes |
 
 """
 
