@@ -139,22 +139,20 @@ def run_sitk(w, pts):
 
     base = sitk.Euler2DTransform() if dim == 2 else sitk.Euler3DTransform()
     rigid = sitk.CenteredTransformInitializer(f, m, base, sitk.CenteredTransformInitializerFilter.GEOMETRY)
-    reg = method()
-    reg.SetOptimizerAsGradientDescent(learningRate=1.0, numberOfIterations=100, convergenceMinimumValue=1e-6,
-                                      convergenceWindowSize=10)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetInitialTransform(rigid, inPlace=True)
-    reg.Execute(f, m)
+    def fit_linear(tx):
+        reg = method()
+        reg.SetOptimizerAsGradientDescent(learningRate=1.0, numberOfIterations=100, convergenceMinimumValue=1e-6,
+                                          convergenceWindowSize=10)
+        reg.SetOptimizerScalesFromPhysicalShift()
+        reg.SetInitialTransform(tx, inPlace=True)
+        reg.Execute(f, m)
+
+    fit_linear(rigid)
     aff = sitk.AffineTransform(dim)
     aff.SetCenter(rigid.GetCenter())
     aff.SetMatrix(rigid.GetMatrix())
     aff.SetTranslation(rigid.GetTranslation())
-    reg = method()
-    reg.SetOptimizerAsGradientDescent(learningRate=1.0, numberOfIterations=100, convergenceMinimumValue=1e-6,
-                                      convergenceWindowSize=10)
-    reg.SetOptimizerScalesFromPhysicalShift()
-    reg.SetInitialTransform(aff, inPlace=True)
-    reg.Execute(f, m)
+    fit_linear(aff)
     final = aff
     if w["stages"] == "deformable":
         bsp = sitk.BSplineTransformInitializer(f, [8] * dim, 3)

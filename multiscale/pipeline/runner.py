@@ -24,7 +24,7 @@ import pandas as pd
 from .provenance import file_sha256, provenance_record, write_json
 from .results import read_results, results_frame, write_results
 from .study import Study, load_study
-from .tasks import (SUCCESS_FILE, format_error, staging_prefix, subject_folder, subject_graph,
+from .tasks import (SUCCESS_FILE, format_error, remove_staging, subject_folder, subject_graph,
                     subject_is_complete)
 
 __all__ = ["StudyRun", "run_study", "collect_results"]
@@ -163,7 +163,7 @@ def run_study(
         order = [s.id for s in todo]
         run.completed.sort(key=order.index)
     for sid in run.failed:  # a subject that failed after some of its maps were staged
-        _remove_staging(out, sid, token)
+        remove_staging(out, sid, token)
     wall = time.perf_counter() - t_start
     t_finish = time.perf_counter()
     _finish(study, run, selected, wall, client)
@@ -173,15 +173,6 @@ def run_study(
     _say(progress, f"results: {run.results}")
     _say(progress, f"report:  {run.report}")
     return run
-
-
-def _remove_staging(output: Path, subject_id: str, token: str) -> None:
-    import shutil
-
-    parent = subject_folder(output, subject_id).parent
-    if parent.is_dir():
-        for p in parent.glob(staging_prefix(subject_id, token) + "*.tmp"):
-            shutil.rmtree(p, ignore_errors=True)
 
 
 def _collect(futures: list, ids: dict, run: StudyRun, t_start: float, progress: Any, n: int,

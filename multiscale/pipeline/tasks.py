@@ -839,9 +839,17 @@ def frame_maps(subject: SubjectSpec, frame: str, maps: Mapping[str, xr.DataArray
     return _frame_stack(frame, maps, frame_of, extra)
 
 
-def staging_prefix(subject_id: str, token: str) -> str:
+def _staging_prefix(subject_id: str, token: str) -> str:
     """Name prefix of a run's staging folders for one subject (beside the subject folders)."""
     return f".{subject_id}.staging-{token}."
+
+
+def remove_staging(output: Path, subject_id: str, token: str) -> None:
+    """Remove what a run (``token``) staged for a subject that then failed."""
+    parent = subject_folder(output, subject_id).parent
+    if parent.is_dir():
+        for p in parent.glob(_staging_prefix(subject_id, token) + "*.tmp"):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 def frame_maps_step(subject: SubjectSpec, frame: str, maps: dict, masks: dict, analyses: list,
@@ -855,7 +863,7 @@ def frame_maps_step(subject: SubjectSpec, frame: str, maps: dict, masks: dict, a
 
     parent = subject_folder(output, subject.id).parent
     parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=staging_prefix(subject.id, token), suffix=".tmp", dir=parent))
+    stage = Path(tempfile.mkdtemp(prefix=_staging_prefix(subject.id, token), suffix=".tmp", dir=parent))
     try:
         store = stage / f"{frame}.ome.zarr"
         io.save(frame_maps(subject, frame, maps, masks, analyses), store)
@@ -1014,14 +1022,18 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
                             {k: masks[k] for k in a.masks}))
     # figures in tasks of their own (one per reference frame, registration and analysis), so that
     # the workers share a subject's figures instead of one worker drawing them all at its end
-    figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps, masks, {}, [r])
+    # a frame's tasks get that frame's maps and masks only (fewer images to move between workers)
+    maps_in = {r: {k: m for k, m in maps.items() if frame_of[k] == r} for r in references_of(subject)}
+    masks_in = {r: {k: m for k, m in masks.items() if frame_of[subject.masks[k].on] == r} for r in references_of(subject)}
+    figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps_in[r], masks_in[r], {}, [r])
                for r in references_of(subject)]
     figures += [node(f"figures-registration-{e.name}", registration_figures_step, subject, {}, {},
                      {e.name: regs[e.name]}, []) for e in subject.edges]
     figures += [node(f"figures-{a.name}", analysis_figures_step, r, {k: masks[k] for k in a.masks})
                 for a, r in zip(study.analyses, results)]
     # and each reference frame's OME-Zarr, in a staging folder that the write step moves in
-    stores = {r: node(f"maps-{r}", frame_maps_step, subject, r, maps, masks, results, Path(output), token or "run")
+    stores = {r: node(f"maps-{r}", frame_maps_step, subject, r, maps_in[r], masks_in[r], results, Path(output),
+                      token or "run")
               for r in references_of(subject)}
     return delayed(_final, pure=False)(
         study, subject, Path(output), maps, masks, regs, results, figures, stores, dask_key_name=f"write{suffix}")
@@ -1068,9 +1080,7 @@ def run_subject(study: Study, subject: SubjectSpec, output: Path) -> dict[str, A
     try:
         return subject_graph(study, subject, output, "run").compute(scheduler="sync")
     except BaseException:
-        parent = subject_folder(output, subject.id).parent
-        for p in parent.glob(staging_prefix(subject.id, "run") + "*.tmp") if parent.is_dir() else []:
-            shutil.rmtree(p, ignore_errors=True)
+        remove_staging(output, subject.id, "run")
         raise
 
 
