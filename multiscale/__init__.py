@@ -8,6 +8,8 @@ analysis in :mod:`multiscale.analysis` and cohort studies in :mod:`multiscale.pi
 
 from __future__ import annotations
 
+from . import errors
+from .errors import MultiscaleError, MultiscaleWarning
 from .image import (
     ImageError,
     bounding_box,
@@ -25,6 +27,9 @@ from .image import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "errors",
+    "MultiscaleError",
+    "MultiscaleWarning",
     "ImageError",
     "bounding_box",
     "direction",

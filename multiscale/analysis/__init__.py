@@ -16,6 +16,9 @@ msi
     Mass-spectrometry normalisation, hotspot clipping, peak picking.
 figures
     Figures made from the tidy tables.
+family, families
+    :class:`~multiscale.analysis.family.Family` (what makes an analysis callable from a study file,
+    and the tidy result schema) and the ordered registry :data:`FAMILIES`.
 
 Analysis never imports :mod:`multiscale.io`.
 """
@@ -25,12 +28,17 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["texture", "radial", "coloc", "uptake", "spatial", "msi", "figures", "AnalysisError", "AnalysisWarning"]
+__all__ = ["texture", "radial", "coloc", "uptake", "spatial", "msi", "figures", "family", "families", "FAMILIES",
+           "family_named", "Family", "AnalysisError", "AnalysisWarning"]
 
 
 def __getattr__(name: str) -> Any:
     if name in ("AnalysisError", "AnalysisWarning"):
-        return getattr(importlib.import_module("multiscale.analysis._masks"), name)
+        return getattr(importlib.import_module("multiscale.errors"), name)
+    if name in ("FAMILIES", "family_named"):
+        return getattr(importlib.import_module("multiscale.analysis.families"), name)
+    if name == "Family":
+        return importlib.import_module("multiscale.analysis.family").Family
     if name in __all__:
         return importlib.import_module(f"multiscale.analysis.{name}")
     raise AttributeError(f"module 'multiscale.analysis' has no attribute {name!r}")

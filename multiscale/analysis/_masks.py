@@ -8,6 +8,8 @@ chunk, so memory holds the region of interest, never the whole map.
 
 from __future__ import annotations
 
+from multiscale.errors import AnalysisError, AnalysisWarning
+
 import warnings
 from typing import Any
 
@@ -29,12 +31,8 @@ __all__ = [
 ]
 
 
-class AnalysisError(ValueError):
-    """Raised when an analysis input cannot give a meaningful answer (empty mask, wrong grid...)."""
 
 
-class AnalysisWarning(UserWarning):
-    """Warned when a result is NaN or was computed after dropping some input (NaN voxels...)."""
 
 
 def _label(image: xr.DataArray, what: str) -> str:

@@ -44,6 +44,7 @@ import xarray as xr
 
 from multiscale.image import same_grid
 
+from .family import Family, FamilyResult, image_units, tidy_rows
 from ._masks import AnalysisError, AnalysisWarning, bounding_slices, check_mask, single_channel, to_numpy
 
 __all__ = [
@@ -52,6 +53,10 @@ __all__ = [
     "costes_threshold",
     "joint_histogram",
     "pearson_r",
+    "colocalisation_table",
+    "colocalisation_result",
+    "colocalisation_figures",
+    "FAMILY",
 ]
 
 _MAX_STEPS = 2_000_000
@@ -556,3 +561,86 @@ def joint_histogram(
     df.attrs["a_units"] = a.attrs.get("units", "")
     df.attrs["b_units"] = b.attrs.get("units", "")
     return df
+
+
+def colocalisation_table(
+    a: xr.DataArray,
+    b: xr.DataArray,
+    mask: xr.DataArray | None = None,
+    *,
+    threshold: str | tuple[float, float] = "costes",
+    costes_method: str = "bisection",
+    significance: bool = False,
+    psf_px: int = 3,
+    n_randomisations: int = 100,
+    seed: int = 0,
+    convention: str = "coloc2",
+) -> list[dict[str, Any]]:
+    """:func:`colocalisation` as tidy rows; the study's ``colocalisation`` (pairs of maps).
+
+    Coefficients are dimensionless (``1``); thresholds carry their channel's units, the Costes
+    intercept ``b``'s units and the slope ``<b units>/<a units>`` (``1`` when they agree); ``n``
+    is in voxels. ``detail`` names the convention and the Costes search used.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.random((20, 20)) * 100
+    >>> a = spatial_image(x, spacing=0.02, units="counts"); b = spatial_image(2 * x, spacing=0.02, units="a.u.")
+    >>> rows = {r["metric"]: r for r in colocalisation_table(a, b, threshold="none")}
+    >>> round(rows["pearson"]["value"], 6), rows["costes_slope"]["units"]
+    (1.0, 'a.u./counts')
+    """
+    res = colocalisation(a, b, mask=mask, threshold=threshold, costes_method=costes_method,
+                         significance=significance, psf_px=psf_px, n_randomisations=n_randomisations, seed=seed,
+                         convention=convention)
+    ua, ub = image_units(a), image_units(b)
+
+    def unit(metric: str) -> str:
+        if "threshold" in metric:
+            return ua if metric.endswith(("1", "_a", "ch1")) else ub
+        if metric == "n":
+            return "voxels"
+        if metric == "costes_intercept":
+            return ub
+        if metric == "costes_slope":
+            return f"{ub}/{ua}" if ua != ub and (ua or ub) else "1"
+        return "1"
+
+    detail = ", ".join(f"{k}={res[k]}" for k in ("convention", "costes_method") if isinstance(res.get(k), str))
+    return tidy_rows(res, unit, detail=detail)
+
+
+def colocalisation_result(a: xr.DataArray, b: xr.DataArray, mask: xr.DataArray | None = None,
+                          **params: Any) -> FamilyResult:
+    """:func:`colocalisation_table` rows plus the pair's :func:`joint_histogram` (64 bins) for the figure."""
+    rows = colocalisation_table(a, b, mask, **params)
+    hist = joint_histogram(a, b, mask, bins=64)
+    return FamilyResult(rows=pd.DataFrame(rows), data={"histogram": hist})
+
+
+def colocalisation_figures(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
+    """The Coloc 2 style 2-D histogram of a pair with its Costes line and thresholds."""
+    from .figures import colocalisation_figure
+
+    hist = result.data.get("histogram")
+    if hist is None or hist.empty:
+        return []
+    values = dict(zip(result.rows["metric"], result.rows["value"]))
+    names = tuple(title.split(" ~ ", 1)) if " ~ " in title else ("a", "b")
+    fig = colocalisation_figure(hist, values, labels=(names[0], names[-1]))
+    if title:
+        fig.axes[0].set_title(title, fontsize=9)
+    return [("histogram", fig)]
+
+
+FAMILY = Family(
+    name="colocalisation",
+    table=colocalisation_table,
+    inputs=("a", "b", "mask"),
+    evaluate_fn=colocalisation_result,
+    figure=colocalisation_figures,
+    description="Pearson, Spearman, Kendall, Manders (thresholded), Li ICQ, Costes threshold and significance",
+)

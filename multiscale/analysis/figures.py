@@ -14,7 +14,18 @@ import pandas as pd
 
 from ._masks import AnalysisError
 
-__all__ = ["radial_profile_figure", "colocalisation_figure"]
+__all__ = ["radial_profile_figure", "colocalisation_figure", "feature_map_figure", "new_figure"]
+
+
+def new_figure(figsize: tuple[float, float]) -> Any:
+    """A matplotlib Figure on the Agg canvas (no pyplot state, no window), with constrained layout.
+
+    Examples
+    --------
+    >>> new_figure((3, 2)).get_size_inches().tolist()
+    [3.0, 2.0]
+    """
+    return _new_figure(figsize)
 
 
 def _new_figure(figsize: tuple[float, float]):
@@ -180,4 +191,45 @@ def colocalisation_figure(
         r = result.get("pearson", np.nan)
         if np.isfinite(r):
             ax.set_title(f"Pearson r = {r:.3f}", fontsize="small")
+    return fig
+
+
+def feature_map_figure(fmap: Any, title: str = "", max_layers: int = 4) -> Any:
+    """Up to ``max_layers`` channels of a voxel-wise map side by side, in mm, each with its colour bar.
+
+    A 3-D map is shown at the z slice holding most of its finite voxels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> fmap = spatial_image(np.random.default_rng(0).random((2, 5, 5)), spacing=0.5, dims=("c", "y", "x"),
+    ...                      channels=["cm_contrast", "cm_joint_avg"])
+    >>> len(feature_map_figure(fmap).axes)   # two maps and two colour bars
+    4
+    """
+    from multiscale.image import spacing, spatial_dims
+
+    layers = [(str(c), fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
+        (str(fmap.attrs.get("feature", "feature")), fmap)]
+    layers = layers[:max_layers]
+    fig = _new_figure((3.8 * len(layers), 3.4))
+    for k, (name, layer) in enumerate(layers):
+        ax = fig.add_subplot(1, len(layers), k + 1)
+        a = np.asarray(layer.data, dtype=float)
+        if a.ndim == 3:
+            counts = np.isfinite(a).sum(axis=(1, 2))
+            a = a[int(np.argmax(counts))] if counts.any() else a[a.shape[0] // 2]
+        sd = spatial_dims(layer)[-2:]
+        sp = dict(zip(spatial_dims(layer), spacing(layer)))
+        xs = np.asarray(layer.coords[sd[1]].values, dtype=float)
+        ys = np.asarray(layer.coords[sd[0]].values, dtype=float)
+        ext = [xs[0] - sp[sd[1]] / 2, xs[-1] + sp[sd[1]] / 2, ys[-1] + sp[sd[0]] / 2, ys[0] - sp[sd[0]] / 2]
+        im = ax.imshow(a, cmap="magma", extent=ext)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("mm", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig

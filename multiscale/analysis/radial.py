@@ -36,6 +36,7 @@ import xarray as xr
 from multiscale.image import like, spacing, voxel_volume
 
 from ._depth import distance_to_mask_mm, inside_depth_mm, signed_depth_mm
+from .family import Family, FamilyResult, image_units, tidy_rows
 from ._masks import AnalysisError, check_mask, mask_array, masked_values, single_channel, warn_nan
 
 __all__ = [
@@ -44,6 +45,9 @@ __all__ = [
     "radial_gradient",
     "rim_core_ratio",
     "penetration_depth",
+    "radial_table",
+    "radial_figure",
+    "FAMILY",
 ]
 
 _BY = ("depth_mm", "normalised_depth", "equal_volume")
@@ -491,3 +495,129 @@ def penetration_depth(
         return float(d[0])
     x0, x1, y0, y1 = d[k - 1], d[k], m[k - 1], m[k]
     return float(x0 + (target - y0) * (x1 - x0) / (y1 - y0)) if y1 != y0 else float(x1)
+
+
+def _profile_unit(column: str, units: str) -> str:
+    """Unit of a :func:`radial_profile` column for an image in ``units``."""
+    if column == "n":
+        return "voxels"
+    if column == "volume_mm3":
+        return "mm3"
+    if column in ("depth_mm", "vessel_distance_mm"):
+        return "mm"
+    if column.startswith("normalised"):
+        return "1"
+    return units
+
+
+def radial_table(
+    image: xr.DataArray,
+    mask: xr.DataArray,
+    vessels: xr.DataArray | None = None,
+    *,
+    shells: int | Sequence[float] = 10,
+    by: str = "depth_mm",
+    max_depth_mm: float | None = None,
+    stats: Sequence[str] = ("mean", "median", "p25", "p75", "n"),
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    gradient: bool = True,
+    rim_core: bool = True,
+    rim_mm: float | None = None,
+    rim_volume_fraction: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Radial profile rows (one per shell and statistic), the gradient and the rim/core ratio; the study's ``radial``.
+
+    The profile's parameters go to :func:`radial_profile`; ``gradient=False`` and ``rim_core=False``
+    skip :func:`radial_gradient` (over ``max_depth_mm``) and :func:`rim_core_ratio` (``rim_mm``,
+    ``rim_volume_fraction``, ``n_boot``). Profile rows are ``shell_<statistic>`` with the shell in
+    ``bin`` and its bounds in ``bin_lo``/``bin_hi`` (``bin_units`` mm, or fraction of depth);
+    gradient rows are ``gradient_*`` and rim/core rows ``rim_core.*``. With ``vessels`` (a mask),
+    distances are measured from the nearest vessel instead of from the boundary.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> m = np.zeros((9, 9, 9), bool); m[1:8, 1:8, 1:8] = True
+    >>> img = spatial_image(np.ones((9, 9, 9)), spacing=1.0, units="SUVbw")
+    >>> rows = radial_table(img, spatial_image(m, spacing=1.0), shells=2, n_boot=10)
+    >>> sorted({(r["metric"], r["units"]) for r in rows if r["metric"] in ("shell_mean", "shell_n")})
+    [('shell_mean', 'SUVbw'), ('shell_n', 'voxels')]
+    """
+    prof = radial_profile(image, mask, shells=shells, by=by, max_depth_mm=max_depth_mm, stats=stats,
+                          vessels=vessels, n_boot=n_boot, ci=ci, seed=seed)
+    units = image_units(image)
+    by_used = str(prof["by"].iloc[0]) if "by" in prof.columns and len(prof) else by
+    bin_units = "mm" if by_used == "depth_mm" else ("fraction of depth" if by_used == "normalised_depth" else by_used)
+    rows: list[dict[str, Any]] = []
+    stat_cols = [c for c in prof.columns if c not in ("shell", "lower", "upper", "by", "reference", "units")]
+    for _, r in prof.iterrows():
+        for col in stat_cols:
+            v = r[col]
+            if not isinstance(v, (int, float, np.integer, np.floating)):
+                continue
+            rows.append(dict(metric=f"shell_{col}", value=float(v), units=_profile_unit(col, units),
+                             bin=int(r["shell"]), bin_lo=float(r["lower"]), bin_hi=float(r["upper"]),
+                             bin_units=bin_units, detail=f"by={by_used}"))
+    if gradient:
+        g = radial_gradient(image, mask, max_depth_mm=max_depth_mm, vessels=vessels)
+
+        def gradient_unit(k: str) -> str:
+            if "per_mm" in k:
+                return f"{units}/mm"
+            if "per_normalised" in k or k == "intercept":
+                return units
+            return {"max_depth_mm": "mm", "r_squared": "1", "n": "voxels"}[k]
+
+        rows += tidy_rows(g, lambda k: gradient_unit(k[len("gradient_"):]), prefix="gradient_",
+                          detail="least-squares over voxels")
+    if rim_core:
+        extras: dict[str, Any] = {"rim_volume_fraction": rim_volume_fraction}
+        if rim_mm is not None:
+            extras["rim_mm"] = rim_mm
+        rc = rim_core_ratio(image, mask, **extras, vessels=vessels, n_boot=int(n_boot))
+        fixed = {"rim_core_ratio": "1", "ci_low": "1", "ci_high": "1", "rim_n": "voxels", "core_n": "voxels",
+                 "rim_depth_mm": "mm"}
+
+        def rim_core_unit(k: str) -> str:
+            return fixed.get(k, units if k.startswith(("rim_", "core_")) else None)
+
+        rows += tidy_rows(rc, lambda k: rim_core_unit(k[len("rim_core."):]), prefix="rim_core.")
+    return rows
+
+
+def radial_figure(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
+    """The radial profile of a :func:`radial_table` result, drawn from its rows (mean, CI, median).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> rows = pd.DataFrame({"metric": ["shell_mean", "shell_depth_mm"] * 2, "value": [2.0, 0.5, 1.0, 1.5],
+    ...                      "bin": [0, 0, 1, 1], "units": ["SUV", "mm"] * 2})
+    >>> [name for name, fig in radial_figure(FamilyResult(rows))]
+    ['profile']
+    """
+    from .figures import radial_profile_figure
+
+    t = result.rows
+    if t.empty or "shell_mean" not in set(t["metric"]):
+        return []
+    wide = t[t["metric"].str.startswith("shell_")].pivot_table(index="bin", columns="metric", values="value")
+    wide.columns = [c[len("shell_"):] for c in wide.columns]
+    x = next((c for c in ("depth_mm", "vessel_distance_mm") if c in wide.columns), None)
+    if x is None:
+        return []
+    wide["units"] = str(t.loc[t["metric"] == "shell_mean", "units"].iloc[0])
+    return [("profile", radial_profile_figure(wide.reset_index(), x=x, title=title))]
+
+
+FAMILY = Family(
+    name="radial",
+    table=radial_table,
+    inputs=("image", "mask"),
+    optional=("vessels",),
+    figure=radial_figure,
+    description="periphery vs core: profile in shells from the rim (or from vessels), gradient, rim/core ratio",
+)

@@ -33,6 +33,7 @@ import xarray as xr
 from multiscale.image import like, same_grid, spacing, voxel_volume
 
 from ._autocorrelation import grid_autocorrelation
+from .family import Family, image_units, tidy_rows
 from ._masks import (
     AnalysisError,
     AnalysisWarning,
@@ -54,6 +55,9 @@ __all__ = [
     "distribution_stats",
     "spatial_autocorrelation",
     "fraction_meeting_criteria",
+    "spatial_table",
+    "STATISTICS",
+    "FAMILY",
 ]
 
 
@@ -443,3 +447,57 @@ def fraction_meeting_criteria(
         "volume_mm3": [int(c) * vv for c in counts],
         "n_region": n_region,
     })
+
+
+#: the statistics :func:`spatial_table` can compute, by name
+STATISTICS: tuple[str, ...] = ("distribution_stats", "spatial_autocorrelation")
+
+
+def spatial_table(
+    image: xr.DataArray,
+    mask: xr.DataArray | None = None,
+    *,
+    statistics: Sequence[str] = STATISTICS,
+    bins: int = 64,
+    method: str = "ibsi",
+    connectivity: int | None = None,
+) -> list[dict[str, Any]]:
+    """Distribution statistics and spatial autocorrelation as tidy rows; the study's ``spatial``.
+
+    ``statistics`` picks among :data:`STATISTICS`; ``bins`` goes to :func:`distribution_stats`,
+    ``method`` and ``connectivity`` to :func:`spatial_autocorrelation`. Moran's I and Geary's C
+    are dimensionless; ``detail`` names the function (and the weighting method).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.arange(16.0).reshape(4, 4), spacing=0.5, units="a.u.")
+    >>> rows = {r["metric"]: r for r in spatial_table(img, statistics=["spatial_autocorrelation"])}
+    >>> rows["morans_i"]["units"], rows["n"]["units"]
+    ('1', 'voxels')
+    """
+    unknown = [s for s in statistics if s not in STATISTICS]
+    if unknown:
+        raise AnalysisError(f"spatial statistics {unknown} unknown; choose from {list(STATISTICS)}")
+    rows: list[dict[str, Any]] = []
+    for name in statistics:
+        if name == "distribution_stats":
+            df = distribution_stats(image, mask, bins=bins)
+            for _, r in df.iterrows():
+                rows.append(dict(metric=str(r["metric"]), value=float(r["value"]), units=str(r["units"]) or image_units(image),
+                                 detail=name))
+        else:
+            res = spatial_autocorrelation(image, mask, method=method, connectivity=connectivity)
+            units = {"morans_i": "1", "gearys_c": "1", "n": "voxels", "connectivity": "1",
+                     "weight_total": "1/mm" if res.get("method") == "ibsi" else "1"}
+            rows += tidy_rows(res, units, detail=f"{name} ({res.get('method', method)})")
+    return rows
+
+
+FAMILY = Family(
+    name="spatial",
+    table=spatial_table,
+    inputs=("image", "mask"),
+    description="distribution statistics (CV, Gini, entropy, ...) and Moran's I / Geary's C",
+)

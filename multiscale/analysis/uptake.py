@@ -24,9 +24,10 @@ import xarray as xr
 
 from multiscale.image import index_to_world, spacing, voxel_volume
 
+from .family import Family, image_units, tidy_rows
 from ._masks import AnalysisError, bounding_slices, check_mask, mask_array, masked_values, to_numpy, warn_nan
 
-__all__ = ["uptake_metrics", "suv_peak", "sphere_offsets"]
+__all__ = ["uptake_metrics", "uptake_table", "uptake_unit", "suv_peak", "sphere_offsets", "FAMILY"]
 
 #: radius (mm) of a 1 cm^3 sphere
 PERCIST_RADIUS_MM = (3.0 * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
@@ -229,3 +230,77 @@ def uptake_metrics(
                    pidg_peak=out["suv_peak"] * scale)
     out["units"] = suv_image.attrs.get("units", "")
     return out
+
+
+def uptake_unit(metric: str, units: str) -> str:
+    """The unit of an :func:`uptake_metrics` key on an image in ``units``.
+
+    SUV statistics and reference levels carry the image's units; volumes are mL, TLG is
+    ``<units>*mL``, counts are voxels, fractions and ratios are 1, %ID/g is ``%ID/g``.
+
+    Examples
+    --------
+    >>> uptake_unit("tlg_41pct", "SUVbw"), uptake_unit("mtv_suv2.5_ml", "SUVbw"), uptake_unit("suv_peak", "SUVbw")
+    ('SUVbw*mL', 'mL', 'SUVbw')
+    """
+    k = metric.lower()
+    if k.endswith("_ml"):
+        return "mL"
+    if k.endswith("_mm"):
+        return "mm"
+    if k.endswith("n_voxels"):
+        return "voxels"
+    if k.startswith("tlg"):
+        return f"{units}*mL" if units else "mL"
+    if k.startswith("fraction") or k.endswith("_ratio"):
+        return "1"
+    if k.startswith("pidg"):
+        return "%ID/g"
+    if k.startswith(("suv", "sul", "reference_")):
+        return units or "1"
+    raise KeyError(f"uptake: no unit defined for metric {metric!r}")
+
+
+def uptake_table(
+    image: xr.DataArray,
+    mask: xr.DataArray,
+    reference: xr.DataArray | None = None,
+    *,
+    suv_thresholds: tuple[float, ...] = (2.5,),
+    percent_of_max: tuple[float, ...] = (41.0, 50.0),
+    reference_factor: float = 1.0,
+    reference_sd: float = 0.0,
+    fraction_above: tuple[float, ...] = (),
+    peak_volume_ml: float = 1.0,
+    body_weight_g: float | None = None,
+    injected_dose_bq: float | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`uptake_metrics` as tidy rows (``metric``, ``value``, ``units``); the study's ``uptake``.
+
+    ``reference`` is the reference region's mask (the ``reference_mask`` of :func:`uptake_metrics`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> v = spatial_image(np.full((6, 6, 6), 3.0), spacing=2.0, units="SUVbw")
+    >>> m = spatial_image(np.ones((6, 6, 6), bool), spacing=2.0)
+    >>> rows = uptake_table(v, m, peak_volume_ml=0.01)
+    >>> [(r["metric"], r["units"]) for r in rows if r["metric"] in ("suv_max", "tlg_41pct")]
+    [('suv_max', 'SUVbw'), ('tlg_41pct', 'SUVbw*mL')]
+    """
+    res = uptake_metrics(image, mask, suv_thresholds=tuple(suv_thresholds), percent_of_max=tuple(percent_of_max),
+                         reference_mask=reference, reference_factor=reference_factor, reference_sd=reference_sd,
+                         fraction_above=tuple(fraction_above), peak_volume_ml=peak_volume_ml,
+                         body_weight_g=body_weight_g, injected_dose_bq=injected_dose_bq)
+    units = image_units(image)
+    return tidy_rows(res, lambda k: uptake_unit(k, units))
+
+
+FAMILY = Family(
+    name="uptake",
+    table=uptake_table,
+    inputs=("image", "mask"),
+    optional=("reference",),
+    description="SUVmax/mean/peak (PERCIST sphere), MTV and TLG by fixed, %max and reference thresholds, %ID/g",
+)

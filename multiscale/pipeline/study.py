@@ -42,6 +42,8 @@ name, an MSI target name, or an m/z value).
 
 from __future__ import annotations
 
+from multiscale.errors import StudyError
+
 import copy
 import difflib
 import hashlib
@@ -98,11 +100,6 @@ _TRUTH_FIELDS = ("file", "key")
 _ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "params")
 
 
-class StudyError(ValueError):
-    """A study file is malformed or refers to something that does not exist.
-
-    The message starts with ``file:line:`` and names the field and the fix.
-    """
 
 
 # ---------------------------------------------------------------------------------------------

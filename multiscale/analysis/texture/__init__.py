@@ -23,7 +23,9 @@ import xarray as xr
 from ._discretise import discretise, n_levels_of
 from ._roi import Roi, RoiError, TextureWarning, prepare_roi, warn_once
 from ._rows import COLUMNS
-from ._settings import TextureSettingsError, family_settings, texture_settings
+from ._settings import ALIASES, DEFAULTS, TextureSettingsError, family_settings, texture_settings
+from .units import feature_unit
+from ..family import Family, image_units
 
 __all__ = [
     "FAMILIES",
@@ -35,6 +37,9 @@ __all__ = [
     "RoiError",
     "TextureSettingsError",
     "TextureWarning",
+    "feature_unit",
+    "texture_table",
+    "FAMILY",
 ]
 
 #: families in output order
@@ -277,3 +282,51 @@ def regional_features(image: xr.DataArray, labels: Any, *args: Any, **kwargs: An
     return _regional_features(image, labels, *args, **kwargs)
 
 
+
+
+def _setting_names() -> list[str]:
+    return sorted(set(DEFAULTS) | set(ALIASES) | {"ibsi_phantom"})
+
+
+def texture_table(
+    image: xr.DataArray,
+    mask: Any,
+    *,
+    families: str | Sequence[str] = ("intensity",),
+    aggregation: str | Sequence[str] | None = None,
+    **settings: Any,
+) -> list[dict[str, Any]]:
+    """:func:`features` as tidy rows with IBSI units; the study's ``texture``.
+
+    ``metric`` is the IBSI tag, ``detail`` the IBSI id, the feature's name and its aggregation;
+    ``units`` from :func:`feature_unit`. Only first-order intensity statistics by default
+    (``families: [glcm, ...]`` for more).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.arange(27.0).reshape(3, 3, 3), spacing=1.0, units="SUVbw")
+    >>> rows = {r["metric"]: r for r in texture_table(img, None)}
+    >>> rows["stat_mean"]["value"], rows["stat_mean"]["units"], rows["stat_var"]["units"]
+    (13.0, 'SUVbw', '(SUVbw)^2')
+    """
+    res = features(image, mask, families=list(families) if not isinstance(families, str) else families,
+                   aggregation=aggregation, **settings)
+    units = image_units(image)
+    rows = []
+    for _, r in res.iterrows():
+        agg = str(r.get("aggregation", "") or "")
+        detail = f"IBSI {r.get('ibsi_id', '')}: {r.get('feature', '')}" + (f" ({agg})" if agg else "")
+        rows.append(dict(metric=str(r["tag"]), value=float(r["value"]), units=feature_unit(str(r["tag"]), units),
+                         detail=detail))
+    return rows
+
+
+FAMILY = Family(
+    name="texture",
+    table=texture_table,
+    inputs=("image", "mask"),
+    settings=_setting_names,
+    description="IBSI chapter-1 features of a region (first-order statistics by default; any family by name)",
+)

@@ -7,6 +7,8 @@ families the second.
 
 from __future__ import annotations
 
+from multiscale.errors import RoiError, TextureWarning
+
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,12 +22,8 @@ from multiscale.analysis._masks import single_channel
 __all__ = ["Roi", "RoiError", "TextureWarning", "prepare_roi", "image_array"]
 
 
-class RoiError(ValueError):
-    """Raised for a mask that cannot be used with the image."""
 
 
-class TextureWarning(UserWarning):
-    """Emitted when features are NaN or voxels were dropped."""
 
 
 @dataclass

@@ -6,6 +6,8 @@ family modules read one vocabulary.
 
 from __future__ import annotations
 
+from multiscale.errors import TextureSettingsError
+
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -13,8 +15,6 @@ from typing import Any
 __all__ = ["DEFAULTS", "ALIASES", "IBSI_PHANTOM", "texture_settings", "TextureSettingsError"]
 
 
-class TextureSettingsError(ValueError):
-    """Raised for unknown or inconsistent texture settings."""
 
 
 #: the IBSI-named settings and their defaults

@@ -47,6 +47,9 @@ from multiscale import image as msi
 from multiscale.analysis._masks import single_channel
 from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
+from multiscale.analysis.texture._settings import ALIASES, DEFAULTS
+from multiscale.analysis.texture.units import feature_unit
+from multiscale.analysis.family import Family, FamilyResult, image_units
 from multiscale.analysis.texture._aggregate import (
     border_distance,
     count_matrix_features,
@@ -55,7 +58,7 @@ from multiscale.analysis.texture._aggregate import (
     neighbourhood_offsets,
 )
 
-__all__ = ["feature_map", "map_features", "MAP_FAMILIES"]
+__all__ = ["feature_map", "map_features", "MAP_FAMILIES", "feature_map_table", "feature_map_result", "FAMILY"]
 
 #: families with voxel maps, and their numba dispatch code
 MAP_FAMILIES: dict[str, int] = {"glcm": 0, "glrlm": 1, "glszm": 2, "gldzm": 3, "ngtdm": 4, "ngldm": 5}
@@ -788,3 +791,82 @@ def feature_map(
     }
     out = msi.like(image, result, dims=("c",) + sdims, units="", provenance=provenance)
     return out.assign_coords(c=tags)
+
+
+def _map_rows(fmap: xr.DataArray, mask: Any, units: str) -> list[dict[str, Any]]:
+    m = np.asarray(mask.data if hasattr(mask, "data") else mask, dtype=bool)
+    layers = [(str(c), fmap.sel(c=c)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
+        (str(fmap.attrs.get("feature", fmap.name or "feature")), fmap)]
+    rows = []
+    for feat, layer in layers:
+        v = np.asarray(layer.data, dtype=float)[m]
+        v = v[np.isfinite(v)]
+        if v.size:
+            rows.append(dict(metric=f"{feat}.map_mean", value=float(v.mean()), units=feature_unit(feat, units),
+                             detail="mean of the voxel-wise map in the region"))
+    return rows
+
+
+def feature_map_result(image: xr.DataArray, mask: Any, **params: Any) -> FamilyResult:
+    """:func:`feature_map` computed once: its region means as rows and the map itself as an image to save.
+
+    The map is computed into memory (the study pipeline saves it in the reference frame's OME-Zarr);
+    for maps larger than memory call :func:`feature_map` and write it with ``to_zarr``.
+    """
+    fmap = feature_map(image, mask, **params)
+    if hasattr(fmap.data, "compute"):
+        fmap = fmap.copy(data=np.asarray(fmap.data.compute()))
+    return FamilyResult(rows=_map_rows(fmap, mask, image_units(image)), images={"texture": fmap})
+
+
+def feature_map_table(
+    image: xr.DataArray,
+    mask: Any,
+    *,
+    family: str = "glcm",
+    features: Sequence[str] | str | None = None,
+    radius: int | Sequence[int] = 2,
+    bins: int = 32,
+    radius_mm: float | Sequence[float] | None = None,
+    masked_kernel: bool = False,
+    aggregation: str | None = None,
+    **settings: Any,
+) -> list[dict[str, Any]]:
+    """The region mean of every voxel-wise feature map (``<tag>.map_mean``, IBSI units); the study's ``texture_map``.
+
+    The maps themselves are saved by the study pipeline (see :func:`feature_map_result`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.random.default_rng(0).random((6, 6, 6)), spacing=1.0)
+    >>> rows = feature_map_table(img, np.ones((6, 6, 6), bool), features=["cm_joint_avg"], radius=1, bins=4)
+    >>> rows[0]["metric"], rows[0]["units"]
+    ('cm_joint_avg_3D_comb.map_mean', '1')
+    """
+    return feature_map_result(image, mask, family=family, features=features, radius=radius, bins=bins,
+                              radius_mm=radius_mm, masked_kernel=masked_kernel, aggregation=aggregation,
+                              **settings).rows
+
+
+def _map_figures(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
+    from multiscale.analysis.figures import feature_map_figure
+
+    fmap = result.images.get("texture")
+    return [] if fmap is None else [("map", feature_map_figure(fmap, title=title))]
+
+
+def _setting_names() -> list[str]:
+    return sorted(set(DEFAULTS) | set(ALIASES) | {"chunks", "dtype", "crop"})
+
+
+FAMILY = Family(
+    name="texture_map",
+    table=feature_map_table,
+    inputs=("image", "mask"),
+    evaluate_fn=feature_map_result,
+    figure=_map_figures,
+    settings=_setting_names,
+    description="voxel-wise IBSI texture maps (GLCM, GLRLM, GLSZM, GLDZM, NGTDM, NGLDM) and their region means",
+)
