@@ -56,7 +56,7 @@ def _warm_up(study: str, output: str) -> None:
     import os
 
     from multiscale.pipeline.study import load_study
-    from multiscale.pipeline.tasks import run_subject
+    from multiscale.pipeline.wiring import run_subject
 
     st = load_study(study)
     run_subject(st, st.subjects[0], Path(output) / str(os.getpid()))
@@ -80,7 +80,7 @@ def run_config(study: Path, output: Path, workers: int, warmup: Path,
 
     runs = []
     with local_cluster(workers) as cluster, Client(cluster) as client:  # the cluster `multiscale run` starts
-        client.run(lambda: __import__("multiscale.pipeline.tasks"))  # imports are not part of the work
+        client.run(lambda: __import__("multiscale.pipeline.wiring"))  # imports are not part of the work
         client.run(_warm_up, str(warmup), str(output.parent / "warmup"))  # in every worker process
         for _ in range(max(1, repeats)):
             shutil.rmtree(output, ignore_errors=True)

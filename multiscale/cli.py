@@ -111,7 +111,7 @@ def _run(study_path: Path, output: str | None, workers: int | None, scheduler: s
         return EXIT_BAD_INPUT
     client = cluster = None
     if resume and not in_process:
-        from multiscale.pipeline.tasks import subject_is_complete
+        from multiscale.pipeline.outputs import subject_is_complete
 
         out = Path(output).expanduser().resolve() if output else study.output
         if all(subject_is_complete(study, s, out) for s in study.select(list(subjects) if subjects else None)):

@@ -21,10 +21,13 @@ This module is the only place where numpy's ``(z, y, x)`` and ITK's ``(x, y, z)`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import xarray as xr
+
+from multiscale.errors import ImageError
 
 __all__ = [
     "ALL_DIMS",
@@ -49,9 +52,21 @@ __all__ = [
     "grid_of",
     "same_grid",
     "voxel_volume",
+    "Grid",
+    "select_channel",
+    "binary_mask",
+    "MODALITIES",
+    "ASPECTS",
 ]
 
 ALL_DIMS: tuple[str, ...] = ("t", "c", "z", "y", "x")
+
+#: modality codes (DICOM where one exists)
+MODALITIES: tuple[str, ...] = (
+    "PT", "CT", "MR", "NM", "US", "FLUO", "IVM", "HISTO", "MSI", "IMC", "SEG", "OT",
+)
+#: what a map shows (``attrs["aspect"]``; "" when not said)
+ASPECTS: tuple[str, ...] = ("drug", "nanoparticle", "environment", "anatomy", "mask", "")
 SPATIAL_DIMS: tuple[str, ...] = ("z", "y", "x")
 
 #: attrs every image carries (empty when unknown)
@@ -66,11 +81,6 @@ DEFAULT_ATTRS: dict[str, Any] = {
 
 _ORTHO_TOL = 1e-4
 _EVEN_TOL = 1e-6
-
-
-class ImageError(ValueError):
-    """Raised when an image's geometry or layout is invalid."""
-
 
 # ---------------------------------------------------------------------------------------------
 # construction
@@ -403,6 +413,167 @@ def same_grid(a: xr.DataArray, b: xr.DataArray, rtol: float = 1e-6) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class Grid:
+    """A sampling grid in array order: dims, shape, spacing (mm), origin (mm), direction.
+
+    The one grid representation of the package: what :func:`grid_of` describes as a mapping,
+    :meth:`Grid.of` builds from an image, a mapping or a SimpleITK image. Everything is in numpy
+    array order ``(z, y, x)``; ``direction`` is the direction-cosine matrix in that order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g = Grid.of(spatial_image(np.zeros((2, 3)), spacing=(1.0, 2.0), origin=(5.0, 0.0)))
+    >>> g.dims, g.shape, g.spacing, g.origin
+    (('y', 'x'), (2, 3), (1.0, 2.0), (5.0, 0.0))
+    >>> g.embedded(0.5).shape
+    (1, 2, 3)
+    """
+
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    spacing: tuple[float, ...]
+    origin: tuple[float, ...]
+    direction: np.ndarray
+
+    @classmethod
+    def of(cls, reference: Any) -> Grid:
+        """The grid of an image, of a ``grid_of``-style mapping or of a SimpleITK image.
+
+        A mapping gives ``shape`` (or ``size``), ``spacing``, ``origin`` and optionally
+        ``direction`` and ``dims``, all in ``(z, y, x)`` order as :func:`grid_of` returns them.
+        A :class:`Grid` is returned as it is.
+
+        Raises
+        ------
+        ImageError
+            A mapping without shape or spacing, with a shape of other than 2 or 3 entries, or a
+            spacing <= 0.
+        TypeError
+            Anything else.
+        """
+        if isinstance(reference, Grid):
+            return reference
+        if isinstance(reference, xr.DataArray):
+            g = grid_of(validate(reference))
+            return cls(tuple(g["dims"]), tuple(g["shape"]), tuple(g["spacing"]), tuple(g["origin"]),
+                       np.asarray(g["direction"], dtype=float))
+        if isinstance(reference, Mapping):
+            shape_ = reference.get("shape", reference.get("size"))
+            missing = [k for k, v in (("shape", shape_), ("spacing", reference.get("spacing"))) if v is None]
+            if missing:
+                raise ImageError(
+                    f"reference grid mapping lacks {missing}; give shape (or size), spacing, origin "
+                    "[, direction, dims] in (z, y, x) order, as multiscale.image.grid_of returns"
+                )
+            shape_ = tuple(int(v) for v in np.atleast_1d(shape_))
+            n = len(shape_)
+            if n not in (2, 3):
+                raise ImageError(f"reference grid shape {shape_} must have 2 or 3 entries (z, y, x order)")
+            sp = tuple(float(v) for v in np.broadcast_to(np.asarray(reference["spacing"], float), (n,)))
+            if min(sp) <= 0:
+                raise ImageError(f"reference grid spacing {sp} must be > 0 mm")
+            org = tuple(float(v) for v in np.asarray(reference.get("origin", np.zeros(n)), float).reshape(n))
+            d = np.asarray(reference.get("direction", np.eye(n)), dtype=float).reshape(n, n)
+            dims = tuple(reference.get("dims", ("z", "y", "x")[3 - n:]))
+            return cls(dims, shape_, sp, org, d)
+        try:
+            import SimpleITK as sitk
+        except ImportError:  # pragma: no cover
+            sitk = None
+        if sitk is not None and isinstance(reference, sitk.Image):
+            n = reference.GetDimension()
+            d = np.asarray(reference.GetDirection(), float).reshape(n, n)[::-1, ::-1]
+            return cls(("z", "y", "x")[3 - n:], tuple(reference.GetSize())[::-1],
+                       tuple(reference.GetSpacing())[::-1], tuple(reference.GetOrigin())[::-1], d)
+        raise TypeError(
+            f"reference must be an image, a grid mapping or a SimpleITK image, got {type(reference).__name__}"
+        )
+
+    def embedded(self, thickness: float) -> Grid:
+        """This 2-D grid as one slice at z = 0 of a 3-D grid (slice-to-volume)."""
+        if len(self.dims) != 2:
+            raise ImageError(f"only a 2-D grid can be embedded in 3-D; this one has dims {self.dims}")
+        d = np.eye(3)
+        d[1:, 1:] = self.direction
+        return Grid(("z", "y", "x"), (1,) + self.shape, (float(thickness),) + self.spacing,
+                    (0.0,) + self.origin, d)
+
+
+# ---------------------------------------------------------------------------------------------
+# channels
+# ---------------------------------------------------------------------------------------------
+
+#: how close (in m/z) a number must be to a channel's m/z to select it
+MZ_TOLERANCE = 0.01
+
+
+def select_channel(image: xr.DataArray, channel: str | None, what: str = "map") -> xr.DataArray:
+    """One channel of ``image`` (by name, MSI target or m/z), or the image itself for ``channel=None``.
+
+    Parameters
+    ----------
+    image : xarray.DataArray
+    channel : str or None
+        A ``c`` coordinate (compared as text: a dye, a stain, an MSI target name), or a number
+        read as an m/z: the nearest channel within 0.01 is taken. ``None`` returns ``image``,
+        without its ``c`` dim when that holds a single channel.
+    what : str
+        How error messages name the image (e.g. ``"fixed mri:T2"``).
+
+    Returns
+    -------
+    xarray.DataArray
+        Without the ``c`` dim; attrs are the image's plus ``channel``.
+
+    Raises
+    ------
+    ImageError
+        A channel asked of an image without channels, or no channel of that name / m/z (the
+        message lists the channels and the image's ``targets_mz`` attr when it has one).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = spatial_image(np.zeros((2, 3, 4)), spacing=1.0, dims=("c", "y", "x"), channels=["a", "b"])
+    >>> select_channel(img, "b").dims
+    ('y', 'x')
+    >>> msi = spatial_image(np.zeros((2, 3, 4)), spacing=0.02, dims=("c", "y", "x"), channels=[544.18, 790.63])
+    >>> select_channel(msi, "790.632").attrs["channel"]  # the nearest m/z within 0.01
+    '790.632'
+    """
+    if channel is None:
+        if "c" in image.dims:
+            if image.sizes["c"] == 1:
+                return image.isel(c=0, drop=True)
+            return image
+        return image
+    if "c" not in image.dims:
+        raise ImageError(f"{what}: channel {channel!r} asked of an image without channels")
+    names = [str(v) for v in image.coords["c"].values] if "c" in image.coords else []
+    if channel in names:
+        out = image.isel(c=names.index(channel), drop=True)
+    else:
+        try:
+            target = float(channel)
+            values = np.array([float(v) for v in image.coords["c"].values])
+        except (TypeError, ValueError, KeyError):
+            targets = image.attrs.get("targets_mz") or {}
+            raise ImageError(
+                f"{what}: no channel {channel!r}; channels are {names}"
+                + (f" (targets {sorted(targets)})" if targets else "")
+            ) from None
+        k = int(np.argmin(np.abs(values - target)))
+        if abs(values[k] - target) > MZ_TOLERANCE:
+            raise ImageError(f"{what}: no channel at m/z {target}; channels are {names}")
+        out = image.isel(c=k, drop=True)
+    out.attrs = dict(image.attrs)
+    out.attrs["channel"] = channel
+    return out
+
+
+
 # ---------------------------------------------------------------------------------------------
 # coordinates
 # ---------------------------------------------------------------------------------------------
@@ -567,3 +738,38 @@ def from_sitk(sitk_image: Any, channels: Sequence[Any] | None = None, **attrs: A
     else:
         dims = sd
     return spatial_image(arr, spacing=sp, origin=org, direction=d, dims=dims, channels=channels, **attrs)
+
+
+def binary_mask(image: xr.DataArray, label: int | None = None, source: Any = "", what: str = "mask") -> xr.DataArray:
+    """A region as a 0/1 ``uint8`` image: ``image == label`` when a label is given, else ``image > 0``.
+
+    A singleton ``c`` or ``t`` is dropped; several channels or frames are refused (a region is one
+    volume: select one with ``isel(c=...)`` or ``isel(t=...)`` first). The result has
+    ``attrs["aspect"] = "mask"`` and no units.
+
+    Raises
+    ------
+    ImageError
+        Several channels or frames, or no voxel selected; the message names ``source`` and the fix.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = spatial_image(np.array([[0, 1], [2, 2]]), spacing=1.0)
+    >>> binary_mask(labels, label=2).values.tolist()
+    [[0, 0], [1, 1]]
+    """
+    where = f"{source}: " if source else ""
+    m = image
+    for dim, word in (("c", "channels"), ("t", "frames")):
+        if dim in m.dims:
+            if m.sizes[dim] != 1:
+                raise ImageError(f"{where}{what} has {m.sizes[dim]} {word}; give a one-{word[:-1]} label image "
+                                 f"(select one with isel({dim}=...))")
+            m = m.isel({dim: 0}, drop=True)
+    data = np.asarray(m.data.compute() if hasattr(m.data, "compute") else m.data)
+    sel = data == label if label is not None else data > 0
+    if not sel.any():
+        which = f"label {label}" if label is not None else "non-zero voxels"
+        raise ImageError(f"{where}{what} has no {which}; check the file or the 'label' field")
+    return like(m, sel.astype(np.uint8), aspect="mask", units="")

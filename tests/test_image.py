@@ -139,3 +139,91 @@ def test_like_keeps_geometry():
     assert im.spacing(b) == (0.5, 0.25) and b.attrs["units"] == "SUVbw"
     with pytest.raises(ms.ImageError):
         ms.like(a, np.zeros((5, 5)))
+
+
+# ---------------------------------------------------------------------------------------------
+# vocabulary, Grid, select_channel
+# ---------------------------------------------------------------------------------------------
+
+
+def test_vocabulary():
+    assert im.MODALITIES[:3] == ("PT", "CT", "MR") and {"MSI", "HISTO", "FLUO", "IMC"} <= set(im.MODALITIES)
+    assert im.ASPECTS == ("drug", "nanoparticle", "environment", "anatomy", "mask", "")
+
+
+def _msi():
+    img = ms.spatial_image(np.arange(24.0).reshape(3, 2, 4), spacing=0.02, dims=("c", "y", "x"),
+                           channels=[544.18, 790.632, 600.0], units="counts")
+    img.attrs["targets_mz"] = {"doxorubicin": 544.18, "haem": 616.18}
+    return img
+
+
+def test_select_channel_by_name_and_mz():
+    img = ms.spatial_image(np.arange(24.0).reshape(2, 3, 4), spacing=1.0, dims=("c", "y", "x"), channels=["a", "b"])
+    b = im.select_channel(img, "b")
+    assert b.dims == ("y", "x") and float(b[0, 0]) == 12.0 and b.attrs["channel"] == "b"
+    msi = _msi()
+    assert float(im.select_channel(msi, "790.632")[0, 0]) == 8.0
+    near = im.select_channel(msi, "544.189")  # nearest m/z within 0.01
+    assert float(near[0, 1]) == 1.0 and near.attrs["units"] == "counts" and near.attrs["channel"] == "544.189"
+    assert "c" not in near.coords
+
+
+def test_select_channel_none():
+    msi = _msi()
+    assert im.select_channel(msi, None) is msi
+    one = msi.isel(c=[1])
+    assert im.select_channel(one, None).dims == ("y", "x")
+    plain = one.isel(c=0, drop=True)
+    assert im.select_channel(plain, None) is plain
+
+
+def test_select_channel_errors_name_channels_and_targets():
+    msi = _msi()
+    with pytest.raises(ms.ImageError, match=r"msi:600\.5: no channel at m/z 600\.5; channels are \['544\.18', '790\.632', '600\.0'\]"):
+        im.select_channel(msi, "600.5", what="msi:600.5")
+    with pytest.raises(ms.ImageError, match=r"no channel 'haem'; .*\(targets \['doxorubicin', 'haem'\]\)"):
+        im.select_channel(msi, "haem")
+    with pytest.raises(ms.ImageError, match="asked of an image without channels"):
+        im.select_channel(msi.isel(c=0, drop=True), "dox")
+    with pytest.raises(ValueError):  # ImageError is a ValueError
+        im.select_channel(msi, "nope")
+
+
+def test_grid_of_image_mapping_and_sitk():
+    img = ms.spatial_image(np.zeros((3, 4, 5)), spacing=(2.0, 1.0, 0.5), origin=(1.0, 2.0, 3.0))
+    g = im.Grid.of(img)
+    assert g.dims == ("z", "y", "x") and g.shape == (3, 4, 5) and g.spacing == (2.0, 1.0, 0.5)
+    assert g.origin == (1.0, 2.0, 3.0) and np.array_equal(g.direction, np.eye(3))
+    assert im.Grid.of(g) is g
+    from_map = im.Grid.of(im.grid_of(img))
+    assert (from_map.dims, from_map.shape, from_map.spacing, from_map.origin) == (g.dims, g.shape, g.spacing, g.origin)
+    from_sitk = im.Grid.of(im.to_sitk(img))
+    assert (from_sitk.shape, from_sitk.spacing, from_sitk.origin) == (g.shape, g.spacing, g.origin)
+    small = im.Grid.of({"size": (4, 6), "spacing": 0.5})
+    assert small.dims == ("y", "x") and small.spacing == (0.5, 0.5) and small.origin == (0.0, 0.0)
+    emb = small.embedded(0.1)
+    assert emb.shape == (1, 4, 6) and emb.spacing == (0.1, 0.5, 0.5)
+
+
+def test_grid_errors():
+    with pytest.raises(ms.ImageError, match=r"lacks \['spacing'\]"):
+        im.Grid.of({"shape": (4, 4)})
+    with pytest.raises(ms.ImageError, match="2 or 3 entries"):
+        im.Grid.of({"shape": (4,), "spacing": 1.0})
+    with pytest.raises(ms.ImageError, match="> 0 mm"):
+        im.Grid.of({"shape": (4, 4), "spacing": (1.0, 0.0)})
+    with pytest.raises(TypeError, match="got int"):
+        im.Grid.of(3)
+    with pytest.raises(ms.ImageError, match="only a 2-D grid"):
+        im.Grid.of({"shape": (2, 2, 2), "spacing": 1.0}).embedded(1.0)
+
+
+def test_registration_uses_the_same_grid():
+    from multiscale.registration import _grids
+
+    img = ms.spatial_image(np.zeros((3, 4)), spacing=1.0)
+    assert _grids.Grid is im.Grid
+    a, b = _grids.grid_from_reference(img), im.Grid.of(img)
+    assert (a.dims, a.shape, a.spacing, a.origin) == (b.dims, b.shape, b.spacing, b.origin)
+    assert np.array_equal(a.direction, b.direction)

@@ -71,7 +71,8 @@ class ParameterError(TypeError):
     """
 
     def __init__(self, message: str, field: str = "", suggestion: str | None = None):
-        super().__init__(message)
+        super().__init__(f"{field}: {message}" if field else message)
+        self.message = message
         self.field = field
         self.suggestion = suggestion
 
@@ -307,16 +308,16 @@ class Family:
             hints = {}
         for key, value in params.items():
             if key in self.roles:
-                raise ParameterError(f"{key}: {key!r} is an input role of {self.name}, not a parameter; "
+                raise ParameterError(f"{key!r} is an input role of {self.name}, not a parameter; "
                                      f"name it under 'inputs:'", key)
             if key not in accepted and not (takes_more and key in extra):
                 names = sorted(accepted) + sorted(extra)
                 close = difflib.get_close_matches(str(key), names, n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"accepted: {', '.join(names)}"
-                raise ParameterError(f"{key}: unknown parameter of {self.name}; {hint}", key,
+                raise ParameterError(f"unknown parameter of {self.name}; {hint}", key,
                                      close[0] if close else None)
             if key in hints and not _type_ok(value, hints[key]):
-                raise ParameterError(f"{key}: {value!r} is not a valid value for {self.name}; expected "
+                raise ParameterError(f"{value!r} is not a valid value for {self.name}; expected "
                                      f"{_describe_hint(hints[key])}", key)
         return params
 

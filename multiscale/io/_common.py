@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from multiscale.errors import LoadError, CalibrationWarning
+
 import json
 import os
 import shutil
@@ -15,12 +17,8 @@ from typing import Any
 import numpy as np
 
 
-class LoadError(ValueError):
-    """A file cannot be read into the image object; the message names the file, the field and the fix."""
 
 
-class CalibrationWarning(UserWarning):
-    """A file carries no physical calibration; spacing 1 was used and ``attrs['spacing_known']`` is False."""
 
 
 def fail(path: Any, field: str, problem: str, fix: str = "") -> LoadError:

@@ -8,6 +8,8 @@ accession, never by name (except to refuse an unknown compression scheme).
 
 from __future__ import annotations
 
+from multiscale.errors import ImzMLError, ImzMLWarning
+
 import hashlib
 import json
 import os
@@ -71,12 +73,8 @@ LENGTH_UNITS_MM: dict[str, float] = {
 }
 
 
-class ImzMLError(ValueError):
-    """An imzML/.ibd pair cannot be read; the message names the file, the field and the fix."""
 
 
-class ImzMLWarning(UserWarning):
-    """A recoverable problem in an imzML/.ibd pair (UUID mismatch, missing pixel size, ...)."""
 
 
 @dataclass

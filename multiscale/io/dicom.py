@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -25,10 +26,14 @@ from multiscale.image import ImageError, spatial_image, xyz_to_zyx
 
 from ._common import fail, provenance, warn
 from ._geometry import direction_xyz_to_zyx
+from .format import Format
 
-__all__ = ["list_series", "find_rtstructs", "read_dicom", "is_dicom_file", "DicomSeries"]
+__all__ = ["list_series", "find_rtstructs", "read_dicom", "is_dicom_file", "looks_like_dicom", "header_modality",
+           "load_dicom", "DicomSeries", "NON_IMAGE_MODALITIES", "DICOM_OPTIONS", "FORMAT"]
 
 _NON_IMAGE = {"RTSTRUCT", "RTPLAN", "RTRECORD", "SR", "PR", "KO", "REG", "RWV", "SEG", "FID", "DOC", "AU", "ECG"}
+#: modalities of DICOM objects that hold no image (skipped in folders)
+NON_IMAGE_MODALITIES = frozenset(_NON_IMAGE)
 _PIXEL_TAG = 0x7FE00010
 _POS_TOL = 1e-3  # relative tolerance on slice steps
 _POS_ATOL = 0.01  # mm
@@ -48,6 +53,51 @@ def is_dicom_file(path: str | os.PathLike) -> bool:
     except OSError:
         return False
     return len(head) == 132 and head[128:132] == b"DICM"
+
+
+def looks_like_dicom(head: bytes, path: Path) -> bool:
+    """DICOM by content: ``DICM`` at byte 128, or a ``.dcm`` file without preamble that starts with a
+    group 0002/0008 element (old ACR-NEMA style exports).
+
+    Examples
+    --------
+    >>> looks_like_dicom(bytes(128) + b"DICM", Path("IM0001"))
+    True
+    >>> looks_like_dicom(b"NRRD0004", Path("x.dcm"))
+    False
+    """
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return True
+    return Path(path).suffix.lower() == ".dcm" and head[:2] in (b"\x02\x00", b"\x08\x00", b"\x00\x02", b"\x00\x08")
+
+
+@functools.lru_cache(maxsize=256)
+def _modality_cached(path: str, mtime_ns: int, size: int) -> tuple[str, bool]:
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True,
+                             specific_tags=["Modality", "NumberOfFrames", "Rows"])
+    except Exception as exc:
+        raise fail(path, "header", f"cannot be parsed ({type(exc).__name__}: {exc})", "the file is corrupt") from exc
+    return str(ds.get("Modality", "") or "").upper(), "Rows" in ds
+
+
+def header_modality(path: str | os.PathLike) -> tuple[str, bool]:
+    """``(Modality upper case, has Rows)`` of a DICOM file, read once per file version (cached).
+
+    Raises
+    ------
+    LoadError
+        The header cannot be parsed.
+
+    Examples
+    --------
+    >>> header_modality("RS.dcm")  # doctest: +SKIP
+    ('RTSTRUCT', False)
+    """
+    st = os.stat(path)
+    return _modality_cached(str(path), st.st_mtime_ns, st.st_size)
 
 
 @dataclass
@@ -734,3 +784,35 @@ def read_dicom(
     except ImageError as exc:
         raise fail(where, "ImageOrientationPatient/ImagePositionPatient", str(exc)) from exc
 
+
+#: options of :func:`load_dicom` (files and folders)
+DICOM_OPTIONS = frozenset({"series", "suv", "spacing", "allow_missing", "modality", "aspect", "agent", "scale"})
+
+
+def load_dicom(path: str | os.PathLike, *, modality: str | None = None, **options: Any) -> xr.DataArray:
+    """:func:`read_dicom` for ``load``: ``modality=`` overrides the header's Modality in ``attrs``.
+
+    Examples
+    --------
+    >>> load_dicom("STS_019/CT/image", modality="CT").attrs["modality"]  # doctest: +SKIP
+    'CT'
+    """
+    img = read_dicom(path, **options)
+    if modality:
+        img.attrs["modality"] = modality
+    return img
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    return not path.is_dir() and looks_like_dicom(head, path)
+
+
+FORMAT = Format(
+    name="dicom",
+    sniff=_sniff,
+    read=load_dicom,
+    options=DICOM_OPTIONS,
+    suffixes=(".dcm",),
+    description="DICOM image file: its series is read from its folder; enhanced multi-frame files alone "
+                "(suv= for PET)",
+)

@@ -1,64 +1,87 @@
 """One entry point: ``load(path, **options)`` reads any supported file or folder; ``save(image, path)`` writes.
 
-``load`` decides by content (magic bytes, headers, the DICOM Modality), not by suffix alone:
+``load`` decides by content (magic bytes, headers, the DICOM Modality), not by suffix alone, by
+asking each entry of :data:`multiscale.io.formats.FORMATS` in turn (first match wins). The formats,
+their options and suffixes are listed by :func:`multiscale.io.formats.formats_table` (also printed
+in :func:`load`'s docstring); nothing here names a format.
 
-============================  =====================================================
-content                       reader
-============================  =====================================================
-folder of DICOM files         :func:`multiscale.io.dicom.read_dicom` (``series=``, ``suv=``)
-DICOM RTSTRUCT                :func:`multiscale.io.masks.read_rtstruct` (``reference=``, ``roi=``)
-DICOM SEG                     :func:`multiscale.io.masks.read_dicom_seg` (``reference=``, ``segment=``)
-NIfTI-1/2 (.nii, .nii.gz)     :func:`multiscale.io.medical.read_nifti`
-NRRD, MetaImage (.mha, .mhd)  :func:`multiscale.io.medical.read_itk`
-TIFF, OME-TIFF, ImageJ        :func:`multiscale.io.microscopy.read_tiff` (``level=``, ``resolution=``)
-PNG, JPEG                     :func:`multiscale.io.microscopy.read_plain_image` (``spacing=``)
-OME-Zarr folder               :func:`multiscale.io.omezarr.read_omezarr` (``level=``)
-imzML                         :func:`multiscale.io.imzml.read_imzml` (``mz=``, ``tol=``, ``tol_unit=``)
-============================  =====================================================
+Options every format takes:
 
-With ``reference=`` a volume is treated as a label mask (``attrs["aspect"] = "mask"``) and checked
-against the reference's grid (``resample=True`` resamples it with nearest neighbour); a DICOM folder
-holding only an RTSTRUCT is rasterised onto the reference.
+* ``channels=[...]``: the channels to read, by name (or by index when the image has no channel
+  names). A format with :attr:`~multiscale.io.format.Format.channel_option` (imzML: ``mz``)
+  receives them under that name; for the others the image is read and the channels are selected
+  from its ``c`` coord.
+* ``reference=<image>`` (and ``resample=True``): read the file as a label mask
+  (``attrs["aspect"] = "mask"``) on the reference's grid (``resample=True`` resamples it with
+  nearest neighbour). RTSTRUCT and SEG take ``reference`` themselves; imzML refuses it.
+* ``suv=``: only DICOM takes it; any other file refuses ``suv=True`` with a :class:`LoadError`.
+
+Any other option must be one of the format's ``options``; otherwise ``TypeError`` names the file,
+the format and the accepted set.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
-import struct
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from ._common import CalibrationWarning, LoadError, fail
+from ._labels import as_label_image
+from .format import HEAD_BYTES, Format
+from .formats import FORMATS, format_named, formats_table
 
-__all__ = ["load", "save", "sniff", "LoadError", "CalibrationWarning", "SAVE_SUFFIXES"]
+__all__ = ["load", "save", "sniff", "sniff_format", "companions", "select_channels", "accepted_options", "LoadError",
+           "CalibrationWarning", "SAVE_SUFFIXES", "FORMATS", "format_named", "formats_table"]
 
-#: suffixes ``save`` understands
-SAVE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd", ".ome.tif", ".ome.tiff", ".tif", ".tiff",
-                 ".ome.zarr", ".zarr")
+#: suffixes ``save`` understands (the ``write_suffixes`` of :data:`FORMATS`)
+SAVE_SUFFIXES = tuple(s for fmt in FORMATS for s in fmt.write_suffixes)
 
-_IMZML_SUFFIXES = (".imzml",)
+#: options ``load`` handles itself for every format
+_GENERIC_OPTIONS = frozenset({"channels", "reference", "resample"})
 
 
-def _nifti_magic(head: bytes) -> bool:
-    if len(head) < 348:
-        return False
-    for fmt in ("<i", ">i"):
-        size = struct.unpack(fmt, head[:4])[0]
-        if size == 348 and head[344:347] in (b"n+1", b"ni1"):
-            return True
-        if size == 540 and head[4:7] in (b"n+2", b"ni2"):
-            return True
-    return False
+def sniff_format(path: str | os.PathLike) -> Format:
+    """The entry of :data:`FORMATS` that ``path`` holds, decided from its content (first match wins).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    LoadError
+        Empty, unreadable or unrecognised content.
+
+    Examples
+    --------
+    >>> sniff_format("CT_image.nii.gz").name  # doctest: +SKIP
+    'nifti'
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file or folder")
+    if p.is_dir():
+        head = b""
+    else:
+        with open(p, "rb") as fh:
+            head = fh.read(HEAD_BYTES)
+        if not head:
+            raise fail(p, "content", "the file is empty", "copy it again")
+    for fmt in FORMATS:
+        if fmt.sniff(head, p):
+            return fmt
+    raise fail(p, "content", f"unrecognised file type (first bytes {head[:16]!r})",
+               "supported: " + ", ".join(fmt.name for fmt in FORMATS) + " (see multiscale.io.formats_table())")
 
 
 def sniff(path: str | os.PathLike) -> str:
-    """The kind of file or folder ``path`` holds, decided from its content.
+    """The name of the format ``path`` holds, decided from its content.
 
-    Returns one of ``"dicom"``, ``"dicom-folder"``, ``"rtstruct"``, ``"seg"``, ``"nifti"``, ``"nrrd"``,
-    ``"metaimage"``, ``"tiff"``, ``"png"``, ``"jpeg"``, ``"omezarr"``, ``"imzml"``.
+    One of the names in :data:`FORMATS`: ``"omezarr"``, ``"nifti"``, ``"rtstruct"``, ``"seg"``,
+    ``"dicom"``, ``"dicom-folder"``, ``"nrrd"``, ``"tiff"``, ``"png"``, ``"jpeg"``, ``"imzml"``,
+    ``"metaimage"``.
 
     Raises
     ------
@@ -70,81 +93,75 @@ def sniff(path: str | os.PathLike) -> str:
     >>> sniff("CT_image.nii.gz")  # doctest: +SKIP
     'nifti'
     """
-    from .omezarr import is_omezarr
+    return sniff_format(path).name
 
+
+def companions(path: str | os.PathLike) -> list[Path]:
+    """The existing files that belong with ``path`` and are read with it (an imzML's ``.ibd``, a
+    ``.mhd``/``.nhdr`` header's data file); empty for self-contained files and folders.
+
+    Use it to checksum or copy every input of a load.
+
+    Examples
+    --------
+    >>> companions("msi.imzML")  # doctest: +SKIP
+    [PosixPath('msi.ibd')]
+    """
     p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p}: no such file or folder")
-    if p.is_dir():
-        if is_omezarr(p):
-            return "omezarr"
-        if (p / "zarr.json").exists() or (p / ".zgroup").exists() or (p / ".zattrs").exists():
-            raise fail(p, "multiscales", "a zarr group without OME-NGFF metadata", "point load() at the image group")
-        return "dicom-folder"
-    with open(p, "rb") as fh:
-        head = fh.read(4096)
-    if not head:
-        raise fail(p, "content", "the file is empty", "copy it again")
-    name = p.name.lower()
-    if head[:2] == b"\x1f\x8b":
-        try:
-            with gzip.open(p, "rb") as gz:
-                inner = gz.read(600)
-        except (OSError, EOFError) as exc:
-            raise fail(p, "gzip stream", f"cannot be decompressed ({exc})", "the file is truncated or corrupt") from exc
-        if _nifti_magic(inner):
-            return "nifti"
-        raise fail(p, "content", "a gzip file that does not hold a NIfTI header",
-                   "decompress it and load the file inside")
-    if _nifti_magic(head):
-        return "nifti"
-    if len(head) >= 132 and head[128:132] == b"DICM":
-        return _dicom_kind(p)
-    if head.startswith(b"NRRD"):
-        return "nrrd"
-    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
-        return "tiff"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    text = head.decode("latin-1")
-    if "<mzML" in text or "<indexedmzML" in text:
-        if 'id="IMS"' in text or "IMS:" in text or name.endswith(_IMZML_SUFFIXES):
-            return "imzml"
-        raise fail(p, "cvList", "an mzML file without imaging (IMS) terms: a spectrum list, not an image",
-                   "load the imzML file of the imaging run")
-    if ("ObjectType" in text or "NDims" in text) and ("ElementType" in text or "DimSize" in text):
-        return "metaimage"
-    if name.endswith(".dcm"):
-        return _dicom_kind(p)
-    if name.endswith(_IMZML_SUFFIXES):
-        return "imzml"
-    raise fail(p, "content", f"unrecognised file type (first bytes {head[:16]!r})",
-               "supported: DICOM, NIfTI, NRRD, MHA/MHD, TIFF/OME-TIFF, PNG, JPEG, OME-Zarr, imzML")
+    return [c for c in sniff_format(p).companions(p) if c.exists()]
 
 
-def _dicom_kind(p: Path) -> str:
-    import pydicom
+def accepted_options(fmt: Format) -> frozenset[str]:
+    """Every option ``load`` accepts for ``fmt``: its own plus ``channels`` (and ``reference``/``resample``
+    for formats that can be masks).
 
-    try:
-        ds = pydicom.dcmread(str(p), stop_before_pixels=True, force=True,
-                             specific_tags=["Modality", "NumberOfFrames"])
-    except Exception as exc:
-        raise fail(p, "header", f"cannot be parsed ({type(exc).__name__}: {exc})", "the file is corrupt") from exc
-    modality = str(ds.get("Modality", "")).upper()
-    if modality == "RTSTRUCT":
-        return "rtstruct"
-    if modality == "SEG":
-        return "seg"
-    return "dicom"
+    Examples
+    --------
+    >>> sorted(accepted_options(format_named("png")))
+    ['agent', 'aspect', 'channels', 'modality', 'reference', 'resample', 'scale', 'spacing']
+    """
+    out = set(fmt.options) | {"channels"}
+    if fmt.masks:
+        out |= {"reference", "resample"}
+    return frozenset(out)
 
 
-def _only(kind: str, path: Any, options: dict[str, Any], allowed: set[str]) -> None:
-    extra = sorted(k for k, v in options.items() if k not in allowed and v is not None)
-    if extra:
-        raise TypeError(f"load({str(path)!r}): option(s) {extra} do not apply to {kind} files; "
-                        f"accepted: {sorted(allowed)}")
+def select_channels(image: xr.DataArray, channels: Any, source: Any = "") -> xr.DataArray:
+    """The channels ``channels`` (names or values of the ``c`` coord, or indices without one), in that order.
+
+    Raises
+    ------
+    LoadError
+        The image has no ``c`` dim, or a channel is missing (the message lists the available ones).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> img = spatial_image(np.zeros((3, 2, 2)), spacing=1.0, dims=("c", "y", "x"), channels=["R", "G", "B"])
+    >>> select_channels(img, ["B", "R"]).coords["c"].values.tolist()
+    ['B', 'R']
+    """
+    wanted = list(channels) if isinstance(channels, (list, tuple, np.ndarray)) else [channels]
+    if "c" not in image.dims:
+        raise fail(source, "channels", f"the image has no channel dim (dims {tuple(image.dims)})", "drop channels=")
+    if "c" in image.coords:
+        available = [v.item() if hasattr(v, "item") else v for v in image.coords["c"].values]
+    else:
+        available = list(range(image.sizes["c"]))
+    if not wanted:
+        raise fail(source, "channels", "an empty list selects nothing", f"choose from {available}")
+    index, missing = [], []
+    for w in wanted:
+        w = w.item() if hasattr(w, "item") else w
+        hit = next((i for i, a in enumerate(available) if a == w or str(a) == str(w)), None)
+        if hit is None:
+            missing.append(w)
+        else:
+            index.append(hit)
+    if missing:
+        raise fail(source, "channels", f"no channel(s) {missing}", f"the image holds {available}")
+    return image.isel(c=index)
 
 
 def load(path: str | os.PathLike, **options: Any) -> Any:
@@ -155,12 +172,14 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     path : path-like
         File or folder.
     **options
-        ``suv`` (PET DICOM: True/"bw", "lbm", "bsa", "ibw"), ``series`` (DICOM folders with several
-        series), ``reference`` (an image: rasterise an RTSTRUCT on it, or check a mask's grid
-        against it), ``resample`` (nearest-neighbour resampling of a mask onto ``reference``),
-        ``roi`` (RTSTRUCT ROI name(s)), ``level`` / ``resolution`` (pyramids), ``spacing``
-        (override for files without calibration, mm), ``modality``, ``allow_missing`` (DICOM),
-        ``mz``/``tol``/``tol_unit`` (imzML ion images) and reader-specific options.
+        ``channels`` (channel names/values to read, every format), ``reference`` (an image:
+        rasterise an RTSTRUCT/SEG on it, or read a label mask checked against its grid),
+        ``resample`` (nearest-neighbour resampling of a mask onto ``reference``), ``suv`` (PET
+        DICOM: True/"bw", "lbm", "bsa", "ibw"), and the format's own options (see the table
+        below), e.g. ``series`` (DICOM folders with several series), ``roi`` (RTSTRUCT ROI
+        name(s)), ``level`` / ``resolution`` (pyramids), ``spacing`` (override for files without
+        calibration, mm), ``modality``, ``allow_missing`` (DICOM), ``mz``/``tol``/``tol_unit``
+        (imzML ion images).
 
     Returns
     -------
@@ -171,6 +190,8 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     ------
     LoadError
         Unrecognised, truncated or inconsistent input; the message names file, field and fix.
+    TypeError
+        An option the format does not take; the message names the accepted ones.
 
     Examples
     --------
@@ -178,110 +199,59 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     >>> pet = load("STS_019/PET/image", suv=True)  # doctest: +SKIP
     >>> pet.attrs["units"]  # doctest: +SKIP
     'SUVbw'
+    >>> ions = load("msi.imzML", channels=[544.18], tol=5, tol_unit="ppm")  # doctest: +SKIP
+
+    Formats (:data:`multiscale.io.formats.FORMATS`, tried in this order):
+
+    {formats}
     """
-    kind = sniff(path)
+    fmt = sniff_format(path)
     opts = dict(options)
-    reference = opts.pop("reference", None)
-    resample = bool(opts.pop("resample", False))
-    if kind == "dicom-folder" and reference is not None:
-        from .dicom import find_rtstructs, list_series
-
-        structs = find_rtstructs(path)
-        if structs and not list_series(path):
-            if len(structs) > 1:
-                raise fail(path, "files", f"{len(structs)} RTSTRUCT files: {[s.name for s in structs]}",
-                           "point load() at one of them")
-            path, kind = structs[0], "rtstruct"
-    if kind in ("dicom", "dicom-folder"):
-        from .dicom import read_dicom
-
-        _only("DICOM", path, opts, {"series", "suv", "spacing", "allow_missing", "modality", "aspect", "agent",
-                                    "scale"})
-        modality = opts.pop("modality", None)
-        img = read_dicom(path, **opts)
-        if modality:
-            img.attrs["modality"] = modality
-    elif kind == "rtstruct":
-        from .masks import read_rtstruct
-
-        _only("RTSTRUCT", path, opts, {"roi", "check_frame_of_reference"})
-        return read_rtstruct(path, reference=reference, **opts)
-    elif kind == "seg":
-        from .masks import read_dicom_seg
-
-        _only("DICOM SEG", path, opts, {"segment", "check_frame_of_reference"})
-        return read_dicom_seg(path, reference=reference, **opts)
-    elif kind == "nifti":
-        from .medical import read_nifti
-
-        _no_suv(path, opts)
-        _only("NIfTI", path, opts, {"spacing", "modality", "lazy", "units", "aspect", "agent", "scale"})
-        img = read_nifti(path, **opts)
-    elif kind in ("nrrd", "metaimage"):
-        from .medical import read_itk
-
-        _no_suv(path, opts)
-        _only(kind, path, opts, {"spacing", "modality", "units", "aspect", "agent", "scale"})
-        img = read_itk(path, **opts)
-    elif kind == "tiff":
-        from .microscopy import read_tiff
-
-        _only("TIFF", path, opts, {"level", "resolution", "spacing", "series", "modality", "units", "aspect",
-                                   "agent", "scale"})
-        img = read_tiff(path, **opts)
-    elif kind in ("png", "jpeg"):
-        from .microscopy import read_plain_image
-
-        _only(kind.upper(), path, opts, {"spacing", "modality", "aspect", "agent", "scale"})
-        img = read_plain_image(path, **opts)
-    elif kind == "omezarr":
-        from .omezarr import read_omezarr
-
-        _only("OME-Zarr", path, opts, {"level", "resolution", "series", "modality", "units", "aspect", "agent",
-                                       "scale"})
-        img = read_omezarr(path, **opts)
-    elif kind == "imzml":
-        from .imzml import read_imzml
-
-        if reference is not None or resample:
-            raise TypeError(f"load({str(path)!r}): reference=/resample= do not apply to imzML; register the ion "
-                            "images with multiscale.registration instead")
-        mz = opts.pop("mz", None)
-        ion_opts = {k: opts.pop(k) for k in ("tol", "tol_unit", "reduce") if k in opts}
-        fill = {k: opts.pop(k) for k in ("fill_value",) if k in opts}
-        extra = {k: opts.pop(k) for k in ("modality", "units", "aspect", "agent", "scale") if opts.get(k)}
-        ds = read_imzml(path, **opts)
-        if mz is None:
-            if ion_opts:
-                raise TypeError(f"load({str(path)!r}): {sorted(ion_opts)} need mz=[...]")
-            out = ds.tic(**fill)
-        else:
-            out = ds.ion_images(mz, **ion_opts, **fill)
-        out.attrs.update(extra)
-        return out
-    else:  # pragma: no cover - sniff returns only the kinds above
-        raise fail(path, "content", f"no reader for {kind}")
+    channels = opts.pop("channels", None)
+    reference = resample = None
+    if "reference" not in fmt.options:
+        reference = opts.pop("reference", None)
+        resample = opts.pop("resample", None)
+        if (reference is not None or resample) and not fmt.masks:
+            raise TypeError(f"load({str(path)!r}): reference=/resample= do not apply to {fmt.name} files "
+                            f"({fmt.description}); register the images with multiscale.registration instead")
+        if resample and reference is None:
+            raise TypeError(f"load({str(path)!r}): resample=True needs reference=<image>")
+    if "suv" not in fmt.options and "suv" in opts:
+        if opts.pop("suv"):
+            raise fail(path, "suv=", "SUV needs the DICOM PET headers (weight, dose, times), which this file lacks",
+                       "load the DICOM series instead, or drop suv=")
+    if channels is not None and fmt.channel_option is not None:
+        if opts.get(fmt.channel_option) is not None:
+            raise TypeError(f"load({str(path)!r}): pass channels= or {fmt.channel_option}=, not both")
+        opts[fmt.channel_option] = channels
+        channels = None
+    extra = sorted(k for k, v in opts.items() if k not in fmt.options and v is not None)
+    if extra:
+        raise TypeError(f"load({str(path)!r}): option(s) {extra} do not apply to {fmt.name} files "
+                        f"({fmt.description}); accepted: {sorted(accepted_options(fmt))}")
+    img = fmt.read(path, **{k: v for k, v in opts.items() if k in fmt.options})
+    if channels is not None:
+        img = select_channels(img, channels, path)
     if reference is not None:
-        from .masks import as_label_image
-
-        img = as_label_image(img, path, reference=reference, resample=resample)
-    elif resample:
-        raise TypeError(f"load({str(path)!r}): resample=True needs reference=<image>")
+        img = as_label_image(img, path, reference=reference, resample=bool(resample))
     return img
 
 
-def _no_suv(path: Any, opts: dict[str, Any]) -> None:
-    if opts.get("suv"):
-        raise fail(path, "suv=", "SUV needs the DICOM PET headers (weight, dose, times), which this file lacks",
-                   "load the DICOM series instead, or drop suv=")
-    opts.pop("suv", None)
+load.__doc__ = (load.__doc__ or "").replace("{formats}", formats_table().replace("\n", "\n    "))
 
 
 def save(image: xr.DataArray, path: str | os.PathLike, **options: Any) -> Path:
-    """Write ``image`` by suffix, atomically: NIfTI, NRRD, MHA/MHD, OME-TIFF or OME-Zarr.
+    """Write ``image`` by suffix, atomically: the format whose ``write_suffixes`` match (longest match wins).
 
     Our attrs (modality, units, agent, provenance, ...) are stored where the format allows:
     a NIfTI header extension, NRRD/MetaImage key-value fields, a private TIFF tag, zarr attributes.
+    ``options`` go to the writer (e.g. ``levels=`` for OME-Zarr, ``compress=`` for NRRD/MetaImage).
+
+    Raises
+    ------
+    LoadError
+        No format writes this suffix; the message lists the suffixes.
 
     Examples
     --------
@@ -290,23 +260,13 @@ def save(image: xr.DataArray, path: str | os.PathLike, **options: Any) -> Path:
     >>> from multiscale.io import save
     >>> save(spatial_image(np.zeros((2, 3, 4)), spacing=1.0), "x.nii.gz")  # doctest: +SKIP
     """
-    name = Path(path).name.lower()
     if not isinstance(image, xr.DataArray):
         raise TypeError(f"save: expected the image object (xarray.DataArray), got {type(image).__name__}")
-    if name.endswith((".nii", ".nii.gz")):
-        from .medical import write_nifti
-
-        return write_nifti(image, path, **options)
-    if name.endswith((".nrrd", ".nhdr", ".mha", ".mhd")):
-        from .medical import write_itk
-
-        return write_itk(image, path, **options)
-    if name.endswith((".ome.tif", ".ome.tiff", ".tif", ".tiff")):
-        from .microscopy import write_ome_tiff
-
-        return write_ome_tiff(image, path, **options)
-    if name.endswith((".ome.zarr", ".zarr")):
-        from .omezarr import write_omezarr
-
-        return write_omezarr(image, path, **options)
-    raise LoadError(f"{path}: suffix: cannot tell the format to write; use one of {', '.join(SAVE_SUFFIXES)}")
+    best: tuple[Format, str] | None = None
+    for fmt in FORMATS:
+        sfx = fmt.write_suffix_of(path)
+        if sfx is not None and (best is None or len(sfx) > len(best[1])):
+            best = (fmt, sfx)
+    if best is None or best[0].write is None:
+        raise LoadError(f"{path}: suffix: cannot tell the format to write; use one of {', '.join(SAVE_SUFFIXES)}")
+    return best[0].write(image, path, **options)

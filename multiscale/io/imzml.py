@@ -52,7 +52,10 @@ from multiscale.io._imzml_parse import (
     save_index,
 )
 
-__all__ = ["read_imzml", "MSIDataset", "ImzMLError", "ImzMLWarning", "mz_windows"]
+from ._common import fail
+from .format import Format
+
+__all__ = ["read_imzml", "load_imzml", "find_ibd", "MSIDataset", "ImzMLError", "ImzMLWarning", "mz_windows", "FORMAT"]
 
 _PAGE = mmap.ALLOCATIONGRANULARITY
 _READER = "multiscale.io.imzml"
@@ -89,14 +92,29 @@ def mz_windows(
     raise ValueError(f"tol_unit must be 'ppm' or 'da', got {tol_unit!r}")
 
 
-def _find_ibd(imzml: Path) -> Path:
+def find_ibd(imzml: str | os.PathLike) -> Path | None:
+    """The ``.ibd`` next to an ``.imzML`` (same name, suffix in any case), or None.
+
+    Examples
+    --------
+    >>> find_ibd("missing.imzML") is None
+    True
+    """
+    imzml = Path(imzml)
     for cand in (imzml.with_suffix(".ibd"), imzml.with_suffix(".IBD")):
         if cand.is_file():
             return cand
     if imzml.parent.is_dir():
-        for f in imzml.parent.iterdir():
+        for f in sorted(imzml.parent.iterdir()):
             if f.stem == imzml.stem and f.suffix.lower() == ".ibd" and f.is_file():
                 return f
+    return None
+
+
+def _find_ibd(imzml: Path) -> Path:
+    found = find_ibd(imzml)
+    if found is not None:
+        return found
     raise ImzMLError(
         f"{imzml}: the binary data file {imzml.stem}.ibd was not found next to it; copy the .ibd into "
         f"{imzml.parent} (same name, .ibd extension) or pass ibd='path/to/file.ibd'"
@@ -940,3 +958,66 @@ class MSIDataset:
 
 def _norm_uuid(u: str) -> str:
     return u.strip().strip("{}").replace("-", "").lower()
+
+
+#: options of :func:`load_imzml`: ion-image selection, fill value, attrs, and :func:`read_imzml`'s own
+IMZML_OPTIONS = frozenset({"mz", "tol", "tol_unit", "reduce", "fill_value", "modality", "units", "aspect", "agent",
+                           "scale", "ibd", "cache", "cache_dir", "check_uuid", "verify_checksum", "chunk_bytes",
+                           "z_spacing", "engine"})
+
+
+def load_imzml(path: str | os.PathLike, *, mz: Any = None, **options: Any) -> xr.DataArray:
+    """:func:`read_imzml` for ``load``: the total-ion-current image, or ion images with ``mz=[...]``.
+
+    ``tol``/``tol_unit``/``reduce`` shape the ion images (they need ``mz``); ``fill_value`` is the
+    value of pixels without a spectrum; ``modality``/``units``/``aspect``/``agent``/``scale`` are
+    set in ``attrs`` when given; the other options go to :func:`read_imzml`.
+
+    Examples
+    --------
+    >>> ions = load_imzml("Example_Continuous.imzML", mz=[544.18], tol=5, tol_unit="ppm")  # doctest: +SKIP
+    """
+    opts = dict(options)
+    ion_opts = {k: opts.pop(k) for k in ("tol", "tol_unit", "reduce") if k in opts}
+    fill = {k: opts.pop(k) for k in ("fill_value",) if k in opts}
+    extra = {k: v for k in ("modality", "units", "aspect", "agent", "scale") if (v := opts.pop(k, None))}
+    ds = read_imzml(path, **opts)
+    if mz is None:
+        if ion_opts:
+            raise TypeError(f"load({str(path)!r}): {sorted(ion_opts)} need mz=[...] (or channels=[...])")
+        out = ds.tic(**fill)
+    else:
+        out = ds.ion_images(mz, **ion_opts, **fill)
+    out.attrs.update(extra)
+    return out
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    """imzML by its XML (mzML with imaging terms) or its suffix; a plain mzML is reported, not read."""
+    text = head.decode("latin-1")
+    is_imzml_name = path.name.lower().endswith(".imzml")
+    if "<mzML" in text or "<indexedmzML" in text:
+        if 'id="IMS"' in text or "IMS:" in text or is_imzml_name:
+            return True
+        raise fail(path, "cvList", "an mzML file without imaging (IMS) terms: a spectrum list, not an image",
+                   "load the imzML file of the imaging run")
+    return is_imzml_name
+
+
+def _companions(path: Path) -> list[Path]:
+    """The .ibd binary half (found case-insensitively)."""
+    ibd = find_ibd(path)
+    return [ibd] if ibd is not None else []
+
+
+FORMAT = Format(
+    name="imzml",
+    sniff=_sniff,
+    read=load_imzml,
+    options=IMZML_OPTIONS,
+    suffixes=(".imzml",),
+    description="imzML mass-spectrometry imaging with its .ibd (TIC, or ion images by mz=/channels=)",
+    companions=_companions,
+    channel_option="mz",
+    masks=False,
+)

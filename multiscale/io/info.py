@@ -37,7 +37,9 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     ----------
     path : path-like
     **options
-        Passed to :func:`multiscale.io.load` (e.g. ``series=``).
+        Passed to :func:`multiscale.io.load` (e.g. ``series=``, ``channels=``). A format with a
+        ``summary`` (RTSTRUCT: contours without a grid) is summarised instead when no
+        ``reference=`` is given.
 
     Returns
     -------
@@ -54,16 +56,21 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     """
     from multiscale.image import direction, is_spatial_image, origin, spacing, spatial_dims
 
-    from .dispatch import load, sniff
+    from .dispatch import load, sniff_format
 
-    kind = sniff(path)
-    if kind == "rtstruct" and options.get("reference") is None:
-        return _describe_rtstruct(path)
+    fmt = sniff_format(path)
+    kind = fmt.name
+    if fmt.summary is not None and options.get("reference") is None:
+        out: dict[str, Any] = {"path": str(path), "format": kind}
+        out.update(fmt.summary(Path(path)))
+        out["size_on_disk"] = size_on_disk(path)
+        out["warnings"] = list(out.pop("warnings", []))
+        return out
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         img = load(path, **options)
     msgs = [str(w.message) for w in caught]
-    out: dict[str, Any] = {"path": str(path), "format": kind, "size_on_disk": size_on_disk(path)}
+    out = {"path": str(path), "format": kind, "size_on_disk": size_on_disk(path)}
     if not is_spatial_image(img):
         out.update({"dims": tuple(getattr(img, "dims", ())), "shape": tuple(getattr(img, "shape", ())),
                     "warnings": msgs})
@@ -94,27 +101,6 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
         if img.attrs.get(key) not in (None, ""):
             out[key] = img.attrs[key]
     return out
-
-
-def _describe_rtstruct(path: str | os.PathLike) -> dict[str, Any]:
-    """An RTSTRUCT has no grid of its own: report its ROIs and frame of reference."""
-    import pydicom
-
-    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-    names = {str(r.ROINumber): str(r.ROIName) for r in ds.get("StructureSetROISequence") or []}
-    counts = {str(rc.ReferencedROINumber): len(rc.get("ContourSequence") or []) for rc in
-              ds.get("ROIContourSequence") or []}
-    frames = sorted({str(r.get("ReferencedFrameOfReferenceUID", "")) for r in ds.get("StructureSetROISequence") or []}
-                    - {""})
-    return {
-        "path": str(path),
-        "format": "rtstruct",
-        "modality": "RTSTRUCT",
-        "rois": [f"{name} ({counts.get(num, 0)} contours)" for num, name in names.items()],
-        "frame_of_reference_uid": ", ".join(frames),
-        "size_on_disk": size_on_disk(path),
-        "warnings": ["contours only: load it with reference=<image> to rasterise them on that image's grid"],
-    }
 
 
 def _human(n: int) -> str:

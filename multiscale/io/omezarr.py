@@ -29,8 +29,9 @@ from ._common import (
     restore_attrs,
     warn,
 )
+from .format import Format
 
-__all__ = ["read_omezarr", "write_omezarr", "is_omezarr", "ATTRS_KEY"]
+__all__ = ["read_omezarr", "write_omezarr", "is_omezarr", "ATTRS_KEY", "FORMAT"]
 
 #: group attribute holding our image attrs
 ATTRS_KEY = "multiscale"
@@ -389,3 +390,26 @@ def write_omezarr(
         return atomic_write(Path(path), _write, suffix=".ome.zarr")
     except (ValueError, TypeError) as exc:
         raise LoadError(f"{path}: OME-Zarr: cannot write ({exc})") from exc
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    """An OME-Zarr image group (or bioformats2raw layout); a zarr group without NGFF metadata is reported."""
+    if not path.is_dir():
+        return False
+    if is_omezarr(path):
+        return True
+    if (path / "zarr.json").exists() or (path / ".zgroup").exists() or (path / ".zattrs").exists():
+        raise fail(path, "multiscales", "a zarr group without OME-NGFF metadata", "point load() at the image group")
+    return False
+
+
+FORMAT = Format(
+    name="omezarr",
+    sniff=_sniff,
+    read=read_omezarr,
+    options=frozenset({"level", "resolution", "series", "modality", "units", "aspect", "agent", "scale"}),
+    suffixes=(".ome.zarr", ".zarr"),
+    description="OME-Zarr image folder, NGFF 0.4/0.5 (zarr, lazy; pyramids by level=/resolution=)",
+    write=write_omezarr,
+    write_suffixes=(".ome.zarr", ".zarr"),
+)

@@ -13,6 +13,8 @@ Body-size factors (W in kg, H in cm): :func:`lean_body_mass`, :func:`ideal_body_
 
 from __future__ import annotations
 
+from multiscale.errors import SUVError
+
 import math
 import re
 from collections.abc import Sequence
@@ -36,8 +38,6 @@ __all__ = [
 ]
 
 
-class SUVError(LoadError):
-    """SUV cannot be computed from the headers (missing or impossible tags)."""
 
 
 #: physical half-lives in seconds (DDEP / NUBASE values as used by scanner vendors)

@@ -5,10 +5,13 @@
 >>> run = run_study(study, output="demo_output")                       # doctest: +SKIP
 >>> run.completed, run.failed, run.report                              # doctest: +SKIP
 
-Modules: :mod:`.study` (the YAML schema, errors with line numbers), :mod:`.graph` (registration
-graph and chains), :mod:`.tasks` (one dask graph per subject), :mod:`.runner` (running a study on
-a client or in process, resume), :mod:`.results` (the tidy table), :mod:`.report` (HTML) and
-:mod:`.provenance`.
+The pipeline wires; it computes no number. Modules: :mod:`.spec` (what a study says, parsed),
+:mod:`.study` (the YAML schema, errors with line numbers, params bound to each analysis family),
+:mod:`.graph` (registration graph and chains), :mod:`.steps` (each step a few lines over one library
+call), :mod:`.wiring` (one dask graph per subject), :mod:`.outputs` (a subject's output folder),
+:mod:`.runner` (running a study on a client or in process, resume), :mod:`.results` (the tidy
+table on disk), :mod:`.report` (HTML) and :mod:`.provenance`. It loops over
+:data:`multiscale.io.FORMATS` and :data:`multiscale.analysis.FAMILIES` and never names one.
 """
 
 from __future__ import annotations
@@ -29,13 +32,13 @@ __all__ = [
 ]
 
 _LAZY = {
-    "Study": "multiscale.pipeline.study",
-    "StudyError": "multiscale.pipeline.study",
+    "Study": "multiscale.pipeline.spec",
+    "StudyError": "multiscale.errors",
     "load_study": "multiscale.pipeline.study",
     "StudyRun": "multiscale.pipeline.runner",
     "run_study": "multiscale.pipeline.runner",
     "collect_results": "multiscale.pipeline.runner",
-    "subject_graph": "multiscale.pipeline.tasks",
+    "subject_graph": "multiscale.pipeline.wiring",
     "results_frame": "multiscale.pipeline.results",
     "read_results": "multiscale.pipeline.results",
 }

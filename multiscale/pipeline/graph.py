@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .study import EdgeSpec, StudyError, SubjectSpec
+from multiscale.errors import StudyError
+
+from .spec import EdgeSpec, SubjectSpec
 
 __all__ = ["check_graph", "frames_of", "chain_to_reference", "references_of"]
 
@@ -30,7 +32,7 @@ def references_of(subject: SubjectSpec) -> tuple[str, ...]:
 
     Examples
     --------
-    >>> from multiscale.pipeline.study import SubjectSpec, ImageSpec, EdgeSpec
+    >>> from multiscale.pipeline.spec import SubjectSpec, ImageSpec, EdgeSpec
     >>> from pathlib import Path
     >>> im = {k: ImageSpec(k, Path(k), "MR") for k in ("mri", "pet")}
     >>> s = SubjectSpec("m1", im, {}, (EdgeSpec("pet", "mri"),), ())
@@ -97,7 +99,7 @@ def chain_to_reference(subject: SubjectSpec, image: str, *, _outgoing: dict | No
 
     Examples
     --------
-    >>> from multiscale.pipeline.study import SubjectSpec, ImageSpec, EdgeSpec
+    >>> from multiscale.pipeline.spec import SubjectSpec, ImageSpec, EdgeSpec
     >>> from pathlib import Path
     >>> im = {k: ImageSpec(k, Path(k), "MR") for k in ("a", "b", "ref")}
     >>> s = SubjectSpec("m1", im, {}, (EdgeSpec("a", "b"), EdgeSpec("b", "ref")), ("ref",))
@@ -132,7 +134,7 @@ def frames_of(subject: SubjectSpec) -> dict[str, str]:
 
     Examples
     --------
-    >>> from multiscale.pipeline.study import SubjectSpec, ImageSpec, EdgeSpec
+    >>> from multiscale.pipeline.spec import SubjectSpec, ImageSpec, EdgeSpec
     >>> from pathlib import Path
     >>> im = {k: ImageSpec(k, Path(k), "MR") for k in ("mri", "pet", "fluo", "msi")}
     >>> s = SubjectSpec("m1", im, {}, (EdgeSpec("pet", "mri"), EdgeSpec("msi", "fluo")), ("mri", "fluo"))

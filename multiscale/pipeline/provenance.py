@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from multiscale._util import jsonable, write_json_atomic
+
 __all__ = ["file_sha256", "input_checksums", "package_versions", "write_json", "provenance_record"]
 
 _PACKAGES = (
@@ -75,40 +77,9 @@ def package_versions(names: Iterable[str] = _PACKAGES) -> dict[str, str]:
     return out
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if hasattr(value, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(value, k)) for k in value.__dataclass_fields__}
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def write_json(obj: Any, path: str | os.PathLike) -> Path:
-    """Write ``obj`` as indented JSON atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(obj), fh, indent=2, sort_keys=False)
-        from .results import _umask_mode
-
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path
+    """Write ``obj`` as indented JSON atomically (NaN and infinities as ``null``)."""
+    return write_json_atomic(obj, path, nonfinite="null")
 
 
 def provenance_record(parameters: Mapping[str, Any], inputs: Mapping[str, str],
@@ -125,9 +96,9 @@ def provenance_record(parameters: Mapping[str, Any], inputs: Mapping[str, str],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count()},
         "packages": package_versions(),
-        "parameters": _jsonable(parameters),
+        "parameters": jsonable(parameters, nonfinite="null"),
         "inputs": dict(inputs),
         "timings_s": {k: round(float(v), 4) for k, v in timings.items()},
     }
-    rec.update(_jsonable(extra))
+    rec.update(jsonable(extra, nonfinite="null"))
     return rec

@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from multiscale import image as mi
+from multiscale.analysis.families import FAMILIES
 
-__all__ = ["subject_figures", "registration_figures", "analysis_figures", "subject_report_html", "study_report_html", "png_data_uri"]
+__all__ = ["subject_report_html", "study_report_html", "png_data_uri", "cohort_figure_specs", "cohort_figure_png"]
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
@@ -72,230 +72,6 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
-def _norm(x: np.ndarray) -> np.ndarray:
-    x = np.nan_to_num(np.asarray(x, dtype=float))
-    if x.size == 0:
-        return x
-    lo, hi = np.percentile(x, [1, 99.5])
-    return np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
-
-
-def _extent(image: Any) -> list[float]:
-    """imshow extent (mm) of the image's last two dims: [x0, x1, y1, y0] at voxel edges."""
-    sd = mi.spatial_dims(image)[-2:]
-    sp = dict(zip(mi.spatial_dims(image), mi.spacing(image)))
-    xs = np.asarray(image.coords[sd[1]].values, dtype=float)
-    ys = np.asarray(image.coords[sd[0]].values, dtype=float)
-    return [xs[0] - sp[sd[1]] / 2, xs[-1] + sp[sd[1]] / 2, ys[-1] + sp[sd[0]] / 2, ys[0] - sp[sd[0]] / 2]
-
-
-def _slice_index(weights: np.ndarray | None, n: int) -> int:
-    if weights is None or weights.ndim != 3 or not np.any(weights):
-        return n // 2
-    w = np.asarray(weights, dtype=float).sum(axis=(1, 2))
-    return int(round(float((w * np.arange(w.size)).sum() / w.sum())))
-
-
-def _plane(img: Any, z: int | None) -> np.ndarray:
-    a = np.asarray(img.data, dtype=float)
-    return a[z] if a.ndim == 3 else a
-
-
-def _layers(maps: Mapping[str, Any], frame_of: Mapping[str, str], frame: str) -> list[tuple[str, Any]]:
-    out = []
-    for key, img in maps.items():
-        if frame_of[key] != frame:
-            continue
-        if "c" in img.dims:
-            for c in img.coords["c"].values:
-                out.append((f"{key}:{c}", img.sel(c=c, drop=True)))
-        else:
-            out.append((key, img))
-    return out
-
-
-def _overlay_figure(frame: str, maps: Mapping[str, Any], masks: Mapping[str, Any], frame_of: Mapping[str, str],
-                    mask_frames: Mapping[str, str]) -> bytes:
-    plt = _plt()
-    layers = _layers(maps, frame_of, frame)
-    anatomy_name, anatomy = layers[0]
-    others = layers[1:] or layers[:1]
-    frame_masks = [(k, m) for k, m in masks.items() if mask_frames.get(k) == frame]
-    zsel = None
-    if "z" in anatomy.dims:
-        w = np.asarray(frame_masks[0][1].data) if frame_masks else None
-        zsel = _slice_index(w, anatomy.sizes["z"])
-    ext = _extent(anatomy)
-    n = len(others)
-    cols = min(n, 4)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.4 * rows), squeeze=False, layout="constrained")
-    base = _norm(_plane(anatomy, zsel))
-    for ax, (name, img) in zip(axes.ravel(), others):
-        ax.imshow(base, cmap="gray", extent=ext)
-        ov = _plane(img, zsel)
-        normed = _norm(ov)
-        ax.imshow(np.ma.masked_less(normed, 0.15), cmap="inferno", alpha=0.6, extent=ext, vmin=0, vmax=1)
-        sd = mi.spatial_dims(anatomy)[-2:]
-        ys = np.asarray(anatomy.coords[sd[0]].values, dtype=float)
-        xs = np.asarray(anatomy.coords[sd[1]].values, dtype=float)
-        for _, m in frame_masks:
-            plane = _plane(m, zsel)
-            if plane.shape == (ys.size, xs.size) and plane.max() > 0:
-                ax.contour(xs, ys, plane, levels=[0.5], colors="cyan", linewidths=0.8)
-        units = img.attrs.get("units", "")
-        ax.set_title(f"{name}" + (f" [{units}]" if units else ""), fontsize=9)
-        ax.set_xlabel("mm", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    where = f", slice z = {float(anatomy.z.values[zsel]):.2f} mm" if zsel is not None else ""
-    fig.suptitle(f"frame {frame}: maps over {anatomy_name}{where}", fontsize=10)
-    return _fig_png(fig)
-
-
-def _checker_figure(name: str, reg: Mapping[str, Any]) -> bytes:
-    from .tasks import _checker
-
-    plt = _plt()
-    f, m = reg["fixed_slice"], reg["moving_slice"]
-    fig, axes = plt.subplots(1, 3, figsize=(10.5, 3.5), layout="constrained")
-    axes[0].imshow(_norm(f), cmap="gray")
-    axes[0].set_title("fixed", fontsize=9)
-    axes[1].imshow(_checker(f, m), cmap="gray")
-    axes[1].set_title("checkerboard fixed / moving (registered)", fontsize=9)
-    rgb = np.dstack([_norm(f), _norm(m), _norm(f)])
-    axes[2].imshow(rgb)
-    axes[2].set_title("fixed (magenta) + moving (green)", fontsize=9)
-    for ax in axes:
-        ax.axis("off")
-    q = reg.get("quality", {})
-    extra = ""
-    if "truth_error_mean_mm" in q:
-        extra = f"; error vs truth mean {q['truth_error_mean_mm']:.3g} mm, max {q['truth_error_max_mm']:.3g} mm"
-    fig.suptitle(f"{name} ({reg.get('method')}){extra}", fontsize=10)
-    return _fig_png(fig)
-
-
-def _radial_figure(table: pd.DataFrame, analysis: str, map_name: str, region: str) -> bytes | None:
-    plt = _plt()
-    t = table[(table.analysis == analysis) & (table["map"] == map_name) & (table.region == region)]
-    mean = t[t.metric == "shell_mean"].sort_values("bin")
-    if mean.empty:
-        return None
-    x = mean["depth_mm"].to_numpy() if "depth_mm" in mean else None
-    depth = t[t.metric == "shell_depth_mm"].sort_values("bin")
-    x = depth["value"].to_numpy() if len(depth) == len(mean) else 0.5 * (mean.bin_lo + mean.bin_hi).to_numpy()
-    lo = t[t.metric == "shell_mean_ci_low"].sort_values("bin")["value"].to_numpy()
-    hi = t[t.metric == "shell_mean_ci_high"].sort_values("bin")["value"].to_numpy()
-    fig, ax = plt.subplots(figsize=(4.8, 3.4), layout="constrained")
-    ax.plot(x, mean["value"].to_numpy(), "o-", color="#c2410c", label="mean")
-    if len(lo) == len(x) and np.isfinite(lo).any():
-        ax.fill_between(x, lo, hi, color="#c2410c", alpha=0.2, label="95% CI of mean")
-    med = t[t.metric == "shell_median"].sort_values("bin")
-    if len(med) == len(x):
-        ax.plot(x, med["value"].to_numpy(), "s--", color="#555", ms=3, label="median")
-    ax.set_xlabel("depth below tumour surface (mm)" if "depth" in str(depth.metric.head(1).tolist()) or True else "")
-    ax.set_ylabel(f"{map_name} [{mean['units'].iloc[0]}]")
-    ax.set_title(f"radial profile: {map_name} in {region}", fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return _fig_png(fig)
-
-
-def _coloc_figure(fig_data: Mapping[str, Any]) -> bytes:
-    plt = _plt()
-    h = np.asarray(fig_data["hist2d"], dtype=float)
-    xe, ye = fig_data["xedges"], fig_data["yedges"]
-    fig, ax = plt.subplots(figsize=(4.4, 3.8), layout="constrained")
-    im = ax.imshow(np.log1p(h.T), origin="lower", aspect="auto", cmap="viridis",
-                   extent=[xe[0], xe[-1], ye[0], ye[-1]])
-    fig.colorbar(im, ax=ax, label="log(1 + voxels)")
-    ax.set_xlabel(f"{fig_data['a']} [{fig_data.get('a_units', '')}]", fontsize=9)
-    ax.set_ylabel(f"{fig_data['b']} [{fig_data.get('b_units', '')}]", fontsize=9)
-    ax.set_title(f"2-D histogram in {fig_data['region']}", fontsize=10)
-    return _fig_png(fig)
-
-
-def _texture_figure(fig_data: Mapping[str, Any], masks: Mapping[str, Any]) -> bytes:
-    plt = _plt()
-    fmap = fig_data["texture_map"]
-    layers = [(str(c), fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
-        (str(fmap.attrs.get("feature", "feature")), fmap)]
-    layers = layers[:4]
-    fig, axes = plt.subplots(1, len(layers), figsize=(3.8 * len(layers), 3.4), squeeze=False, layout="constrained")
-    mask = masks.get(fig_data["region"])
-    for ax, (name, layer) in zip(axes.ravel(), layers):
-        z = None
-        if "z" in layer.dims:
-            z = _slice_index(np.asarray(mask.data) if mask is not None else None, layer.sizes["z"])
-        im = ax.imshow(_plane(layer, z), cmap="magma", extent=_extent(layer))
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=7)
-    fig.suptitle(f"texture map of {fig_data['map']} ({fig_data['region']})", fontsize=10)
-    return _fig_png(fig)
-
-
-def registration_figures(subject: Any, maps: Mapping[str, Any], masks: Mapping[str, Any],
-                         registrations: Mapping[str, Any], frames: Sequence[str] | None = None) -> dict[str, bytes]:
-    """The overlay of every (or each given) reference frame and the checkerboard of every registration.
-
-    Returns PNG bytes by file name (``overlay_<frame>.png``, ``registration_<edge>.png``). The study
-    pipeline renders each figure in a task of its own, so that workers share a subject's figures.
-    """
-    from .graph import frames_of, references_of
-
-    frame_of = frames_of(subject)
-    out: dict[str, bytes] = {}
-    mask_frames = {k: frame_of[subject.masks[k].on] for k in masks}
-    for frame in (references_of(subject) if frames is None else frames):
-        out[f"overlay_{_safe(frame)}.png"] = _overlay_figure(frame, maps, masks, frame_of, mask_frames)
-    for name, reg in registrations.items():
-        out[f"registration_{_safe(name)}.png"] = _checker_figure(name, reg)
-    return out
-
-
-def analysis_figures(analysis: Mapping[str, Any], table: pd.DataFrame, masks: Mapping[str, Any]) -> dict[str, bytes]:
-    """The figures of one analysis result (radial profiles, colocalisation histograms, texture maps).
-
-    ``analysis`` is an analysis step's result (``figures`` and ``rows``); ``table`` holds at least
-    that analysis's rows. Returns PNG bytes by file name.
-    """
-    out: dict[str, bytes] = {}
-    seen = set()
-    for j, fig in enumerate(analysis["figures"]):
-        kind = fig.get("kind")
-        if kind == "radial":
-            key = (fig["analysis"], fig["map"], fig["region"])
-            if key in seen:
-                continue
-            seen.add(key)
-            png = _radial_figure(table, *key)
-            if png:
-                out[f"radial_{_safe('_'.join(key))}.png"] = png
-        elif kind == "coloc":
-            out[f"coloc_{_safe(fig['analysis'])}_{j}_{_safe(fig['a'])}_{_safe(fig['b'])}.png"] = _coloc_figure(fig)
-        elif kind == "texture_map":
-            out[f"texture_{_safe(fig['analysis'])}_{_safe(fig['map'])}_{_safe(fig['region'])}.png"] = \
-                _texture_figure(fig, masks)
-    return out
-
-
-def subject_figures(subject: Any, maps: Mapping[str, Any], masks: Mapping[str, Any],
-                    registrations: Mapping[str, Any], analyses: list[Mapping[str, Any]],
-                    table: pd.DataFrame) -> dict[str, bytes]:
-    """PNG figures of one subject, by file name (``overlay_<frame>.png``, ``registration_<edge>.png``, ...).
-
-    The registration figures first, then each analysis's in order (see :func:`registration_figures`
-    and :func:`analysis_figures`, which the study pipeline runs as separate tasks).
-    """
-    out = registration_figures(subject, maps, masks, registrations)
-    for a in analyses:
-        out.update(analysis_figures(a, table, masks))
-    return out
-
-
 def _img(png: bytes, caption: str) -> str:
     return (f'<figure><img src="{png_data_uri(png)}" alt="{html.escape(caption)}">'
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
@@ -305,13 +81,19 @@ def _caption(fname: str) -> str:
     stem = fname.rsplit(".", 1)[0]
     kind, _, rest = stem.partition("_")
     what = {"overlay": "Maps after registration over the reference anatomy, frame",
-            "registration": "Registration quality for", "radial": "Radial profile (rim to core):",
-            "coloc": "Colocalisation 2-D histogram (the axes name the two maps), analysis",
-            "texture": "Texture map:"}.get(kind, kind)
-    if kind == "coloc":
-        m = re.match(r"(.*?)_(\d+)_", rest)
-        rest = m.group(1) if m else rest
+            "registration": "Registration quality for"}.get(kind)
+    if what is None:
+        family = next((f for f in FAMILIES if stem.startswith(f"{f.name}_")), None)
+        if family is None:
+            return stem.replace("_", " ")
+        return f"{family.name}: {stem[len(family.name) + 1:].replace('_', ' ')}"
     return f"{what} {rest.replace('_', ' ')}"
+
+
+def _family_of(fname: str) -> str | None:
+    """The analysis family a figure file belongs to (the longest family name it starts with)."""
+    names = sorted((f.name for f in FAMILIES if fname.startswith(f"{f.name}_")), key=len, reverse=True)
+    return names[0] if names else None
 
 
 def _table_html(df: pd.DataFrame, max_rows: int = 400) -> str:
@@ -336,25 +118,6 @@ def _summary_tables(table: pd.DataFrame) -> str:
         wide.columns.name = None
         parts.append(f"<h3>{html.escape(str(analysis))}</h3>" + _table_html(wide.fillna("")))
     return "".join(parts)
-
-
-def _linear_summary(t: Any) -> dict[str, str] | None:
-    """Rotation angle (deg), scales and translation (mm) of a linear transform, as text."""
-    try:
-        from multiscale.registration import linear_parts
-
-        a, b = linear_parts(t)
-    except Exception:  # noqa: BLE001 - non-linear or unknown transforms are not summarised
-        return None
-    u, sv, vt = np.linalg.svd(a)
-    r = u @ vt
-    if r.shape == (2, 2):
-        angle = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
-    else:
-        angle = np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
-    return {"rotation (deg)": f"{angle:.3f}", "scales": ", ".join(f"{v:.4f}" for v in sv),
-            "translation (mm, x y z)": ", ".join(f"{v:.4f}" for v in b),
-            "matrix (x y z)": "; ".join(", ".join(f"{v:.4f}" for v in row) for row in a)}
 
 
 def _registration_table(reg_summary: Mapping[str, Any]) -> str:
@@ -397,12 +160,16 @@ def _subject_body(subject_id: str, table: pd.DataFrame, figures: Mapping[str, by
                     "distance (mm) between where the recovered and the true transform send points on a "
                     "12-per-axis lattice over the fixed image.</p>" + _registration_table(reg_summary)
                     + figs("registration_"))
-    if any(f.startswith("radial_") for f in figures):
-        body.append("<h3>Radial profiles</h3>" + figs("radial_"))
-    if any(f.startswith("coloc_") for f in figures):
-        body.append("<h3>Colocalisation</h3>" + figs("coloc_"))
-    if any(f.startswith("texture_") for f in figures):
-        body.append("<h3>Texture maps</h3>" + figs("texture_"))
+    for family in FAMILIES:
+        mine = {f: png for f, png in figures.items() if _family_of(f) == family.name}
+        if mine:
+            body.append(f"<h3>{html.escape(family.name)}</h3><p class='small'>{html.escape(family.description)}</p>"
+                        + "".join(_img(png, _caption(f)) for f, png in mine.items()))
+    flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table.iloc[:0]
+    if len(flagged):
+        warn = flagged.groupby(["analysis", "map", "region", "flags"], sort=False).size().reset_index(name="rows")
+        body.append("<h3>Warnings</h3><p class='small'>Raised while computing these rows; the rows carry them in "
+                    "their <code>flags</code> column.</p>" + _table_html(warn))
     body.append("<h3>Metrics</h3>" + _summary_tables(table))
     if timings:
         tt = pd.DataFrame(sorted(timings.items(), key=lambda kv: -kv[1]), columns=["step", "seconds"])

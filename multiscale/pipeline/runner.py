@@ -21,11 +21,15 @@ from typing import Any
 
 import pandas as pd
 
+from multiscale._util import write_text_atomic
+
+from . import report
 from .provenance import file_sha256, provenance_record, write_json
 from .results import read_results, results_frame, write_results
-from .study import Study, load_study
-from .tasks import (SUCCESS_FILE, format_error, remove_staging, subject_folder, subject_graph,
-                    subject_is_complete)
+from .spec import Study
+from .study import load_study
+from .outputs import SUCCESS_FILE, remove_staging, subject_folder, subject_is_complete
+from .wiring import format_error, subject_graph
 
 __all__ = ["StudyRun", "run_study", "collect_results"]
 
@@ -196,8 +200,6 @@ def _collect(futures: list, ids: dict, run: StudyRun, t_start: float, progress: 
 
 
 def _finish(study: Study, run: StudyRun, selected: list, wall: float, client: Any) -> None:
-    from . import report
-
     out = run.output
     table = collect_results(study, out)
     run.results, _ = write_results(table, out)
@@ -224,7 +226,7 @@ def _finish(study: Study, run: StudyRun, selected: list, wall: float, client: An
         figures = [(caption, report.cohort_figure_png(kind, data)) for caption, kind, data in specs]
     html = report.study_report_html(study, table, statuses, out, figures)
     run.report = out / "report.html"
-    _write_text(run.report, html)
+    write_text_atomic(run.report, html)
     workers = None
     if client is not None:
         try:
@@ -239,20 +241,3 @@ def _finish(study: Study, run: StudyRun, selected: list, wall: float, client: An
         workers=workers,
     )
     run.provenance = write_json(prov, out / "provenance.json")
-
-
-def _write_text(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        from .results import _umask_mode
-
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)

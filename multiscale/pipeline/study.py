@@ -42,18 +42,23 @@ name, an MSI target name, or an m/z value).
 
 from __future__ import annotations
 
-from multiscale.errors import StudyError
-
 import copy
 import difflib
-import hashlib
-import json
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from multiscale.analysis.families import FAMILIES, family_named
+from multiscale.analysis.family import ParameterError
+from multiscale.errors import StudyError
+from multiscale.image import ASPECTS, MODALITIES
+from multiscale.io.info import describe
+
+from .graph import check_graph, frames_of, references_of
+from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, Study, SubjectSpec, parse_map_name
 
 __all__ = [
     "StudyError",
@@ -68,20 +73,22 @@ __all__ = [
     "parse_map_name",
     "MODALITIES",
     "ASPECTS",
-    "ANALYSIS_TYPES",
+    "analysis_types",
     "REGISTRATION_METHODS",
 ]
 
-#: modality codes (DICOM where one exists)
-MODALITIES: tuple[str, ...] = (
-    "PT", "CT", "MR", "NM", "US", "FLUO", "IVM", "HISTO", "MSI", "IMC", "SEG", "OT",
-)
-#: what a map shows
-ASPECTS: tuple[str, ...] = ("drug", "nanoparticle", "environment", "anatomy", "mask", "")
-#: analysis families a study can ask for
-ANALYSIS_TYPES: tuple[str, ...] = (
-    "uptake", "radial", "colocalisation", "texture", "texture_map", "spatial",
-)
+
+def analysis_types() -> tuple[str, ...]:
+    """The analysis families a study can ask for (``type:``), from :data:`multiscale.analysis.FAMILIES`.
+
+    Examples
+    --------
+    >>> "radial" in analysis_types()
+    True
+    """
+    return tuple(f.name for f in FAMILIES)
+
+
 #: registration methods an edge can name
 REGISTRATION_METHODS: tuple[str, ...] = (
     "rigid", "affine", "auto", "similarity", "translation", "bspline", "deformable",
@@ -97,203 +104,9 @@ _MASK_FIELDS = ("path", "on", "label", "options")
 _EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks")
 _LANDMARK_FIELDS = ("fixed", "moving", "use")
 _TRUTH_FIELDS = ("file", "key")
-_ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "params")
+_ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "inputs", "params")
 
 
-
-
-# ---------------------------------------------------------------------------------------------
-# the parsed study
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """One image of a subject: where it is and what it shows."""
-
-    key: str
-    path: Path
-    modality: str
-    aspect: str = ""
-    agent: str = ""
-    units: str = ""
-    scale: str = ""
-    options: dict[str, Any] = field(default_factory=dict)
-    targets: dict[str, float] = field(default_factory=dict)
-    line: int = 0
-
-    def load_options(self) -> dict[str, Any]:
-        """Keyword arguments for :func:`multiscale.io.load` (MSI targets become ``mz=[...]``)."""
-        opts = dict(self.options)
-        if self.targets:
-            opts["mz"] = [float(v) for v in self.targets.values()]
-        return opts
-
-
-@dataclass(frozen=True)
-class MaskSpec:
-    """A mask (label image) defined on the grid of image ``on``; ``label`` picks one label value."""
-
-    key: str
-    path: Path
-    on: str
-    label: int | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class EdgeSpec:
-    """A registration edge: ``moving`` is registered to ``fixed`` (maps given as ``image[:channel]``).
-
-    ``truth`` optionally points to a ground-truth transform (``file`` JSON, ``key``) that the
-    report compares with the recovered one. ``landmarks`` optionally names two CSV files of
-    corresponding points (columns ``x, y[, z]`` in mm, world frame, one row per landmark, same
-    order): the target registration error is reported, and with ``use: true`` the landmarks also
-    initialise and check the registration.
-    """
-
-    moving: str
-    fixed: str
-    method: str = "rigid"
-    options: dict[str, Any] = field(default_factory=dict)
-    transform: Path | None = None
-    truth: tuple[Path, str] | None = None
-    landmarks: tuple[Path, Path] | None = None
-    use_landmarks: bool = False
-    line: int = 0
-
-    @property
-    def moving_image(self) -> str:
-        """The moving image's key (without channel)."""
-        return parse_map_name(self.moving)[0]
-
-    @property
-    def fixed_image(self) -> str:
-        """The fixed image's key (without channel)."""
-        return parse_map_name(self.fixed)[0]
-
-    @property
-    def name(self) -> str:
-        """``moving_to_fixed``, used for transform file names."""
-        return f"{self.moving_image}_to_{self.fixed_image}"
-
-
-@dataclass(frozen=True)
-class SubjectSpec:
-    """One subject with its images, masks, registration edges and reference frames."""
-
-    id: str
-    images: dict[str, ImageSpec]
-    masks: dict[str, MaskSpec]
-    edges: tuple[EdgeSpec, ...]
-    references: tuple[str, ...]
-    line: int = 0
-    grids: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def input_files(self) -> list[Path]:
-        """Every file this subject reads (images, masks, transforms, ground truth, .ibd companions)."""
-        files: list[Path] = []
-        for spec in list(self.images.values()) + list(self.masks.values()):
-            files.append(spec.path)
-            if spec.path.suffix.lower() == ".imzml":
-                for suffix in (".ibd", ".IBD"):
-                    ibd = spec.path.with_suffix(suffix)
-                    if ibd.exists():
-                        files.append(ibd)
-                        break
-        for e in self.edges:
-            if e.transform is not None:
-                files.append(e.transform)
-            if e.truth is not None:
-                files.append(e.truth[0])
-            if e.landmarks is not None:
-                files.extend(e.landmarks)
-        seen: list[Path] = []
-        for f in files:
-            if f not in seen:
-                seen.append(f)
-        return seen
-
-
-@dataclass(frozen=True)
-class AnalysisSpec:
-    """One analysis: a family (``type``), the maps, masks (regions) and parameters."""
-
-    type: str
-    name: str
-    maps: tuple[str, ...] = ()
-    masks: tuple[str, ...] = ()
-    pairs: tuple[tuple[str, str], ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
-    line: int = 0
-
-
-@dataclass(frozen=True)
-class Study:
-    """A parsed, validated study file."""
-
-    path: Path
-    name: str
-    output: Path
-    subjects: tuple[SubjectSpec, ...]
-    analyses: tuple[AnalysisSpec, ...]
-    report: dict[str, Any]
-    text: str
-
-    def subject(self, subject_id: str) -> SubjectSpec:
-        """The subject called ``subject_id``."""
-        for s in self.subjects:
-            if s.id == subject_id:
-                return s
-        raise StudyError(
-            f"{self.path}: no subject {subject_id!r}; subjects are {[s.id for s in self.subjects]}"
-        )
-
-    def select(self, subject_ids: list[str] | None) -> list[SubjectSpec]:
-        """The subjects listed in ``subject_ids`` (all when None), in study order."""
-        if not subject_ids:
-            return list(self.subjects)
-        for sid in subject_ids:
-            self.subject(sid)
-        return [s for s in self.subjects if s.id in set(subject_ids)]
-
-    def subject_fingerprint(self, subject: SubjectSpec) -> str:
-        """A hash of everything that decides a subject's outputs except file contents."""
-        payload = {
-            "subject": _jsonable(subject),
-            "analyses": [_jsonable(a) for a in self.analyses],
-            "report": self.report,
-        }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _jsonable(obj: Any) -> Any:
-    if hasattr(obj, "__dataclass_fields__"):
-        return {k: _jsonable(getattr(obj, k)) for k in obj.__dataclass_fields__ if k != "line"}
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
-def parse_map_name(name: str) -> tuple[str, str | None]:
-    """Split ``"image:channel"`` into ``("image", "channel")``; ``"image"`` gives ``("image", None)``.
-
-    Examples
-    --------
-    >>> parse_map_name("msi:doxorubicin")
-    ('msi', 'doxorubicin')
-    >>> parse_map_name("pet")
-    ('pet', None)
-    """
-    if ":" in name:
-        image, channel = name.split(":", 1)
-        return image.strip(), channel.strip()
-    return name.strip(), None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +123,7 @@ _Loader.yaml_implicit_resolvers = {
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", __import__("re").compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
 )
 
 
@@ -625,7 +438,6 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
         ref_raw = doc.data.get("reference")
         ref_loc = ("reference",)
     references = _string_list(doc, ref_raw, ref_loc, "reference")
-    from .graph import check_graph  # local import: graph uses these dataclasses
 
     grids_raw, grids_loc = section("grids", dict)
     grids: dict[str, dict[str, Any]] = {}
@@ -641,20 +453,25 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
         grids[str(frame)] = {"spacing": float(sp), "smooth": smooth}
     subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc), grids=grids)
     for frame, g in grids.items():
-        from .graph import references_of as _refs
-
-        if frame not in _refs(subject):
+        if frame not in references_of(subject):
             raise doc.error(grids_loc + (frame,), f"grid for {frame!r}, which is not a reference frame "
-                            f"({', '.join(_refs(subject))}); grids resample a reference frame")
+                            f"({', '.join(references_of(subject))}); grids resample a reference frame")
     check_graph(subject, doc, ref_loc, edges_loc)
     return subject
 
 
 def _parse_analysis(doc: _Doc, raw: Any, loc: tuple, index: int) -> AnalysisSpec:
+    """One analysis entry: its family, inputs by role (or the ``maps``/``pairs`` shorthand) and params.
+
+    ``params`` are bound to the family's ``table`` signature here, so a misspelt or mistyped
+    parameter is reported with its line before anything is loaded.
+    """
     d = _check_fields(doc, raw, loc, _ANALYSIS_FIELDS, "analysis")
+    types = analysis_types()
     if "type" not in d:
-        raise doc.error(loc, f"analysis has no type; use one of {', '.join(ANALYSIS_TYPES)}")
-    kind = _choice(doc, d["type"], loc + ("type",), ANALYSIS_TYPES, "analysis type")
+        raise doc.error(loc, f"analysis has no type; use one of {', '.join(types)}")
+    kind = _choice(doc, d["type"], loc + ("type",), types, "analysis type")
+    family = family_named(kind)
     pairs = []
     raw_pairs = d.get("pairs") or []
     if not isinstance(raw_pairs, list):
@@ -663,20 +480,57 @@ def _parse_analysis(doc: _Doc, raw: Any, loc: tuple, index: int) -> AnalysisSpec
         if not isinstance(p, list) or len(p) != 2:
             raise doc.error(loc + ("pairs", i), f"each pair must be a list of two map names, got {p!r}")
         pairs.append((_string(doc, p[0], loc + ("pairs", i), "map"), _string(doc, p[1], loc + ("pairs", i), "map")))
-    maps = _string_list(doc, d.get("maps"), loc + ("maps",), "maps")
-    if kind == "colocalisation":
+    maps = list(_string_list(doc, d.get("maps"), loc + ("maps",), "maps"))
+    masks = list(_string_list(doc, d.get("masks"), loc + ("masks",), "masks"))
+    inputs_raw = _options(doc, d.get("inputs"), loc + ("inputs",), "inputs")
+    extra: dict[str, str] = {}
+    roles = family.roles
+    for role, value in inputs_raw.items():
+        rloc = loc + ("inputs", role)
+        if role not in roles:
+            close = difflib.get_close_matches(str(role), roles, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"{kind} takes {', '.join(roles)}"
+            raise doc.error(rloc, f"unknown input role {role!r} of {kind}; {hint}")
+        names = list(_string_list(doc, value, rloc, role))
+        if role == "image":
+            maps += names
+        elif role == "mask":
+            masks += names
+        elif role in ("a", "b"):
+            if len(names) != 1 or "a" not in inputs_raw or "b" not in inputs_raw:
+                raise doc.error(rloc, "name one map for each of 'a' and 'b' (or list several under 'pairs:')")
+        elif len(names) != 1:
+            raise doc.error(rloc, f"input {role!r} takes one mask or map name, got {len(names)}")
+        else:
+            extra[str(role)] = names[0]
+    if "a" in inputs_raw and "b" in inputs_raw:
+        pairs.append((_string(doc, inputs_raw["a"], loc + ("inputs", "a"), "map"),
+                      _string(doc, inputs_raw["b"], loc + ("inputs", "b"), "map")))
+    if family.pairwise:
         if not pairs:
-            raise doc.error(loc, "colocalisation needs 'pairs: [[map_a, map_b], ...]'")
-    elif not maps:
-        raise doc.error(loc, f"{kind} needs 'maps: [...]' (image names or image:channel)")
+            raise doc.error(loc, f"{kind} compares two maps: give 'pairs: [[map_a, map_b], ...]' "
+                            "or 'inputs: {a: map_a, b: map_b}'")
+        if maps:
+            raise doc.error(loc + ("maps",), f"{kind} takes pairs of maps, not 'maps'; use 'pairs:'")
+    else:
+        if pairs:
+            raise doc.error(loc + ("pairs",), f"{kind} takes one map at a time; use 'maps:' instead of 'pairs:'")
+        if not maps:
+            raise doc.error(loc, f"{kind} needs 'maps: [...]' (image names or image:channel)")
+    params = _options(doc, d.get("params"), loc + ("params",), "params")
+    try:
+        family.check_params(params)
+    except ParameterError as exc:
+        raise doc.error(loc + ("params", exc.field), exc.message) from None
     return AnalysisSpec(
         type=kind,
         name=_string(doc, d.get("name"), loc + ("name",), "name", required=False) or f"{kind}{index}",
-        maps=maps,
-        masks=_string_list(doc, d.get("masks"), loc + ("masks",), "masks"),
+        maps=tuple(maps),
+        masks=tuple(masks),
         pairs=tuple(pairs),
-        params=_options(doc, d.get("params"), loc + ("params",), "params"),
+        params=params,
         line=doc.line(loc),
+        inputs=extra,
     )
 
 
@@ -703,9 +557,21 @@ def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject:
             raise doc.error(
                 loc + ("masks",), f"unknown mask {mask!r} for subject {subject.id!r}; masks are {sorted(subject.masks)}"
             )
-    from .graph import frames_of
-
     frame = frames_of(subject)
+    for role, name in analysis.inputs.items():
+        if name in subject.masks:
+            where = frame[subject.masks[name].on]
+        else:
+            image = parse_map_name(name)[0]
+            if image not in subject.images:
+                raise doc.error(loc + ("inputs", role), f"input {role!r}: {name!r} is neither a mask nor a map of "
+                                f"subject {subject.id!r}; masks are {sorted(subject.masks)}, images "
+                                f"{sorted(subject.images)}")
+            where = frame[image]
+        for other in names:
+            if frame[parse_map_name(other)[0]] != where:
+                raise doc.error(loc + ("inputs", role), f"input {role!r} ({name}) lives in frame {where!r} but map "
+                                f"{other!r} in frame {frame[parse_map_name(other)[0]]!r}; use inputs of one frame")
     for a, b in analysis.pairs:
         fa, fb = frame[parse_map_name(a)[0]], frame[parse_map_name(b)[0]]
         if fa != fb:
@@ -800,8 +666,6 @@ def check_channels(study: Study) -> None:
     StudyError
         ``file:line: map 'fluo:dapi': <image file> has channels [...]; fix the channel name``.
     """
-    from multiscale.io.info import describe
-
     cache: dict[Path, list[str] | None] = {}
 
     def channels_of(spec: ImageSpec) -> list[str] | None:

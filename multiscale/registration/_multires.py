@@ -14,14 +14,13 @@ import numpy as np
 import xarray as xr
 
 from multiscale import image as mi
+from multiscale.errors import RegistrationError
 
 from ._grids import sitk_geometry
 
 MAX_VOXELS = {2: 1 << 20, 3: 1 << 21}
 
 
-class RegistrationError(ValueError):
-    """Raised when a registration cannot be set up from the inputs given."""
 
 
 def channel_image(image: xr.DataArray, channel: Any = None, *, name: str = "image") -> xr.DataArray:

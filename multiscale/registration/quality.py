@@ -4,26 +4,36 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from multiscale import image as mi
+from multiscale.errors import RegistrationError
 
-from ._multires import RegistrationError, channel_image
+from ._multires import channel_image
 from .resample import resample
 from .transform import Transform, identity, points_array
 
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
 __all__ = [
+    "overlay_figure",
     "quality",
+    "alignment_quality",
     "target_registration_error",
     "dice",
     "mutual_information",
     "normalized_cross_correlation",
     "checkerboard",
+    "checkerboard_array",
+    "central_slice",
     "quality_figure",
+    "registration_figure",
 ]
 
 
@@ -289,3 +299,294 @@ def quality(
         if moved is not None:
             out["figure"] = quality_figure(f1, moved, target)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the study pipeline's measures and figure of one registration
+# ---------------------------------------------------------------------------------------------
+
+
+def _lattice_points_xyz(image: xr.DataArray, n: int = 12) -> np.ndarray:
+    """World points (ITK xyz) on a lattice of ``n`` per axis (fewer on short axes) over ``image``'s voxels."""
+    sh = mi.shape(image)
+    axes = [np.linspace(0, s - 1, min(n, s)) for s in sh]
+    idx = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, len(sh))
+    return mi.index_to_world(image, idx, xyz=False)[:, ::-1]
+
+
+def _mask_points_xyz(mask: xr.DataArray, max_points: int = 4000) -> np.ndarray:
+    """World points (ITK xyz) of the voxel centres inside ``mask`` (every k-th voxel, at most ``max_points``)."""
+    idx = np.argwhere(np.asarray(mask.data) > 0)
+    step = max(1, int(np.ceil(len(idx) / max_points)))
+    return mi.index_to_world(mask, idx[::step].astype(float))[:, ::-1]
+
+
+def alignment_quality(
+    fixed: xr.DataArray,
+    moving_on_fixed: xr.DataArray,
+    transform: Transform,
+    *,
+    landmarks: tuple[Any, Any] | None = None,
+    landmarks_used: bool = False,
+    truth: Transform | None = None,
+    fixed_masks: Mapping[str, xr.DataArray] | None = None,
+) -> dict[str, float]:
+    """Flat quality measures of one registration, as the study report tabulates them.
+
+    Parameters
+    ----------
+    fixed : xarray.DataArray
+        The fixed image (one channel).
+    moving_on_fixed : xarray.DataArray
+        The moving image resampled onto ``fixed``'s grid through ``transform`` (0 outside).
+    transform : Transform
+        The recovered transform, fixed -> moving points.
+    landmarks : (fixed_points, moving_points), optional
+        ``(x, y[, z])`` rows in mm: landmark error after registration.
+    landmarks_used : bool
+        Whether the registration was fitted to these landmarks (then their error is not an
+        independent check: ``tre_independent`` is False).
+    truth : Transform, optional
+        The true transform (fixed -> moving): the distance (mm) between where the recovered and the
+        true transforms send points, on a lattice of 12 points per axis over ``fixed`` and over the
+        voxel centres (at most 4,000) of each of ``fixed_masks``.
+    fixed_masks : mapping of name to xarray.DataArray, optional
+        Masks on ``fixed``'s grid (non-zero inside).
+
+    Returns
+    -------
+    dict
+        In this order: ``pearson_after`` (correlation over voxels where the moved image is finite
+        and non-zero; left out when fewer than 3 or either is constant), ``overlap_fraction``
+        (fraction of such voxels); with landmarks ``tre_mean_mm``, ``tre_max_mm``,
+        ``tre_landmarks``, ``tre_independent``; with a truth ``truth_error_mean_mm``,
+        ``truth_error_max_mm``, ``truth_error_points`` and per mask with voxels
+        ``truth_error_mean_mm_in_<name>``, ``truth_error_max_mm_in_<name>``; then
+        ``metric_before`` / ``metric_after`` when ``transform.info`` holds numbers for them.
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> from multiscale.image import spatial_image
+    >>> from multiscale.registration import resample
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> fixed = spatial_image(np.exp(-((yy - 16) ** 2 + (xx - 16) ** 2) / 30.0), spacing=1.0)
+    >>> t = Transform(sitk.TranslationTransform(2, (1.0, 0.0)))
+    >>> truth = Transform(sitk.TranslationTransform(2, (1.0, 0.5)))
+    >>> q = alignment_quality(fixed, resample(fixed, fixed, t), t, truth=truth)
+    >>> list(q), q["truth_error_mean_mm"], q["truth_error_points"]
+    (['pearson_after', 'overlap_fraction', 'truth_error_mean_mm', 'truth_error_max_mm', 'truth_error_points'], 0.5, 144)
+    """
+    fa = np.asarray(fixed.data, dtype=float)
+    ma = np.asarray(moving_on_fixed.data, dtype=float)
+    quality: dict[str, float] = {}
+    ok = np.isfinite(fa) & np.isfinite(ma) & (ma != 0)
+    if ok.sum() > 2 and np.std(fa[ok]) > 0 and np.std(ma[ok]) > 0:
+        quality["pearson_after"] = float(np.corrcoef(fa[ok], ma[ok])[0, 1])
+    quality["overlap_fraction"] = float(ok.mean())
+    if landmarks is not None:
+        fixed_points, moving_points = landmarks
+        tre = np.linalg.norm(transform.transform_points(fixed_points) - np.asarray(moving_points, dtype=float), axis=1)
+        quality.update(tre_mean_mm=float(tre.mean()), tre_max_mm=float(tre.max()), tre_landmarks=int(tre.size),
+                       tre_independent=not landmarks_used)
+    if truth is not None:
+        pts = _lattice_points_xyz(fixed)
+        err = np.linalg.norm(transform.transform_points(pts) - truth.transform_points(pts), axis=1)
+        quality.update(
+            truth_error_mean_mm=float(err.mean()), truth_error_max_mm=float(err.max()),
+            truth_error_points=int(err.size),
+        )
+        for name, mask in (fixed_masks or {}).items():
+            mpts = _mask_points_xyz(mask)
+            if len(mpts):
+                merr = np.linalg.norm(transform.transform_points(mpts) - truth.transform_points(mpts), axis=1)
+                quality[f"truth_error_mean_mm_in_{name}"] = float(merr.mean())
+                quality[f"truth_error_max_mm_in_{name}"] = float(merr.max())
+    info = getattr(transform, "info", {}) or {}
+    for k in ("metric_before", "metric_after"):
+        if isinstance(info.get(k), (int, float)):
+            quality[k] = float(info[k])
+    return quality
+
+
+def central_slice(array: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """A 2-D view of an image array: itself when 2-D, else the z slice through ``weights``' centre of mass.
+
+    ``weights`` (same shape; NaNs as 0, negatives clipped) picks the slice; without weights, or
+    with none positive, the middle slice.
+
+    Examples
+    --------
+    >>> vol = np.zeros((5, 2, 2)); vol[3] = 1.0
+    >>> depth = np.arange(5.0)[:, None, None] * np.ones((5, 2, 2))  # each slice holds its index
+    >>> float(central_slice(depth, vol)[0, 0]), float(central_slice(depth)[0, 0])
+    (3.0, 2.0)
+    """
+    if array.ndim == 2:
+        return array
+    if weights is not None and np.nansum(weights) > 0:
+        w = np.nan_to_num(np.asarray(weights, dtype=float)).clip(min=0).sum(axis=(1, 2))
+        z = int(round(float((w * np.arange(w.size)).sum() / w.sum()))) if w.sum() > 0 else array.shape[0] // 2
+    else:
+        z = array.shape[0] // 2
+    return array[min(max(z, 0), array.shape[0] - 1)]
+
+
+def _percentile_unit(x: np.ndarray, high: float) -> np.ndarray:
+    """``x`` as floats (NaN -> 0) scaled to [0, 1] between its 1st and ``high``-th percentiles."""
+    x = np.nan_to_num(np.asarray(x, dtype=float))
+    if x.size == 0:
+        return x
+    lo, hi = np.percentile(x, [1, high])
+    return np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+
+
+def checkerboard_array(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarray:
+    """Checkerboard of two equally shaped 2-D arrays, each scaled to [0, 1] between its 1st and 99th percentiles.
+
+    Tiles are ``shape // tiles`` pixels (at least 1) along each axis, so there are ``tiles`` of
+    them across when the shape divides evenly (a few more otherwise); the top-left tile is ``a``.
+    NaNs count as 0. :func:`checkerboard` is the image version, with tiles that always split
+    each axis into exactly ``tiles`` parts and NaN-aware scaling.
+
+    Examples
+    --------
+    >>> checkerboard_array(np.zeros((4, 4)), np.ones((4, 4)), tiles=2).tolist()[0]
+    [0.0, 0.0, 0.0, 0.0]
+    >>> checkerboard_array(np.arange(16.0).reshape(4, 4), np.ones((4, 4)) * 5, tiles=2)[2:, :2].tolist()
+    [[0.0, 0.0], [0.0, 0.0]]
+    """
+    a, b = _percentile_unit(a, 99), _percentile_unit(b, 99)
+    yy, xx = np.indices(a.shape)
+    ty = max(1, a.shape[0] // tiles)
+    tx = max(1, a.shape[1] // tiles)
+    sel = ((yy // ty) + (xx // tx)) % 2 == 0
+    return np.where(sel, a, b)
+
+
+def registration_figure(name: str, fixed_slice: np.ndarray, moving_slice: np.ndarray, method: str,
+                        quality: Mapping[str, Any] | None = None) -> Figure:
+    """Fixed image, checkerboard and colour overlay of one registration (2-D slices of both on one grid).
+
+    Panels: the fixed slice; :func:`checkerboard_array` of fixed and moved; fixed in magenta and
+    moved in green (each scaled between its 1st and 99.5th percentiles). The title names the
+    registration and ``method``, and the error against a ground truth when ``quality`` holds
+    ``truth_error_mean_mm`` / ``truth_error_max_mm`` (as :func:`alignment_quality` returns them).
+    Slices of 3-D images come from :func:`central_slice`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Made with the object API (no pyplot state, any backend): save it with ``fig.savefig``.
+
+    Examples
+    --------
+    >>> f = np.random.default_rng(0).random((32, 32))
+    >>> fig = registration_figure("pet_to_mri", f, f, "rigid", {"truth_error_mean_mm": 0.1, "truth_error_max_mm": 0.2})
+    >>> len(fig.axes), fig.get_suptitle()
+    (3, 'pet_to_mri (rigid); error vs truth mean 0.1 mm, max 0.2 mm')
+    """
+    from matplotlib.figure import Figure
+
+    f, m = fixed_slice, moving_slice
+    fig = Figure(figsize=(10.5, 3.5), layout="constrained")
+    axes = fig.subplots(1, 3)
+    axes[0].imshow(_percentile_unit(f, 99.5), cmap="gray")
+    axes[0].set_title("fixed", fontsize=9)
+    axes[1].imshow(checkerboard_array(f, m), cmap="gray")
+    axes[1].set_title("checkerboard fixed / moving (registered)", fontsize=9)
+    rgb = np.dstack([_percentile_unit(f, 99.5), _percentile_unit(m, 99.5), _percentile_unit(f, 99.5)])
+    axes[2].imshow(rgb)
+    axes[2].set_title("fixed (magenta) + moving (green)", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    q = quality or {}
+    extra = ""
+    if "truth_error_mean_mm" in q:
+        extra = f"; error vs truth mean {q['truth_error_mean_mm']:.3g} mm, max {q['truth_error_max_mm']:.3g} mm"
+    fig.suptitle(f"{name} ({method}){extra}", fontsize=10)
+    return fig
+
+
+def _robust_unit(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.5) -> np.ndarray:
+    x = np.nan_to_num(np.asarray(x, dtype=float))
+    if x.size == 0:
+        return x
+    lo, hi = np.percentile(x, [lo_pct, hi_pct])
+    return np.clip((x - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
+
+
+def overlay_figure(layers: list[tuple[str, xr.DataArray]], contours: list[xr.DataArray] | None = None,
+                   title: str = "") -> Any:
+    """Maps of one reference frame over its anatomy, after registration: the check a reader looks at first.
+
+    ``layers`` are ``(name, image)`` on one grid, the first being the anatomy (a multichannel image
+    gives one layer per channel); every other layer is drawn in colour over the anatomy in grey,
+    with the ``contours`` (masks) in cyan. A 3-D frame is shown at the slice through the first
+    mask's centre of mass (else the middle slice). Axes are in mm.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> a = spatial_image(np.random.default_rng(0).random((8, 8)), spacing=0.5)
+    >>> len(overlay_figure([("mri", a), ("pet", a)]).axes)
+    1
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    flat: list[tuple[str, xr.DataArray]] = []
+    for key, img in layers:
+        if "c" in img.dims:
+            flat += [(f"{key}:{c}", img.sel(c=c, drop=True)) for c in img.coords["c"].values]
+        else:
+            flat.append((key, img))
+    anatomy_name, anatomy = flat[0]
+    others = flat[1:] or flat[:1]
+    contours = list(contours or [])
+    zsel = None
+    if "z" in anatomy.dims:
+        w = np.asarray(contours[0].data, dtype=float) if contours else None
+        if w is None or w.ndim != 3 or not np.any(w):
+            zsel = anatomy.sizes["z"] // 2
+        else:
+            ws = w.sum(axis=(1, 2))
+            zsel = int(round(float((ws * np.arange(ws.size)).sum() / ws.sum())))
+    sd = mi.spatial_dims(anatomy)[-2:]
+    sp = dict(zip(mi.spatial_dims(anatomy), mi.spacing(anatomy)))
+    xs = np.asarray(anatomy.coords[sd[1]].values, dtype=float)
+    ys = np.asarray(anatomy.coords[sd[0]].values, dtype=float)
+    ext = [xs[0] - sp[sd[1]] / 2, xs[-1] + sp[sd[1]] / 2, ys[-1] + sp[sd[0]] / 2, ys[0] - sp[sd[0]] / 2]
+
+    def plane(img: xr.DataArray) -> np.ndarray:
+        a = np.asarray(img.data, dtype=float)
+        return a[zsel] if a.ndim == 3 else a
+
+    n = len(others)
+    cols = min(n, 4)
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(3.6 * cols, 3.4 * rows), layout="constrained")
+    FigureCanvasAgg(fig)
+    base = _robust_unit(plane(anatomy))
+    for k, (name, img) in enumerate(others):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(base, cmap="gray", extent=ext)
+        normed = _robust_unit(plane(img))
+        ax.imshow(np.ma.masked_less(normed, 0.15), cmap="inferno", alpha=0.6, extent=ext, vmin=0, vmax=1)
+        for m in contours:
+            pm = plane(m)
+            if pm.shape == (ys.size, xs.size) and pm.max() > 0:
+                ax.contour(xs, ys, pm, levels=[0.5], colors="cyan", linewidths=0.8)
+        units = img.attrs.get("units", "")
+        ax.set_title(f"{name}" + (f" [{units}]" if units else ""), fontsize=9)
+        ax.set_xlabel("mm", fontsize=8)
+        ax.tick_params(labelsize=7)
+    where = f", slice z = {float(anatomy.z.values[zsel]):.2f} mm" if zsel is not None else ""
+    fig.suptitle(f"{title}: maps over {anatomy_name}{where}" if title else f"maps over {anatomy_name}{where}",
+                 fontsize=10)
+    return fig

@@ -1,4 +1,4 @@
-"""2-D sections in 3-D: slice-to-volume registration and serial-section reconstruction.
+"""2-D sections in 3-D: slice-to-volume registration (serial-section stacks: :mod:`.stacks`).
 
 A 2-D section lives in its own plane ``z = 0``: its pixel at ``(x, y)`` mm is the 3-D point
 ``(x, y, 0)``. Slice-to-volume finds the rigid 3-D transform taking that plane into the volume
@@ -16,13 +16,13 @@ import numpy as np
 import xarray as xr
 
 from multiscale import image as mi
+from multiscale.errors import RegistrationError
 
-from ._multires import RegistrationError, channel_image, embed_section, to_working
-from .methods import _IterationCounter, register
-from .resample import resample
+from ._multires import channel_image, embed_section, to_working
+from ._optimiser import METRICS, Context, IterationCounter, usable_levels
 from .transform import Transform, linear_parts
 
-__all__ = ["register_slice_to_volume", "section_pose", "reconstruct_stack"]
+__all__ = ["register_slice_to_volume", "section_pose"]
 
 
 def section_pose(
@@ -112,8 +112,6 @@ def register_slice_to_volume(
     """
     import SimpleITK as sitk
 
-    from .methods import _Context, _DEFAULTS, METRICS
-
     t_start = time.perf_counter()
     if metric not in METRICS:
         raise RegistrationError(f"metric={metric!r} is not one of {METRICS}")
@@ -159,11 +157,10 @@ def register_slice_to_volume(
     t.SetMatrix(tuple(r.reshape(-1)))
     t.SetTranslation(tuple(a @ sec_center + b - sec_center))
 
-    opts = dict(_DEFAULTS, bins=bins)
-    ctx = _Context(f3, m3, fm3, None, metric, seed, opts, threads)
+    ctx = Context(f3, m3, fm3, None, metric, seed, {"bins": bins}, threads)
     metric_before = ctx.evaluate(t)
     records = []
-    levels = _usable_levels(f2.GetSize(), int(levels))
+    levels = usable_levels(f2.GetSize(), int(levels), skip_singleton=False)
     for level in range(levels - 1, -1, -1):
         factor = 2**level
         lt0 = time.perf_counter()
@@ -182,7 +179,7 @@ def register_slice_to_volume(
         )
         reg.SetOptimizerScalesFromPhysicalShift()
         reg.SetInitialTransform(t, inPlace=True)
-        counter = _IterationCounter(reg)
+        counter = IterationCounter(reg)
         try:
             reg.Execute(f_l, m_l)
             stop = reg.GetOptimizerStopConditionDescription()
@@ -212,12 +209,6 @@ def register_slice_to_volume(
     return Transform(t, info)
 
 
-def _usable_levels(size: Sequence[int], levels: int, min_pixels: int = 24) -> int:
-    """Pyramid levels (halving) that keep at least ``min_pixels`` along the shortest side."""
-    short = float(min(size))
-    return int(max(1, min(levels, 1 + np.floor(np.log2(max(short / min_pixels, 1.0))))))
-
-
 def _as_image(s: Any) -> xr.DataArray:
     return mi.from_sitk(s)
 
@@ -235,92 +226,3 @@ def _check_section_inside(section: xr.DataArray, volume: xr.DataArray, pose: Tra
             f"{np.round(mapped, 3).tolist()} mm but the volume spans {np.round(vbox, 3).tolist()} mm (x, y, z); "
             "give initial=section_pose(z=...) inside the volume"
         )
-
-
-def reconstruct_stack(
-    sections: Sequence[xr.DataArray],
-    spacing_z: float,
-    transform: str | Sequence[str] = "rigid",
-    metric: str = "mattes_mi",
-    reference_index: int | None = None,
-    interpolation: str = "linear",
-    z0: float = 0.0,
-    **options: Any,
-) -> tuple[xr.DataArray, list[Transform]]:
-    """Rebuild a volume from serial sections: each registered to its neighbour, chains composed.
-
-    Section ``i`` is registered to its neighbour towards the reference section; the pairwise
-    transforms are composed into one transform per section (reference frame -> section ``i``), and
-    each section is resampled **once** onto the reference section's grid.
-
-    Parameters
-    ----------
-    sections : sequence of xarray.DataArray
-        2-D images in cutting order, possibly multichannel (all with the same channels).
-    spacing_z : float
-        Distance between consecutive sections (mm).
-    transform, metric, **options
-        Passed to :func:`multiscale.registration.register` for each neighbouring pair.
-    reference_index : int, optional
-        The section that stays put; default the middle one.
-    interpolation : str
-        For the final resampling.
-    z0 : float
-        z (mm) of the first section in the output volume.
-
-    Returns
-    -------
-    volume : xarray.DataArray
-        ``(z, y, x)`` (or ``(c, z, y, x)``) image on the reference section's in-plane grid.
-    transforms : list of Transform
-        One per section, reference-section frame -> that section's frame (identity for the reference).
-
-    Examples
-    --------
-    >>> # volume, transforms = reconstruct_stack([s0, s1, s2, s3], spacing_z=0.05)
-    """
-    secs = list(sections)
-    if len(secs) < 2:
-        raise RegistrationError("reconstruct_stack needs at least two sections")
-    for i, s in enumerate(secs):
-        if len(mi.spatial_dims(mi.validate(s))) != 2:
-            raise RegistrationError(f"section {i} is not 2-D (dims {s.dims})")
-    if spacing_z <= 0:
-        raise RegistrationError(f"spacing_z must be > 0 mm, got {spacing_z}")
-    ref = len(secs) // 2 if reference_index is None else int(reference_index)
-    if not 0 <= ref < len(secs):
-        raise RegistrationError(f"reference_index {ref} is outside 0..{len(secs) - 1}")
-    from .transform import identity
-
-    chains: list[Transform | None] = [None] * len(secs)
-    chains[ref] = identity(2)
-    for i in list(range(ref + 1, len(secs))) + list(range(ref - 1, -1, -1)):
-        nb = i - 1 if i > ref else i + 1
-        pair = register(secs[nb], secs[i], transform=transform, metric=metric, **options)
-        chains[i] = chains[nb].compose(pair)
-        chains[i].info["pair"] = {"fixed_section": nb, "moving_section": i, "info": pair.info}
-    reference = secs[ref]
-    planes = [resample(s, reference, chains[i], interpolation=interpolation) for i, s in enumerate(secs)]
-    stacked = xr.concat(planes, dim="z")
-    lead = [d for d in stacked.dims if d not in mi.SPATIAL_DIMS]
-    stacked = stacked.transpose(*lead, "z", "y", "x")
-    d2 = mi.direction(reference)
-    d3 = np.eye(3)
-    d3[1:, 1:] = d2
-    attrs = dict(planes[0].attrs)
-    attrs.pop("spacing", None)
-    attrs.pop("direction", None)
-    channels = list(stacked.coords["c"].values) if "c" in stacked.coords else None
-    vol = mi.spatial_image(
-        stacked.data,
-        spacing=(float(spacing_z),) + mi.spacing(reference),
-        origin=(float(z0),) + mi.origin(reference),
-        direction=d3,
-        dims=tuple(stacked.dims),
-        channels=channels,
-        **{k: v for k, v in attrs.items() if k not in ("direction", "spacing")},
-    )
-    vol.attrs["provenance"] = {**dict(attrs.get("provenance") or {}),
-                               "reconstructed": {"sections": len(secs), "reference_index": ref,
-                                                 "spacing_z_mm": float(spacing_z), "transform": transform}}
-    return vol, [c for c in chains if c is not None]

@@ -12,20 +12,20 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Transform", "TransformError", "compose", "identity"]
+from multiscale.errors import TransformError
+
+__all__ = ["Transform", "TransformError", "compose", "compose_chain", "identity", "linear_parts", "linear_summary"]
 
 _SIDE_SUFFIX = ".json"
 _FIELD_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 
-class TransformError(ValueError):
-    """Raised for transforms that cannot be built, combined, inverted, read or written."""
 
 
 def _sitk():
@@ -375,6 +375,68 @@ def linear_parts(transform: Transform | Any) -> tuple[np.ndarray, np.ndarray]:
         e[j] = 1.0
         a[:, j] = np.asarray(t.TransformPoint(tuple(e)), dtype=float) - b
     return a, b
+
+
+def compose_chain(transforms: Sequence[Transform]) -> Transform | None:
+    """One transform from reference points to an image's frame, for a chain ``[t(a->b), t(b->ref)]``.
+
+    A registration chain lists its edges from the image towards the reference: ``t(a->b)`` is
+    ``register(b, a)`` (points of ``b`` to ``a``), ``t(b->ref)`` is ``register(ref, b)``. Points of
+    the reference go through the last edge's transform first (ref -> b), then the first (b -> a),
+    so ``resample(a, ref, compose_chain(chain))`` brings ``a`` into the reference frame in one
+    interpolation.
+
+    Returns
+    -------
+    Transform or None
+        ``None`` for an empty chain, the transform itself for a chain of one (not a copy).
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> t_ab = Transform(sitk.TranslationTransform(2, (1.0, 0.0)))      # b points -> a
+    >>> t_bref = Transform(sitk.Euler2DTransform((0.0, 0.0), np.pi / 2))  # ref points -> b
+    >>> np.round(compose_chain([t_ab, t_bref]).transform_points([1.0, 0.0]), 12).tolist()
+    [1.0, 1.0]
+    >>> compose_chain([]) is None
+    True
+    """
+    if not transforms:
+        return None
+    if len(transforms) == 1:
+        return transforms[0]
+    rev = list(reversed(transforms))
+    return rev[0].compose(*rev[1:])
+
+
+def linear_summary(transform: Transform | Any) -> dict[str, str] | None:
+    """Rotation angle (deg), scales, translation (mm) and matrix of a linear transform, as text.
+
+    The rotation is that of the polar decomposition of the matrix (the nearest rotation), the
+    scales its singular values; numbers are ITK ``(x, y[, z])`` order. Non-linear transforms
+    (and anything :func:`linear_parts` cannot read) give ``None``.
+
+    Examples
+    --------
+    >>> import SimpleITK as sitk
+    >>> linear_summary(Transform(sitk.Euler2DTransform((0.0, 0.0), np.pi / 6, (1.0, 2.0))))["rotation (deg)"]
+    '30.000'
+    >>> linear_summary(Transform(sitk.BSplineTransform(2))) is None
+    True
+    """
+    try:
+        a, b = linear_parts(transform)
+    except Exception:  # noqa: BLE001 - non-linear or unknown transforms are not summarised
+        return None
+    u, sv, vt = np.linalg.svd(a)
+    r = u @ vt
+    if r.shape == (2, 2):
+        angle = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    else:
+        angle = np.degrees(np.arccos(np.clip((np.trace(r) - 1) / 2, -1, 1)))
+    return {"rotation (deg)": f"{angle:.3f}", "scales": ", ".join(f"{v:.4f}" for v in sv),
+            "translation (mm, x y z)": ", ".join(f"{v:.4f}" for v in b),
+            "matrix (x y z)": "; ".join(", ".join(f"{v:.4f}" for v in row) for row in a)}
 
 
 def _copy_sitk(t: Any) -> Any:

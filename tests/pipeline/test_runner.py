@@ -17,7 +17,7 @@ from multiscale import image as mi
 from multiscale.pipeline.provenance import file_sha256
 from multiscale.pipeline.results import COLUMNS
 from multiscale.pipeline.runner import run_study
-from multiscale.pipeline.tasks import SUCCESS_FILE
+from multiscale.pipeline.outputs import SUCCESS_FILE
 
 from ._study_data import SHIFTS, make_study
 
@@ -82,7 +82,7 @@ def test_outputs_maps_transforms_provenance(three):
     study_prov = json.loads((root / "out" / "provenance.json").read_text())
     assert [s["status"] for s in study_prov["statuses"]] == ["completed"] * 3
     # atomic writes go through private temporary files; the outputs get ordinary permissions
-    from multiscale.pipeline.results import _umask_mode
+    from multiscale._util import umask_mode as _umask_mode
 
     for f in (root / "out" / "report.html", root / "out" / "results.csv", folder / "provenance.json"):
         assert f.stat().st_mode & 0o777 == _umask_mode(), f
@@ -158,7 +158,7 @@ def test_a_broken_subject_is_reported_and_the_others_complete(tmp_path):
 def test_a_subject_failing_after_its_maps_were_staged_leaves_nothing_behind(tmp_path, monkeypatch):
     """The OME-Zarr of a frame is written by its own task into a staging folder; when the subject's
     write step then fails, the subject fails and its staged maps are removed."""
-    from multiscale.pipeline import tasks
+    from multiscale.pipeline import wiring as tasks
 
     path = make_study(tmp_path, subjects=("s1",), method="identity")
     staged = []

@@ -91,7 +91,7 @@ def _aggregations(module: Any, aggregation: str | Sequence[str] | None) -> list[
     return out
 
 
-def _check_aggregation(aggregation: str | Sequence[str] | None) -> None:
+def check_aggregation(aggregation: str | Sequence[str] | None) -> None:
     if aggregation is None:
         return
     tokens = [aggregation] if isinstance(aggregation, str) else list(aggregation)
@@ -231,7 +231,7 @@ def features(
     """
     s = texture_settings(**settings)
     fams = resolve_families(families)
-    _check_aggregation(aggregation)
+    check_aggregation(aggregation)
     roi = prepare_roi(image, mask, s)
     if families is not None and roi.is_2d and "morph" in fams:
         raise TextureSettingsError("morphological features need a 3-D image; drop 'morph' from families")

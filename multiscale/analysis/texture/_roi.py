@@ -59,7 +59,7 @@ def image_array(image: Any, name: str = "image", as_float: bool = True) -> tuple
     return arr, tuple(sp), False
 
 
-def _mask_array(image: xr.DataArray, mask: Any, shape: tuple[int, ...], label: Any) -> np.ndarray:
+def roi_mask_array(image: xr.DataArray, mask: Any, shape: tuple[int, ...], label: Any) -> np.ndarray:
     if mask is None:
         return np.ones(shape, dtype=bool)
     if isinstance(mask, xr.DataArray):
@@ -129,7 +129,7 @@ def prepare_roi(image: Any, mask: Any, settings: dict[str, Any]) -> Roi:
     (5, 4)
     """
     raw, spacing, is_2d = image_array(image, as_float=False)
-    morph = _mask_array(image, mask, raw.shape[1:] if is_2d else raw.shape, settings.get("label"))
+    morph = roi_mask_array(image, mask, raw.shape[1:] if is_2d else raw.shape, settings.get("label"))
     morph = morph.reshape(raw.shape)
     if morph.any():
         # work on the ROI's bounding box plus the local-intensity sphere's reach: every feature is

@@ -17,7 +17,7 @@ import xarray as xr
 from scipy import ndimage
 
 from . import histogram, intensity
-from ._roi import Roi, RoiError, _mask_array, image_array, warn_once
+from ._roi import Roi, RoiError, roi_mask_array, image_array, warn_once
 from ._rows import COLUMNS
 from ._settings import texture_settings
 from .local_intensity import sphere_kernel
@@ -31,7 +31,7 @@ def _labels_array(image: xr.DataArray, labels: Any, shape: tuple[int, ...]) -> n
     if isinstance(labels, xr.DataArray):
         lab = np.asarray(labels.values)
         # grid check (same rule as masks)
-        _mask_array(image, labels, shape, None)
+        roi_mask_array(image, labels, shape, None)
     else:
         lab = np.asarray(labels)
         if lab.shape != shape and lab.size == int(np.prod(shape)):
@@ -95,11 +95,11 @@ def regional_features(
     >>> df[df.tag == "stat_mean"].set_index("label")["value"].tolist()
     [6.5, 8.5]
     """
-    from . import _check_aggregation, resolve_families, roi_feature_rows
+    from . import check_aggregation, resolve_families, roi_feature_rows
 
     s = texture_settings(**settings)
     fams = resolve_families(families)
-    _check_aggregation(aggregation)
+    check_aggregation(aggregation)
     values, spacing, is_2d = image_array(image)
     shape = values.shape[1:] if is_2d else values.shape
     lab = _labels_array(image, labels, shape).reshape(values.shape)

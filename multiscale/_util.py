@@ -1,0 +1,160 @@
+"""Plumbing shared by every room: JSON-safe values and writes that never leave a half-written file.
+
+Private to the package (the leading underscore): users call :func:`multiscale.io.save` and the
+pipeline's outputs, which use these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["jsonable", "umask_mode", "atomic_write", "write_text_atomic", "write_json_atomic", "replace_folder"]
+
+
+def jsonable(value: Any, nonfinite: str = "string", drop: tuple[str, ...] = ()) -> Any:
+    """``value`` as plain JSON types: numpy scalars and arrays, tuples, sets, paths, dataclasses, images.
+
+    Parameters
+    ----------
+    value : object
+        Anything; what is not a JSON type becomes its ``str`` (an image becomes a short tag).
+    nonfinite : {"string", "null", "keep"}
+        NaN and infinities as ``"nan"``/``"inf"`` strings, as ``None``, or kept as floats
+        (``json.dumps`` then writes ``NaN``, which Python reads back but strict JSON does not).
+    drop : tuple of str
+        Dataclass fields to leave out (e.g. ``("line",)`` for study specs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> jsonable({"a": np.float32(1.5), "b": (1, 2), "c": float("nan")})
+    {'a': 1.5, 'b': [1, 2], 'c': 'nan'}
+    >>> jsonable([float("inf")], nonfinite="null")
+    [None]
+    """
+    def conv(v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple, set, frozenset)):
+            return [conv(x) for x in v]
+        if isinstance(v, np.ndarray):
+            return conv(v.tolist())
+        if isinstance(v, np.generic):
+            v = v.item()
+        if hasattr(v, "__dataclass_fields__") and not isinstance(v, type):
+            return {k: conv(getattr(v, k)) for k in v.__dataclass_fields__ if k not in drop}
+        if isinstance(v, float) and not np.isfinite(v):
+            return {"string": str(v), "null": None}.get(nonfinite, v)
+        if isinstance(v, (str, int, float, bool)) or v is None:
+            return v
+        if isinstance(v, Path):
+            return str(v)
+        if type(v).__name__ == "DataArray":
+            src = (v.attrs.get("provenance") or {}).get("source", "")
+            return f"<image {dict(v.sizes)} from {src or 'memory'}>"
+        return str(v)
+
+    return conv(value)
+
+
+def umask_mode(mode: int = 0o666) -> int:
+    """``mode`` less the process umask (``mkstemp``/``mkdtemp`` make private files; outputs are shared).
+
+    Examples
+    --------
+    >>> umask_mode(0o666) & 0o600
+    384
+    """
+    umask = os.umask(0)
+    os.umask(umask)
+    return mode & ~umask
+
+
+def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
+    """Call ``writer(tmp)`` with a temporary path in the target folder, then rename it onto ``path``.
+
+    Works for files and folders (OME-Zarr). An existing folder is moved aside first and removed
+    only after the new one is in place; on any error the temporary file or folder is removed and
+    ``path`` is left as it was.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> atomic_write(p, lambda tmp: tmp.write_text("hi")).read_text()
+    'hi'
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    sfx = suffix if suffix is not None else "".join(path.suffixes)
+    tmp = parent / f".{path.name.split('.')[0]}.tmp-{uuid.uuid4().hex[:8]}{sfx}"
+    try:
+        writer(tmp)
+        if tmp.is_file():
+            os.chmod(tmp, umask_mode())
+        if path.is_dir() and not path.is_symlink():
+            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), suffix=".tmp")
+
+
+def write_json_atomic(obj: Any, path: str | os.PathLike, nonfinite: str = "null") -> Path:
+    """Write ``obj`` as indented JSON atomically (NaN and infinities as ``null`` by default).
+
+    Examples
+    --------
+    >>> import tempfile, json
+    >>> p = write_json_atomic({"x": float("nan")}, Path(tempfile.mkdtemp()) / "a.json")
+    >>> json.loads(p.read_text())
+    {'x': None}
+    """
+    return write_text_atomic(path, json.dumps(jsonable(obj, nonfinite=nonfinite), indent=2, sort_keys=False))
+
+
+def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Put the finished folder ``tmp`` at ``final`` (renames within one parent folder).
+
+    An existing ``final`` is renamed aside first and removed after the swap, so a reader sees
+    either the old folder or the new one, never a mixture.
+    """
+    tmp, final = Path(tmp), Path(final)
+    os.chmod(tmp, umask_mode(0o777))  # mkdtemp made it private
+    old = None
+    if final.exists():
+        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        final.rename(old)
+    tmp.rename(final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def private_tempdir(parent: str | os.PathLike, prefix: str) -> Path:
+    """A new private folder inside ``parent`` (created if needed) for staging outputs."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))

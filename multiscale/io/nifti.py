@@ -1,0 +1,358 @@
+"""NIfTI-1/2 (.nii, .nii.gz) through nibabel; RAS+ is converted to LPS+ once, here.
+
+Readers return the image object of :mod:`multiscale.image` with coords in mm in the LPS patient
+frame; the writer is atomic and keeps our attrs in a header extension.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
+
+from ._common import (
+    CalibrationWarning,
+    LoadError,
+    atomic_write,
+    attrs_from_json,
+    attrs_to_json,
+    fail,
+    provenance,
+    restore_attrs,
+    warn,
+)
+from ._geometry import direction_xyz_to_zyx, direction_zyx_to_xyz, split_affine_xyz
+from .format import Format
+
+__all__ = ["read_nifti", "write_nifti", "nifti_magic", "LPS_FROM_RAS", "ATTRS_KEY", "FORMAT"]
+
+#: NIfTI world (RAS+) to DICOM/ITK world (LPS+): negate x and y
+LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
+
+_NIFTI_SPACE_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3, "unknown": 1.0}
+#: key of the header extension (and of NRRD/MetaImage fields) that holds our attrs as JSON
+ATTRS_KEY = "multiscale_attrs"
+_ECODE_COMMENT = 6
+
+
+def _is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def _nifti_is_truncated(path: Path, img: Any) -> str | None:
+    hdr = img.header
+    n = int(np.prod(img.shape)) * hdr.get_data_dtype().itemsize
+    offset = max(int(hdr.get("vox_offset", 0) or 0), 352 if hdr.sizeof_hdr == 348 else 544)
+    if _is_gzip(path):
+        return None  # checked when decompressing
+    size = path.stat().st_size
+    if size < offset + n:
+        return f"file holds {size} bytes but the header's dim/datatype need {offset + n}"
+    return None
+
+
+def _nib_load(path: Path) -> Any:
+    """nibabel.load, also for files whose suffix is not .nii/.nii.gz (content was sniffed already)."""
+    import nibabel as nib
+
+    name = path.name.lower()
+    if name.endswith((".nii", ".nii.gz", ".hdr", ".img", ".img.gz", ".hdr.gz")):
+        return nib.load(str(path))
+    with open(path, "rb") as fh:
+        head = fh.read(4)
+    if head[:2] == b"\x1f\x8b":
+        with gzip.open(path, "rb") as fh:
+            raw = fh.read()
+    else:
+        raw = path.read_bytes()
+    size_le = int.from_bytes(raw[:4], "little")
+    size_be = int.from_bytes(raw[:4], "big")
+    cls = nib.Nifti2Image if 540 in (size_le, size_be) else nib.Nifti1Image
+    return cls.from_bytes(raw)
+
+
+def read_nifti(
+    path: str | os.PathLike,
+    *,
+    modality: str = "",
+    spacing: Any = None,
+    lazy: bool | None = None,
+    **attrs: Any,
+) -> xr.DataArray:
+    """Read a NIfTI-1/2 file (.nii, .nii.gz) into an LPS image in mm.
+
+    The sform is used when its code is set, else the qform, else the pixdims (with a warning);
+    RAS+ is converted to LPS+ once (x and y negated), the array is never flipped: a
+    RAS-stored image gets a direction with -1 on x instead. ``scl_slope``/``scl_inter`` are applied,
+    big-endian files are read natively, spatial units (m, µm) are converted to mm. 3-D files give
+    ``(z, y, x)``, 4-D files ``(t, z, y, x)``, 5-D vector files ``(c, z, y, x)``.
+
+    Parameters
+    ----------
+    path : path-like
+    modality : str
+        Stored in ``attrs["modality"]`` (NIfTI does not record it).
+    spacing : sequence of float, optional
+        Override (dz, dy, dx) in mm, for files whose header holds no usable voxel size.
+    lazy : bool, optional
+        Return a dask-backed array (default for uncompressed files).
+    **attrs
+        Extra attrs (units, agent, ...).
+
+    Returns
+    -------
+    xarray.DataArray
+
+    Examples
+    --------
+    >>> img = read_nifti("CT_image.nii.gz", modality="CT")  # doctest: +SKIP
+    >>> img.dims  # doctest: +SKIP
+    ('z', 'y', 'x')
+    """
+    path = Path(path)
+    try:
+        img = _nib_load(path)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # nibabel raises several types for bad headers
+        raise fail(path, "header", f"not a readable NIfTI file ({exc})", "check that the file is complete") from exc
+    hdr = img.header
+    problem = _nifti_is_truncated(path, img)
+    if problem:
+        raise fail(path, "voxel data", f"truncated: {problem}", "copy the file again")
+
+    shape = img.shape
+    ndim = len(shape)
+    if ndim not in (2, 3, 4, 5):
+        raise fail(path, "dim[0]", f"{ndim}-D NIfTI is not supported", "use 2-D to 5-D images")
+    if ndim == 5 and shape[3] != 1:
+        raise fail(path, "dim[4]", f"5-D NIfTI with {shape[3]} time points and {shape[4]} components",
+                   "split the file into one file per time point")
+
+    compressed = _is_gzip(path)
+    if lazy is None:
+        lazy = not compressed
+    if lazy:
+        import dask.array as da
+
+        if ndim >= 3:
+            # whole (x, y) planes, about 64 MB per block
+            plane = int(np.prod(shape[:2])) * max(hdr.get_data_dtype().itemsize, 4) * int(np.prod(shape[3:]))
+            nz = int(max(1, min(shape[2], (64 << 20) // max(plane, 1))))
+            chunks = shape[:2] + (nz,) + tuple(shape[3:])
+        else:
+            chunks = shape
+        data = da.from_array(img.dataobj, chunks=chunks, asarray=True, fancy=False)
+    else:
+        try:
+            data = np.asarray(img.dataobj)
+        except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+            raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
+                       "copy the file again") from exc
+
+    if ndim == 4 and shape[3] == 1:  # a single volume stored as 4-D
+        data = data[:, :, :, 0]
+        ndim = 3
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    # array (i, j, k, ...) -> (..., k, j, i)
+    if ndim == 2:
+        data = data[:, :, None]
+    if ndim <= 3:
+        data = data.transpose(2, 1, 0)
+        dims: tuple[str, ...] = ("z", "y", "x")
+    elif ndim == 4:
+        data = data.transpose(3, 2, 1, 0)
+        dims = ("t", "z", "y", "x")
+    else:
+        data = data[:, :, :, 0, :].transpose(3, 2, 1, 0)
+        dims = ("c", "z", "y", "x")
+
+    space_unit = hdr.get_xyzt_units()[0]
+    to_mm = _NIFTI_SPACE_TO_MM.get(space_unit, 1.0)
+    sform_code = int(hdr["sform_code"]) if "sform_code" in hdr else 0
+    qform_code = int(hdr["qform_code"]) if "qform_code" in hdr else 0
+    field = "sform (srow_x/srow_y/srow_z)" if sform_code > 0 else ("qform (quatern_b/c/d, pixdim)" if qform_code > 0 else "pixdim")
+    spacing_known = True
+    if spacing is not None:
+        sp_zyx = np.asarray(spacing, dtype=float).reshape(-1)
+        if sp_zyx.size != 3 or np.any(sp_zyx <= 0):
+            raise fail(path, "spacing=", f"{spacing!r} is not three positive sizes", "pass spacing=(dz, dy, dx) in mm")
+        aff = img.affine
+        lin = LPS_FROM_RAS @ aff[:3, :3] * to_mm
+        norms = np.linalg.norm(lin, axis=0)
+        d_xyz = lin / np.where(norms > 0, norms, 1.0) if np.all(norms > 0) else np.eye(3)
+        _, d_xyz = split_affine_xyz(d_xyz, path, field)
+        org_xyz = LPS_FROM_RAS @ aff[:3, 3] * to_mm
+        sp_xyz = sp_zyx[::-1]
+    else:
+        if sform_code == 0 and qform_code == 0:
+            warn(f"{path}: sform_code and qform_code are 0 (no orientation); using pixdim as spacing with "
+                 "identity direction (NIfTI 'method 1')", CalibrationWarning)
+        pixdim = np.asarray(hdr["pixdim"][1:4], dtype=float)
+        if np.any(pixdim[: min(ndim, 3)] == 0):
+            raise fail(path, "pixdim", f"zero voxel size {pixdim.tolist()}",
+                       "write the voxel size into the header or pass spacing=(dz, dy, dx)")
+        aff = img.affine
+        lin = LPS_FROM_RAS @ aff[:3, :3] * to_mm
+        sp_xyz, d_xyz = split_affine_xyz(lin, path, field)
+        org_xyz = LPS_FROM_RAS @ aff[:3, 3] * to_mm
+
+    stored = {}
+    for ext in hdr.extensions:
+        if ext.get_code() == _ECODE_COMMENT:
+            content = ext.get_content()
+            text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+            if text.startswith(ATTRS_KEY + "="):
+                stored = attrs_from_json(text[len(ATTRS_KEY) + 1:])
+    out_attrs = restore_attrs(stored)
+    out_attrs.pop("provenance", None)
+    if modality:
+        out_attrs["modality"] = modality
+    out_attrs.update(attrs)
+    out_attrs["spacing_known"] = spacing_known
+    out_attrs["provenance"] = provenance(path, "nibabel", spacing=spacing, lazy=lazy,
+                                         sform_code=sform_code, qform_code=qform_code,
+                                         nibabel_space_units=space_unit)
+    channels = stored.get("channels") if dims[0] == "c" else None
+    out_attrs.pop("channels", None)
+    if channels is not None and len(channels) != data.shape[0]:
+        channels = None
+    try:
+        return spatial_image(
+            data,
+            spacing=np.asarray(sp_xyz)[::-1],
+            origin=np.asarray(org_xyz)[::-1],
+            direction=direction_xyz_to_zyx(d_xyz),
+            dims=dims,
+            channels=channels,
+            **out_attrs,
+        )
+    except ImageError as exc:
+        raise fail(path, field, str(exc)) from exc
+
+
+def _image_affine_ras(image: xr.DataArray) -> np.ndarray:
+    sp_xyz = np.asarray(spacing(image), dtype=float)[::-1]
+    org_xyz = np.asarray(origin(image), dtype=float)[::-1]
+    d_xyz = direction_zyx_to_xyz(direction(image))
+    aff = np.eye(4)
+    aff[:3, :3] = LPS_FROM_RAS @ (d_xyz * sp_xyz)
+    aff[:3, 3] = LPS_FROM_RAS @ org_xyz
+    return aff
+
+
+def write_nifti(image: xr.DataArray, path: str | os.PathLike) -> Path:
+    """Write ``image`` to NIfTI-1 (.nii or .nii.gz) atomically; attrs go into a header extension.
+
+    The LPS geometry is converted back to a RAS+ sform and qform (code 1, scanner).
+    Accepts ``(z, y, x)``, ``(y, x)``, ``(t, z, y, x)`` and ``(c, z, y, x)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.image import spatial_image
+    >>> write_nifti(spatial_image(np.zeros((2, 3, 4)), spacing=1.0), "x.nii.gz")  # doctest: +SKIP
+    """
+    import nibabel as nib
+
+    if "t" in image.dims and "c" in image.dims:
+        raise LoadError(f"{path}: NIfTI: an image with both t and c dims cannot be written; select one first")
+    sd = spatial_dims(image)
+    arr = image.data
+    arr = np.asarray(arr.compute() if hasattr(arr, "compute") else arr)
+    if arr.dtype == bool:
+        arr = arr.astype(np.uint8)
+    if arr.dtype == np.float16:
+        arr = arr.astype(np.float32)
+    if len(sd) == 2:
+        arr = arr[..., None, :, :]
+    lead = [d for d in image.dims if d in ("t", "c")]
+    if not lead:
+        data = arr.transpose(2, 1, 0)
+    elif lead == ["t"]:
+        data = arr.transpose(3, 2, 1, 0)
+    else:
+        data = arr.transpose(3, 2, 1, 0)[:, :, :, None, :]
+    if len(sd) == 2:
+        sp = (1.0,) + spacing(image)
+        org = (0.0,) + origin(image)
+        d = np.eye(3)
+        d[1:, 1:] = direction(image)
+        aff = np.eye(4)
+        aff[:3, :3] = LPS_FROM_RAS @ (direction_zyx_to_xyz(d) * np.asarray(sp)[::-1])
+        aff[:3, 3] = LPS_FROM_RAS @ np.asarray(org)[::-1]
+    else:
+        aff = _image_affine_ras(image)
+    nimg = nib.Nifti1Image(data, aff)
+    nimg.header.set_xyzt_units("mm", "sec")
+    nimg.set_sform(aff, code=1)
+    nimg.set_qform(aff, code=1)
+    if lead == ["c"]:
+        nimg.header.set_intent("vector")
+    keep = {k: v for k, v in image.attrs.items()}
+    if "c" in image.dims and "c" in image.coords:
+        keep["channels"] = list(image.coords["c"].values)
+    nimg.header.extensions.append(
+        nib.nifti1.Nifti1Extension(_ECODE_COMMENT, (ATTRS_KEY + "=" + attrs_to_json(keep)).encode())
+    )
+    target = Path(path)
+    suffix = ".nii.gz" if target.name.lower().endswith(".gz") else ".nii"
+    return atomic_write(target, lambda tmp: nib.save(nimg, str(tmp)), suffix=suffix)
+
+
+def nifti_magic(head: bytes) -> bool:
+    """True when ``head`` (uncompressed bytes) starts with a NIfTI-1 or NIfTI-2 header, either byte order.
+
+    Examples
+    --------
+    >>> nifti_magic(b"\\x00" * 400)
+    False
+    """
+    if len(head) < 348:
+        return False
+    for fmt in ("<i", ">i"):
+        size = struct.unpack(fmt, head[:4])[0]
+        if size == 348 and head[344:347] in (b"n+1", b"ni1"):
+            return True
+        if size == 540 and head[4:7] in (b"n+2", b"ni2"):
+            return True
+    return False
+
+
+def _sniff(head: bytes, path: Path) -> bool:
+    """NIfTI magic, also inside a gzip stream; NIfTI is the gzip-compressed format we read, so a gzip
+    stream that is corrupt or holds something else is reported here."""
+    if head[:2] == b"\x1f\x8b":
+        try:
+            with gzip.open(path, "rb") as gz:
+                inner = gz.read(600)
+        except (OSError, EOFError) as exc:
+            raise fail(path, "gzip stream", f"cannot be decompressed ({exc})",
+                       "the file is truncated or corrupt") from exc
+        if nifti_magic(inner):
+            return True
+        raise fail(path, "content", "a gzip file that does not hold a NIfTI header",
+                   "decompress it and load the file inside")
+    return nifti_magic(head)
+
+
+FORMAT = Format(
+    name="nifti",
+    sniff=_sniff,
+    read=read_nifti,
+    options=frozenset({"spacing", "modality", "lazy", "units", "aspect", "agent", "scale"}),
+    suffixes=(".nii", ".nii.gz"),
+    description="NIfTI-1/2 volume (nibabel; RAS converted to LPS)",
+    write=write_nifti,
+    write_suffixes=(".nii", ".nii.gz"),
+)

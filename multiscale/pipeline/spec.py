@@ -1,0 +1,205 @@
+"""What a study file says, parsed: images, masks, registration edges, subjects, analyses.
+
+Plain frozen dataclasses, shared by the study parser (:mod:`.study`), the registration graph
+(:mod:`.graph`) and the steps; nothing here reads files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multiscale._util import jsonable
+from multiscale.errors import StudyError
+from multiscale.io import companions
+
+__all__ = [
+    "ImageSpec",
+    "MaskSpec",
+    "EdgeSpec",
+    "SubjectSpec",
+    "AnalysisSpec",
+    "Study",
+    "parse_map_name",
+]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """One image of a subject: where it is and what it shows."""
+
+    key: str
+    path: Path
+    modality: str
+    aspect: str = ""
+    agent: str = ""
+    units: str = ""
+    scale: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    targets: dict[str, float] = field(default_factory=dict)
+    line: int = 0
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`multiscale.io.load` (targets become ``channels=[...]``: m/z values for MSI)."""
+        opts = dict(self.options)
+        if self.targets:
+            opts["channels"] = [float(v) for v in self.targets.values()]
+        return opts
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """A mask (label image) defined on the grid of image ``on``; ``label`` picks one label value."""
+
+    key: str
+    path: Path
+    on: str
+    label: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class EdgeSpec:
+    """A registration edge: ``moving`` is registered to ``fixed`` (maps given as ``image[:channel]``).
+
+    ``truth`` optionally points to a ground-truth transform (``file`` JSON, ``key``) that the
+    report compares with the recovered one. ``landmarks`` optionally names two CSV files of
+    corresponding points (columns ``x, y[, z]`` in mm, world frame, one row per landmark, same
+    order): the target registration error is reported, and with ``use: true`` the landmarks also
+    initialise and check the registration.
+    """
+
+    moving: str
+    fixed: str
+    method: str = "rigid"
+    options: dict[str, Any] = field(default_factory=dict)
+    transform: Path | None = None
+    truth: tuple[Path, str] | None = None
+    landmarks: tuple[Path, Path] | None = None
+    use_landmarks: bool = False
+    line: int = 0
+
+    @property
+    def moving_image(self) -> str:
+        """The moving image's key (without channel)."""
+        return parse_map_name(self.moving)[0]
+
+    @property
+    def fixed_image(self) -> str:
+        """The fixed image's key (without channel)."""
+        return parse_map_name(self.fixed)[0]
+
+    @property
+    def name(self) -> str:
+        """``moving_to_fixed``, used for transform file names."""
+        return f"{self.moving_image}_to_{self.fixed_image}"
+
+
+@dataclass(frozen=True)
+class SubjectSpec:
+    """One subject with its images, masks, registration edges and reference frames."""
+
+    id: str
+    images: dict[str, ImageSpec]
+    masks: dict[str, MaskSpec]
+    edges: tuple[EdgeSpec, ...]
+    references: tuple[str, ...]
+    line: int = 0
+    grids: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def input_files(self) -> list[Path]:
+        """Every file this subject reads (images, masks, their companion files, transforms, ground truth)."""
+        files: list[Path] = []
+        for spec in list(self.images.values()) + list(self.masks.values()):
+            files.append(spec.path)
+            files.extend(companions(spec.path))
+        for e in self.edges:
+            if e.transform is not None:
+                files.append(e.transform)
+            if e.truth is not None:
+                files.append(e.truth[0])
+            if e.landmarks is not None:
+                files.extend(e.landmarks)
+        seen: list[Path] = []
+        for f in files:
+            if f not in seen:
+                seen.append(f)
+        return seen
+
+
+@dataclass(frozen=True)
+class AnalysisSpec:
+    """One analysis: a family (``type``), its maps (or pairs), regions (masks), other inputs and parameters.
+
+    ``maps`` fill the family's ``image`` role one at a time, ``pairs`` its ``a``/``b`` roles, and
+    ``masks`` are the regions (the ``mask`` role); ``inputs`` names the optional roles (e.g.
+    ``{"vessels": "vessel_mask"}``: a mask name or a map ``image[:channel]``).
+    """
+
+    type: str
+    name: str
+    maps: tuple[str, ...] = ()
+    masks: tuple[str, ...] = ()
+    pairs: tuple[tuple[str, str], ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    line: int = 0
+    inputs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A parsed, validated study file."""
+
+    path: Path
+    name: str
+    output: Path
+    subjects: tuple[SubjectSpec, ...]
+    analyses: tuple[AnalysisSpec, ...]
+    report: dict[str, Any]
+    text: str
+
+    def subject(self, subject_id: str) -> SubjectSpec:
+        """The subject called ``subject_id``."""
+        for s in self.subjects:
+            if s.id == subject_id:
+                return s
+        raise StudyError(
+            f"{self.path}: no subject {subject_id!r}; subjects are {[s.id for s in self.subjects]}"
+        )
+
+    def select(self, subject_ids: list[str] | None) -> list[SubjectSpec]:
+        """The subjects listed in ``subject_ids`` (all when None), in study order."""
+        if not subject_ids:
+            return list(self.subjects)
+        for sid in subject_ids:
+            self.subject(sid)
+        return [s for s in self.subjects if s.id in set(subject_ids)]
+
+    def subject_fingerprint(self, subject: SubjectSpec) -> str:
+        """A hash of everything that decides a subject's outputs except file contents."""
+        payload = {
+            "subject": jsonable(subject, drop=("line",)),
+            "analyses": [jsonable(a, drop=("line",)) for a in self.analyses],
+            "report": self.report,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def parse_map_name(name: str) -> tuple[str, str | None]:
+    """Split ``"image:channel"`` into ``("image", "channel")``; ``"image"`` gives ``("image", None)``.
+
+    Examples
+    --------
+    >>> parse_map_name("msi:doxorubicin")
+    ('msi', 'doxorubicin')
+    >>> parse_map_name("pet")
+    ('pet', None)
+    """
+    if ":" in name:
+        image, channel = name.split(":", 1)
+        return image.strip(), channel.strip()
+    return name.strip(), None

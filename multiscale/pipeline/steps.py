@@ -1,0 +1,253 @@
+"""The steps of a subject: each a few lines over one library call.
+
+Load an image or a mask, register one edge, resample into a reference frame, run one analysis,
+draw figures. Every number, quality measure, histogram and figure comes from the library
+(:mod:`multiscale.io`, :mod:`multiscale.registration`, :mod:`multiscale.analysis`); a step only
+picks the inputs the study names and labels what comes back. The dask wiring is in
+:mod:`.wiring`, the output folder in :mod:`.outputs`.
+"""
+
+from __future__ import annotations
+
+import io as _bytes_io
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from multiscale import image as mi
+from multiscale import io
+from multiscale import registration as reg
+from multiscale.analysis.families import family_named
+from multiscale.analysis.family import results_frame
+
+from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SubjectSpec, parse_map_name
+
+__all__ = [
+    "load_image_step",
+    "load_mask_step",
+    "register_step",
+    "resample_step",
+    "analysis_step",
+    "registration_figures_step",
+    "analysis_figures_step",
+    "figure_png",
+    "safe_name",
+]
+
+#: images at most this large are read into memory when loaded (larger ones stay lazy)
+EAGER_BYTES = 1 << 30
+
+
+def safe_name(name: str) -> str:
+    """``name`` with every run of characters other than letters, digits, ``_.-`` made one ``_``.
+
+    Examples
+    --------
+    >>> safe_name("fluorescence:nanoparticle dye")
+    'fluorescence_nanoparticle_dye'
+    """
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+def figure_png(fig: Any, dpi: int = 80) -> bytes:
+    """A matplotlib figure as PNG bytes (the figure is closed when it came from pyplot)."""
+    buf = _bytes_io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    try:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    except Exception:  # noqa: BLE001 - figures on their own canvas need no closing
+        pass
+    return buf.getvalue()
+
+
+def load_image_step(spec: ImageSpec) -> xr.DataArray:
+    """Load one image with its study options, set its attrs from the study and name its targets' channels."""
+    try:
+        img = io.load(spec.path, **spec.load_options())
+    except Exception as exc:
+        exc.add_note(f"while loading image {spec.key!r} ({spec.path})")
+        raise
+    attrs = dict(img.attrs)
+    for key in ("modality", "aspect", "agent", "units", "scale"):
+        value = getattr(spec, key)
+        if value:
+            attrs[key] = value
+    img = img.copy(deep=False)
+    img.attrs = attrs
+    if spec.targets and "c" in img.dims and img.sizes["c"] == len(spec.targets):
+        img = img.assign_coords(c=list(spec.targets))
+        img.attrs["targets_mz"] = dict(spec.targets)
+    if hasattr(img.data, "compute") and img.nbytes <= EAGER_BYTES:
+        img = img.copy(data=np.asarray(img.data.compute()))
+    return img
+
+
+def load_mask_step(spec: MaskSpec) -> xr.DataArray:
+    """Load a mask as a boolean image (``== label`` when a label is given, else ``> 0``)."""
+    try:
+        m = io.load(spec.path, **spec.options)
+    except Exception as exc:
+        exc.add_note(f"while loading mask {spec.key!r} ({spec.path})")
+        raise
+    out = mi.binary_mask(m, label=spec.label, source=spec.path, what=f"mask {spec.key!r}")
+    out.attrs["mask_name"] = spec.key
+    return out
+
+
+def _single(image: xr.DataArray) -> xr.DataArray:
+    """A one-channel view for registration: a multichannel image is summed over ``c``."""
+    if "c" in image.dims:
+        s = image.sum("c")
+        s.attrs = dict(image.attrs)
+        return s
+    return image
+
+
+def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
+                  fixed_masks: Mapping[str, xr.DataArray] | None = None) -> dict[str, Any]:
+    """Register ``moving`` to ``fixed`` as the edge says; return the transform, its quality and the figure's slices.
+
+    Quality is :func:`multiscale.registration.alignment_quality` (with the edge's landmarks and
+    ground truth when given, and the error inside each mask drawn on the fixed image).
+    """
+    f = _single(mi.select_channel(fixed, parse_map_name(edge.fixed)[1], what=f"fixed {edge.fixed}"))
+    m = _single(mi.select_channel(moving, parse_map_name(edge.moving)[1], what=f"moving {edge.moving}"))
+    dim = len(mi.spatial_dims(f))
+    lm = None
+    if edge.landmarks is not None:
+        lm = (reg.read_landmarks(edge.landmarks[0], dim), reg.read_landmarks(edge.landmarks[1], dim))
+    if edge.method == "identity":
+        t = reg.identity(dim)
+    elif edge.method == "file":
+        t = reg.Transform.load(edge.transform)
+    else:
+        opts = dict(edge.options)
+        if lm is not None and edge.use_landmarks:
+            opts["landmarks"] = lm
+        try:
+            t = reg.register(f, m, transform=edge.method, **opts)
+        except Exception as exc:
+            exc.add_note(f"while registering {edge.name} ({edge.method})")
+            raise
+    truth = reg.truth_transform(edge.truth[0], edge.truth[1], dim) if edge.truth is not None else None
+    m_on_f = reg.resample(m, f, t)
+    fa = np.asarray(f.data, dtype=float)
+    ma = np.asarray(m_on_f.data, dtype=float)
+    out: dict[str, Any] = {
+        "transform": t, "edge": edge.name, "method": edge.method,
+        "quality": reg.alignment_quality(f, m_on_f, t, landmarks=lm, landmarks_used=edge.use_landmarks,
+                                         truth=truth, fixed_masks=fixed_masks),
+        "fixed_slice": reg.central_slice(fa, ma), "moving_slice": reg.central_slice(ma, ma),
+    }
+    if truth is not None:
+        out["truth"] = {"file": str(edge.truth[0]), "key": edge.truth[1]}
+        out["truth_transform"] = truth
+    return out
+
+
+def resample_step(image: xr.DataArray, reference: xr.DataArray, registrations: list[dict[str, Any]],
+                  interpolation: str = "linear", smooth_to: float | None = None) -> xr.DataArray:
+    """Resample ``image`` once into the reference frame through its chain (:func:`multiscale.registration.resample_chain`)."""
+    return reg.resample_chain(image, reference, [r["transform"] for r in registrations],
+                              interpolation=interpolation, smooth_to=smooth_to)
+
+
+def _expand_maps(names: tuple[str, ...], maps: Mapping[str, xr.DataArray]) -> list[tuple[str, xr.DataArray]]:
+    """Each named map as ``(label, image)``; an image named without a channel gives all its channels."""
+    out = []
+    for name in names:
+        image, channel = parse_map_name(name)
+        img = maps[image]
+        if channel is None and "c" in img.dims and img.sizes["c"] > 1:
+            for c in img.coords["c"].values:
+                out.append((f"{image}:{c}", mi.select_channel(img, str(c), what=name)))
+        else:
+            out.append((name, mi.select_channel(img, channel, what=name)))
+    return out
+
+
+def _whole(image: xr.DataArray) -> xr.DataArray:
+    return mi.like(image, np.ones(mi.shape(image), dtype=np.uint8), dims=mi.spatial_dims(image), units="")
+
+
+def _named_input(name: str, maps: Mapping[str, xr.DataArray], masks: Mapping[str, xr.DataArray]) -> xr.DataArray:
+    if name in masks:
+        return masks[name]
+    return _expand_maps((name,), maps)[0][1]
+
+
+def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr.DataArray],
+                  masks: Mapping[str, xr.DataArray]) -> dict[str, Any]:
+    """Run one analysis of a subject: its family's ``evaluate`` for every map (or pair) and region.
+
+    Returns ``rows`` (the tidy rows, labelled with subject, region, map and analysis) and
+    ``results``: one entry per map/pair and region with the family's result (its images and figure
+    data), for the figure and map-writing steps.
+    """
+    family = family_named(analysis.type)
+    regions = [(m, masks[m]) for m in analysis.masks] if analysis.masks else [("all", None)]
+    extra = {role: _named_input(name, maps, masks) for role, name in analysis.inputs.items()}
+    if family.pairwise:
+        combos = [((an, a), (bn, b)) for a_name, b_name in analysis.pairs
+                  for (an, a), in [_expand_maps((a_name,), maps)] for (bn, b), in [_expand_maps((b_name,), maps)]]
+        items = [(f"{an} ~ {bn}", {"a": a, "b": b}) for (an, a), (bn, b) in combos]
+    else:
+        items = [(name, {"image": img}) for name, img in _expand_maps(analysis.maps, maps)]
+    rows: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for region, mask in regions:
+        for label, inputs in items:
+            if "mask" in family.inputs:
+                inputs = dict(inputs, mask=mask if mask is not None else _whole(next(iter(inputs.values()))))
+            try:
+                res = family.evaluate(dict(inputs, **extra), analysis.params)
+            except Exception as exc:
+                exc.add_note(f"while running analysis {analysis.name!r} ({analysis.type}) of {label} in {region}")
+                raise
+            table = res.rows.assign(subject=subject_id, region=region, map=label, analysis=analysis.name)
+            rows += table.to_dict("records")
+            results.append({"map": label, "region": region, "result": res})
+    return {"type": analysis.type, "name": analysis.name, "rows": rows, "results": results}
+
+
+def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, registrations: dict,
+                              frames: list[str]) -> dict[str, bytes]:
+    """Overlay figures of ``frames`` (maps over the reference anatomy) and each registration's figure, as PNG bytes."""
+    from .graph import frames_of
+
+    frame_of = frames_of(subject)
+    out: dict[str, bytes] = {}
+    for frame in frames:
+        layers = [(k, img) for k, img in maps.items() if frame_of[k] == frame]
+        contours = [m for k, m in masks.items() if frame_of[subject.masks[k].on] == frame]
+        fig = reg.overlay_figure(layers, contours, title=f"frame {frame}")
+        out[f"overlay_{safe_name(frame)}.png"] = figure_png(fig)
+    for name, r in registrations.items():
+        fig = reg.registration_figure(name, r["fixed_slice"], r["moving_slice"], r.get("method"), r.get("quality", {}))
+        out[f"registration_{safe_name(name)}.png"] = figure_png(fig)
+    return out
+
+
+def analysis_figures_step(analysis: dict[str, Any]) -> dict[str, bytes]:
+    """The figures of one analysis (its family's ``figure`` for every map and region), as PNG bytes."""
+    family = family_named(analysis["type"])
+    out: dict[str, bytes] = {}
+    if family.figure is None:
+        return out
+    for item in analysis["results"]:
+        title = item["map"] if item["region"] == "all" else f"{item['map']} in {item['region']}"
+        for name, fig in family.figure(item["result"], title=title):
+            fname = f"{family.name}_{safe_name(analysis['name'])}_{safe_name(item['map'])}_{safe_name(item['region'])}"
+            out[f"{fname}_{safe_name(name)}.png"] = figure_png(fig)
+    return out
+
+
+def analysis_table(analyses: list[dict[str, Any]]) -> Any:
+    """The subject's tidy table: every analysis's rows in study order."""
+    return results_frame([r for a in analyses for r in a["rows"]])

@@ -1,0 +1,217 @@
+"""A subject as a dask task graph: which step feeds which, named after the step.
+
+:func:`subject_graph` builds one ``dask.delayed`` graph per subject whose nodes are named after
+their step (``load-mri-mouse01``, ``register-pet_to_mri-mouse01``, ...). Every node returns its
+value with the wall time of each step so far; the final node writes the subject's outputs
+(:mod:`.outputs`). The steps themselves are in :mod:`.steps`.
+
+Nothing here creates a dask Client: the graph runs on whatever scheduler computes it
+(:mod:`multiscale.pipeline.runner`). Inside a step, dask collections are computed with the
+synchronous scheduler so a worker's memory does not depend on the number of subjects.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from multiscale import registration as reg
+
+from .graph import chain_to_reference, frames_of, references_of
+from .outputs import frame_maps_step, remove_staging, write_subject_step
+from .provenance import input_checksums
+from .spec import Study, SubjectSpec, parse_map_name
+from .steps import (analysis_figures_step, analysis_step, load_image_step, load_mask_step, register_step,
+                    registration_figures_step, resample_step)
+
+__all__ = ["StepOutput", "subject_graph", "run_subject", "format_error"]
+
+_INNER_SCHEDULER = "sync"
+
+
+@dataclass
+class StepOutput:
+    """A step's value and the wall time (s) of every step it depends on, by step name."""
+
+    value: Any
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _register_sizeof() -> None:
+    """Tell dask how big a step's output is (its value's size, images included).
+
+    Without it dask sizes a ``StepOutput`` as the bare object (56 bytes), so the scheduler would
+    place tasks without regard to where their images are, and a worker's memory accounting
+    (spilling, limits) would not see them.
+    """
+    try:
+        from dask.sizeof import sizeof
+    except ImportError:  # pragma: no cover - dask is a core dependency
+        return
+
+    @sizeof.register(StepOutput)
+    def _sizeof_step(out: StepOutput) -> int:
+        return int(sizeof(out.value)) + int(sizeof(out.timings))
+
+
+_register_sizeof()
+
+
+def _unwrap(obj: Any, timings: dict[str, float]) -> Any:
+    if isinstance(obj, StepOutput):
+        timings.update(obj.timings)
+        return obj.value
+    if isinstance(obj, list):
+        return [_unwrap(o, timings) for o in obj]
+    if isinstance(obj, tuple):
+        return tuple(_unwrap(o, timings) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _unwrap(v, timings) for k, v in obj.items()}
+    return obj
+
+
+_THREADS_LIMITED = False
+
+
+def _limit_threads_on_worker() -> None:
+    """On a dask worker, let SimpleITK use the worker's threads only (once per process).
+
+    Without this each worker's registrations and resamplings use every core, so k workers on k
+    cores oversubscribe the machine k-fold; one subject per worker thread is the parallelism.
+    """
+    global _THREADS_LIMITED
+    if _THREADS_LIMITED:
+        return
+    _THREADS_LIMITED = True
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return
+    import SimpleITK as sitk
+
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(max(1, int(getattr(worker, "nthreads", 1) or 1)))
+
+
+def _step(name: str, fn: Any, *args: Any, **kwargs: Any) -> StepOutput:
+    import dask
+
+    _limit_threads_on_worker()
+    timings: dict[str, float] = {}
+    args = _unwrap(list(args), timings)
+    kwargs = _unwrap(dict(kwargs), timings)
+    t0 = time.perf_counter()
+    with dask.config.set(scheduler=_INNER_SCHEDULER):
+        value = fn(*args, **kwargs)
+    timings[name] = time.perf_counter() - t0
+    return StepOutput(value, timings)
+
+
+
+def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str = "") -> Any:
+    """The subject's ``dask.delayed`` task graph; computing it writes the outputs and returns a summary.
+
+    Examples
+    --------
+    >>> g = subject_graph(study, study.subjects[0], Path("out"))  # doctest: +SKIP
+    >>> g.compute(scheduler="sync")["rows"]  # doctest: +SKIP
+    42
+    """
+    from dask import delayed
+
+    sid = subject.id
+
+    suffix = f"-{sid}" + (f"-{token}" if token else "")
+
+    def node(name: str, fn: Any, *args: Any) -> Any:
+        return delayed(_step, pure=False)(name, fn, *args, dask_key_name=f"{name}{suffix}")
+
+    images = {k: node(f"load-{k}", load_image_step, spec) for k, spec in subject.images.items()}
+    masks_raw = {k: node(f"load-mask-{k}", load_mask_step, spec) for k, spec in subject.masks.items()}
+    regs = {e.name: node(f"register-{e.name}", register_step, e, images[e.fixed_image], images[e.moving_image],
+                         {k: masks_raw[k] for k, spec in subject.masks.items() if spec.on == e.fixed_image})
+            for e in subject.edges}
+    frame_of = frames_of(subject)
+    # each reference frame's grid: the reference image's own, or a coarser analysis grid
+    grid = {r: images[r] for r in references_of(subject)}
+    smooth = {r: None for r in grid}
+    for r, g in subject.grids.items():
+        grid[r] = node(f"grid-{r}", reg.analysis_grid, images[r], g["spacing"])
+        smooth[r] = g["spacing"] if g.get("smooth", True) else None
+    maps = {}
+    for k in subject.images:
+        chain = chain_to_reference(subject, k)
+        r = frame_of[k]
+        if not chain and r not in subject.grids:
+            maps[k] = images[k]
+        else:
+            maps[k] = node(f"resample-{k}", resample_step, images[k], grid[r],
+                           [regs[e.name] for e in chain], "linear", smooth[r])
+    masks = {}
+    for k, spec in subject.masks.items():
+        chain = chain_to_reference(subject, spec.on)
+        masks[k] = node(f"resample-mask-{k}", resample_step, masks_raw[k], grid[frame_of[spec.on]],
+                        [regs[e.name] for e in chain], "nearest")
+    results = []
+    for a in study.analyses:
+        needed = {parse_map_name(n)[0] for n in list(a.maps) + [m for p in a.pairs for m in p]
+                  + [n for n in a.inputs.values() if n not in subject.masks]}
+        results.append(node(f"analysis-{a.name}", analysis_step, sid, a, {k: maps[k] for k in needed},
+                            {k: masks[k] for k in set(a.masks) | {n for n in a.inputs.values() if n in masks}}))
+    # figures in tasks of their own (one per reference frame, registration and analysis), so that
+    # the workers share a subject's figures instead of one worker drawing them all at its end
+    # a frame's tasks get that frame's maps and masks only (fewer images to move between workers)
+    maps_in = {r: {k: m for k, m in maps.items() if frame_of[k] == r} for r in references_of(subject)}
+    masks_in = {r: {k: m for k, m in masks.items() if frame_of[subject.masks[k].on] == r} for r in references_of(subject)}
+    figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps_in[r], masks_in[r], {}, [r])
+               for r in references_of(subject)]
+    figures += [node(f"figures-registration-{e.name}", registration_figures_step, subject, {}, {},
+                     {e.name: regs[e.name]}, []) for e in subject.edges]
+    figures += [node(f"figures-{a.name}", analysis_figures_step, r) for a, r in zip(study.analyses, results)]
+    # and each reference frame's OME-Zarr, in a staging folder that the write step moves in
+    stores = {r: node(f"maps-{r}", frame_maps_step, subject, r, maps_in[r], masks_in[r], results, Path(output),
+                      token or "run")
+              for r in references_of(subject)}
+    return delayed(_final, pure=False)(
+        study, subject, Path(output), maps, masks, regs, results, figures, stores, dask_key_name=f"write{suffix}")
+
+
+
+def _final(study: Study, subject: SubjectSpec, output: Path, maps: dict, masks: dict, regs: dict,
+           results: list, figures: list | None = None, stores: dict | None = None) -> dict[str, Any]:
+    import dask
+
+    t0 = time.perf_counter()
+    inputs = input_checksums(subject.input_files())  # on the worker, in parallel across subjects
+    timings: dict[str, float] = {"checksum-inputs": time.perf_counter() - t0}
+    maps, masks, regs, results, figures, stores = _unwrap([maps, masks, regs, results, figures, stores], timings)
+    merged = None
+    if figures is not None:
+        merged = {}
+        for f in figures:
+            merged.update(f)
+    timings = {f"{k}": v for k, v in timings.items()}
+    with dask.config.set(scheduler=_INNER_SCHEDULER):
+        return write_subject_step(study, subject, output, maps, masks, regs, results, timings, inputs, merged, stores)
+
+
+def run_subject(study: Study, subject: SubjectSpec, output: Path) -> dict[str, Any]:
+    """Run one subject in this process (synchronous scheduler) and return its summary.
+
+    Raises whatever the failing step raised, with the step's traceback.
+    """
+    try:
+        return subject_graph(study, subject, output, "run").compute(scheduler="sync")
+    except BaseException:
+        remove_staging(output, subject.id, "run")
+        raise
+
+
+def format_error(exc: BaseException, tb: Any = None) -> str:
+    """``Type: message`` plus the last frames of the traceback, for reports."""
+    lines = traceback.format_exception(type(exc), exc, tb if tb is not None else exc.__traceback__)
+    return "".join(lines[-6:]).strip()
