@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/multiscale demo
 
 test: $(STAMP)
+	$(BIN)/python -m ruff check multiscale tests benchmarks example_datasets
 	$(BIN)/python -m pytest -q
 
 clean:

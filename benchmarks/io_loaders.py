@@ -27,7 +27,6 @@ DATA = ROOT / "data" / "io"
 
 def _make(n: int) -> tuple[Path, Path]:
     import nibabel as nib
-    import pydicom
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     assert np.array_equal(np.asarray(a, np.float32), b), "DICOM volumes differ"
     t_lazy, _ = _median(ours_series_lazy, args.repeats)
     rows.append((f"DICOM series {args.slices} x 512 x 512 (HU)", "SimpleITK ImageSeriesReader", t_anchor, t_ours))
-    rows.append((f"DICOM series headers only (lazy load)", "SimpleITK ImageSeriesReader", t_anchor, t_lazy))
+    rows.append(("DICOM series headers only (lazy load)", "SimpleITK ImageSeriesReader", t_anchor, t_lazy))
     t_anchor, a = _median(nib_nifti, args.repeats)
     t_ours, b = _median(ours_nifti, args.repeats)
     assert np.array_equal(a.transpose(2, 1, 0), b), "NIfTI volumes differ"

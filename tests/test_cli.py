@@ -100,8 +100,8 @@ def test_demo_small_end_to_end(tmp_path, capsys):
     assert {"overlay_mri.png", "overlay_fluorescence.png", "registration_pet_to_mri.png",
             "registration_msi_to_fluorescence.png"} <= set(figures)
     assert sum(f.startswith("radial_") for f in figures) == 2
-    assert sum(f.startswith("coloc_") for f in figures) == 4
-    assert "texture_pet_texture_map_pet_tumour.png" in figures
+    assert sum(f.startswith("colocalisation_") for f in figures) == 4
+    assert "texture_map_pet_texture_map_pet_tumour_map.png" in figures
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= len(figures)
     assert "recovered vs true" in html

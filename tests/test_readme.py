@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from example_datasets.generate import generate
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -8,14 +8,13 @@ chunk, so memory holds the region of interest, never the whole map.
 
 from __future__ import annotations
 
-from multiscale.errors import AnalysisError, AnalysisWarning
-
 import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from multiscale.errors import AnalysisError, AnalysisWarning
 from multiscale.image import ImageError, same_grid, spatial_dims, validate
 
 __all__ = [

@@ -44,8 +44,8 @@ import xarray as xr
 
 from multiscale.image import same_grid
 
-from .family import Family, FamilyResult, image_units, tidy_rows
 from ._masks import AnalysisError, AnalysisWarning, bounding_slices, check_mask, single_channel, to_numpy
+from .family import Family, FamilyResult, image_units, tidy_rows
 
 __all__ = [
     "colocalisation",
@@ -323,7 +323,7 @@ def _pair_values(a, b, mask):
             "resample b onto a's grid first (multiscale.registration)"
         )
     dtype = np.result_type(a.dtype, b.dtype)
-    if dtype == bool:
+    if dtype == bool:  # noqa: E721 - numpy dtype equality, not a type identity check
         raise AnalysisError("colocalisation needs intensity images, got boolean masks")
     from ._masks import masked_values
 

@@ -36,8 +36,8 @@ import xarray as xr
 from multiscale.image import like, spacing, voxel_volume
 
 from ._depth import distance_to_mask_mm, inside_depth_mm, signed_depth_mm
-from .family import Family, FamilyResult, image_units, tidy_rows
 from ._masks import AnalysisError, check_mask, mask_array, masked_values, single_channel, warn_nan
+from .family import Family, FamilyResult, image_units, tidy_rows
 
 __all__ = [
     "depth_map",

@@ -33,7 +33,6 @@ import xarray as xr
 from multiscale.image import like, same_grid, spacing, voxel_volume
 
 from ._autocorrelation import grid_autocorrelation
-from .family import Family, image_units, tidy_rows
 from ._masks import (
     AnalysisError,
     AnalysisWarning,
@@ -46,6 +45,7 @@ from ._masks import (
     to_numpy,
     warn_nan,
 )
+from .family import Family, image_units, tidy_rows
 
 #: largest FFT grid (elements) the all-pairs IBSI autocorrelation may use (about 6 GB of temporaries)
 _MAX_FFT_ELEMENTS = 1.25e8

@@ -24,8 +24,8 @@ import xarray as xr
 
 from multiscale.image import index_to_world, spacing, voxel_volume
 
-from .family import Family, image_units, tidy_rows
 from ._masks import AnalysisError, bounding_slices, check_mask, mask_array, masked_values, to_numpy, warn_nan
+from .family import Family, image_units, tidy_rows
 
 __all__ = ["uptake_metrics", "uptake_table", "uptake_unit", "suv_peak", "sphere_offsets", "FAMILY"]
 

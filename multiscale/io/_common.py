@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from multiscale.errors import LoadError, CalibrationWarning
-
 import json
 import os
 import shutil
@@ -16,9 +14,7 @@ from typing import Any
 
 import numpy as np
 
-
-
-
+from multiscale.errors import CalibrationWarning, LoadError  # noqa: F401 - CalibrationWarning is re-exported to the loaders
 
 
 def fail(path: Any, field: str, problem: str, fix: str = "") -> LoadError:

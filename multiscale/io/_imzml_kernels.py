@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - exercised when numba is absent
     HAVE_NUMBA = False
 
 
-def _lower_bound_py(mz_buf, a, e, lo_t, block):  # noqa: ANN001
+def _lower_bound_py(mz_buf, a, e, lo_t, block):
     """First index in ``mz_buf[a:e]`` (ascending) whose value is >= ``lo_t``.
 
     Counts the values < ``lo_t`` in blocks of ``block`` (sorted data, so the count is the step:
@@ -59,7 +59,7 @@ def _lower_bound_py(mz_buf, a, e, lo_t, block):  # noqa: ANN001
             return a
 
 
-def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out, rows, cols):  # noqa: ANN001
+def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out, rows, cols):
     """out[rows[t], cols[i]] = reduce of spectrum i's intensities in window t."""
     n_t = lo.size
     for i in range(mz_start.size):
@@ -117,7 +117,7 @@ def _window_reduce_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code
 _lower_bound = _lower_bound_py  # what the pure-Python kernel calls; the numba kernel calls the compiled one (below)
 
 
-def _spectrum_stats_py(int_buf, int_start, length, out):  # noqa: ANN001
+def _spectrum_stats_py(int_buf, int_start, length, out):
     """Per spectrum: sum, sum of squares, count, max."""
     for i in range(int_start.size):
         q0 = int_start[i]
@@ -226,7 +226,7 @@ def _use_numba(engine: str) -> bool:
     return HAVE_NUMBA
 
 
-def _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out):  # noqa: ANN001
+def _window_reduce_numpy(mz_buf, mz_start, int_buf, int_start, length, lo, hi, code, out):
     """Vectorised over targets: one searchsorted per spectrum, one reduceat per chunk."""
     n_s, n_t = out.shape
     segs = [int_buf[int_start[i] : int_start[i] + length[i]] for i in range(n_s)]

@@ -8,8 +8,6 @@ accession, never by name (except to refuse an unknown compression scheme).
 
 from __future__ import annotations
 
-from multiscale.errors import ImzMLError, ImzMLWarning
-
 import hashlib
 import json
 import os
@@ -22,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from multiscale.errors import ImzMLError, ImzMLWarning
 
 INDEX_VERSION = 3
 
@@ -490,7 +490,7 @@ def load_cached_index(imzml: Path, ibd: Path, cache_dir: Path | None) -> tuple[I
                 if json.loads(str(data["key"])) != key:
                     continue
                 return ImzMLIndex.from_npz(data), cand
-        except Exception:  # a damaged cache is simply rebuilt
+        except Exception:  # noqa: BLE001 - a damaged cache is simply rebuilt
             continue
     return None, None
 

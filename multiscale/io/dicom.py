@@ -183,7 +183,7 @@ def _read_header(path: Path) -> Any:
             return None
         try:  # no preamble (old ACR-NEMA style files): accept only if it looks like an image header
             ds = _dcmread_forced(path, defer_size=256)
-        except Exception:
+        except Exception:  # noqa: BLE001 - an unreadable forced read means not DICOM
             return None
         return ds if ("Rows" in ds and "Modality" in ds and "SeriesInstanceUID" in ds) else None
     except Exception as exc:  # truncated/corrupt header
@@ -267,7 +267,7 @@ def find_rtstructs(folder: str | os.PathLike) -> list[Path]:
             continue
         try:
             ds = pydicom.dcmread(str(p), stop_before_pixels=True, specific_tags=["Modality"], force=True)
-        except Exception:
+        except Exception:  # noqa: BLE001 - unreadable files are not RT structure sets
             continue
         if str(ds.get("Modality", "")).upper() == "RTSTRUCT":
             out.append(p)
@@ -496,7 +496,7 @@ def _decode_with_gdcm(path: str) -> np.ndarray | None:
         reader.SetFileName(str(path))
         img = reader.Execute()
         arr = sitk.GetArrayFromImage(img)
-    except Exception:
+    except Exception:  # noqa: BLE001 - GDCM failure means no fallback pixels
         return None
     return arr if img.GetDimension() == 3 else arr[None]  # frames first, then (rows, cols[, samples])
 

@@ -100,7 +100,8 @@ def companions(path: str | os.PathLike) -> list[Path]:
     """The existing files that belong with ``path`` and are read with it (an imzML's ``.ibd``, a
     ``.mhd``/``.nhdr`` header's data file); empty for self-contained files and folders.
 
-    Use it to checksum or copy every input of a load.
+    Use it to checksum or copy every input of a load. A missing or unrecognised file has none
+    (loading it is what reports why).
 
     Examples
     --------
@@ -108,7 +109,11 @@ def companions(path: str | os.PathLike) -> list[Path]:
     [PosixPath('msi.ibd')]
     """
     p = Path(path)
-    return [c for c in sniff_format(p).companions(p) if c.exists()]
+    try:
+        fmt = sniff_format(p)
+    except (OSError, LoadError):
+        return []
+    return [c for c in fmt.companions(p) if c.exists()]
 
 
 def accepted_options(fmt: Format) -> frozenset[str]:

@@ -566,7 +566,7 @@ class MSIDataset:
                     mz_buf, mz_start = np.zeros(0, dtype=self._mz_dtype), np.zeros(sel.size, dtype=np.int64)
                 return _Chunk(sel, mz_buf, mz_start, int_buf, int_start, length)
             ints, mzs = [], []
-            for j, i in enumerate(sel):
+            for _j, i in enumerate(sel):
                 i = int(i)
                 ints.append(
                     self._read_array(mm, base, int(ix.int_offset[i]), int(ix.int_encoded[i]), int(ix.int_length[i]), "intensity", i)

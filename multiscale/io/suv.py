@@ -13,8 +13,6 @@ Body-size factors (W in kg, H in cm): :func:`lean_body_mass`, :func:`ideal_body_
 
 from __future__ import annotations
 
-from multiscale.errors import SUVError
-
 import math
 import re
 from collections.abc import Sequence
@@ -23,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from ._common import LoadError, warn
+from multiscale.errors import SUVError
+
+from ._common import warn
 
 __all__ = [
     "SUVError",

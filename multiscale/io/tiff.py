@@ -157,7 +157,7 @@ class _TiffLevel:
         for obj in opened or ():
             try:
                 obj.close()
-            except Exception:  # pragma: no cover - closing is best effort
+            except Exception:  # noqa: BLE001  # pragma: no cover - closing is best effort
                 pass
 
     def __getstate__(self) -> dict[str, Any]:

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from multiscale._util import jsonable, write_json_atomic
 

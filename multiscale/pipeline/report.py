@@ -12,7 +12,7 @@ import base64
 import html
 import io as _io
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ def cohort_figure_specs(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFram
     if table.empty:
         return specs
     prof = table[table.metric == "shell_mean"]
-    for (analysis, map_name, region), t in prof.groupby(["analysis", "map", "region"], sort=False):
+    for (analysis, map_name, region), _t in prof.groupby(["analysis", "map", "region"], sort=False):
         d = table[(table.analysis == analysis) & (table["map"] == map_name) & (table.region == region)
                   & table.metric.isin(["shell_mean", "shell_depth_mm"])]
         specs.append((f"Radial profiles of {map_name} in {region} ({analysis}), one line per subject", "radial", d))

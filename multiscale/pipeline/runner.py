@@ -24,11 +24,11 @@ import pandas as pd
 from multiscale._util import write_text_atomic
 
 from . import report
+from .outputs import SUCCESS_FILE, remove_staging, subject_folder, subject_is_complete
 from .provenance import file_sha256, provenance_record, write_json
 from .results import read_results, results_frame, write_results
 from .spec import Study
 from .study import load_study
-from .outputs import SUCCESS_FILE, remove_staging, subject_folder, subject_is_complete
 from .wiring import format_error, subject_graph
 
 __all__ = ["StudyRun", "run_study", "collect_results"]

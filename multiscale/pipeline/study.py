@@ -452,7 +452,7 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
             raise doc.error(gloc + ("smooth",), f"smooth must be true or false, got {smooth!r}")
         grids[str(frame)] = {"spacing": float(sp), "smooth": smooth}
     subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc), grids=grids)
-    for frame, g in grids.items():
+    for frame, _g in grids.items():
         if frame not in references_of(subject):
             raise doc.error(grids_loc + (frame,), f"grid for {frame!r}, which is not a reference frame "
                             f"({', '.join(references_of(subject))}); grids resample a reference frame")

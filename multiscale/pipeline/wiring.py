@@ -24,8 +24,15 @@ from .graph import chain_to_reference, frames_of, references_of
 from .outputs import frame_maps_step, remove_staging, write_subject_step
 from .provenance import input_checksums
 from .spec import Study, SubjectSpec, parse_map_name
-from .steps import (analysis_figures_step, analysis_step, load_image_step, load_mask_step, register_step,
-                    registration_figures_step, resample_step)
+from .steps import (
+    analysis_figures_step,
+    analysis_step,
+    load_image_step,
+    load_mask_step,
+    register_step,
+    registration_figures_step,
+    resample_step,
+)
 
 __all__ = ["StepOutput", "subject_graph", "run_subject", "format_error"]
 

@@ -218,7 +218,7 @@ def optimise_bspline(levels: list[tuple[Any, Any]], bsp: Any, linear: np.ndarray
         lev = _Level(f_l, m_l, bsp, linear, offset, samples, bins, rng, fm, _mask_for(moving_mask, m_l))
 
         def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-            val, g = lev.value_and_gradient(x.reshape(n_ctrl, d) * unit)
+            val, g = lev.value_and_gradient(x.reshape(n_ctrl, d) * unit)  # noqa: B023 - used only by this level's minimize
             return val, g.reshape(-1) * unit
 
         res = minimize(fun, coeffs.reshape(-1) / unit, jac=True, method="L-BFGS-B",

@@ -37,7 +37,6 @@ def landmark_transform(fixed_points: Any, moving_points: Any, kind: str = "rigid
     >>> np.round(t.transform_points([[5.0, 5.0]]), 9).tolist()
     [[7.0, 6.0]]
     """
-    import SimpleITK as sitk
 
     f = np.asarray(fixed_points, dtype=float)
     m = np.asarray(moving_points, dtype=float)

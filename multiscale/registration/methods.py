@@ -200,7 +200,6 @@ def register(
     if opts["bspline_optimizer"] not in ("lbfgsb", "lbfgs2", "gd"):
         raise RegistrationError(f"bspline_optimizer={opts['bspline_optimizer']!r} is not one of ('lbfgsb', 'lbfgs2', 'gd')")
     stages = _stage_list(transform)
-    dim = nf
     threads = opts["threads"]
 
     with thread_count(threads):

@@ -148,7 +148,7 @@ def resample(
         r = r[None] if kb == 1 else np.moveaxis(r, -1, 0)
         if squeeze_out:
             r = r[:, 0]
-        if work_dtype == bool:
+        if work_dtype == bool:  # noqa: E721 - numpy dtype equality, not a type identity check
             return r.astype(bool)
         return r.astype(out_dtype, copy=False)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
+from multiscale.analysis.texture import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._discretise import discretise
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
 from multiscale.analysis.texture.maps import feature_map, map_features

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
+from multiscale.analysis.texture import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._aggregate import direction_offsets
 
 sitk = pytest.importorskip("SimpleITK")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import dask.array as da
 import numpy as np
 import pydicom
@@ -224,8 +223,8 @@ def test_files_without_preamble_and_non_dicom_neighbours(tmp_path):
     raw = paths[0].read_bytes()
     assert raw[128:132] == b"DICM"
     # strip preamble and file meta: an old-style bare dataset
-    from pydicom.filewriter import write_dataset
     from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
 
     buf = DicomBytesIO()
     buf.is_little_endian, buf.is_implicit_VR = True, False

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pyimzml.compression import NoCompression, ZlibCompression
 from pyimzml.ImzMLParser import ImzMLParser
 from pyimzml.ImzMLWriter import ImzMLWriter
-from pyimzml.compression import NoCompression, ZlibCompression
 
 from multiscale.image import origin, spacing, validate
-from multiscale.io import MSIDataset, read_imzml
-from multiscale.io import _imzml_kernels
+from multiscale.io import MSIDataset, _imzml_kernels, read_imzml
 from multiscale.io._imzml_parse import ImzMLWarning, repair_signed_offsets
 from multiscale.io.imzml import mz_windows
 from tests.io.test_imzml_files import grid, random_spectra, write_imzml

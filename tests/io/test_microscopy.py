@@ -127,7 +127,7 @@ def test_truncated_tiff_and_png(tmp_path):
     tifffile.imwrite(p, np.ones((64, 64), np.uint16))
     p.write_bytes(p.read_bytes()[:100])
     with pytest.raises(LoadError, match="t.tif"):
-        load(p).values
+        _ = load(p).values
     q = tmp_path / "t.png"
     Image.fromarray(np.ones((32, 32), np.uint8)).save(q)
     q.write_bytes(q.read_bytes()[:40])

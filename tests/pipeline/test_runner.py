@@ -14,10 +14,10 @@ import pytest
 import SimpleITK as sitk
 
 from multiscale import image as mi
+from multiscale.pipeline.outputs import SUCCESS_FILE
 from multiscale.pipeline.provenance import file_sha256
 from multiscale.pipeline.results import COLUMNS
 from multiscale.pipeline.runner import run_study
-from multiscale.pipeline.outputs import SUCCESS_FILE
 
 from ._study_data import SHIFTS, make_study
 
@@ -75,7 +75,7 @@ def test_outputs_maps_transforms_provenance(three):
     # figures are drawn in tasks of their own (per frame, registration and analysis), so workers share them
     assert {"figures-overlay-mri", "figures-registration-pet_to_mri", "figures-pet_radial"} <= set(prov["timings_s"])
     assert sorted(p.name for p in (folder / "figures").iterdir()) == [
-        "overlay_mri.png", "radial_pet_radial_pet_tumour.png", "registration_pet_to_mri.png"]
+        "overlay_mri.png", "radial_pet_radial_pet_tumour_profile.png", "registration_pet_to_mri.png"]
     assert prov["packages"]["numpy"] == np.__version__
     marker = json.loads((folder / SUCCESS_FILE).read_text())
     assert all((folder / f).exists() for f in marker["outputs"])

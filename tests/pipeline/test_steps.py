@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
-import pandas as pd
 import pytest
-import SimpleITK as sitk
 
-from multiscale.image import spatial_image
 from multiscale.analysis.family import tidy_rows
+from multiscale.image import spatial_image
 from multiscale.pipeline.results import COLUMNS, read_results, results_frame, write_results
-from multiscale.registration import Transform
 
 
 def test_tidy_rows_and_table_round_trip(tmp_path):

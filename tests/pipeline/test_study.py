@@ -67,7 +67,7 @@ def test_good_study_parses_with_defaults_and_overrides(tmp_path):
     assert m2.images["pet"].path == tmp_path / "other" / "pet.nii.gz"
     assert m2.images["pet"].units == "SUVbw"
     assert m1.images["pet"].modality == "PT"  # modality codes are case-insensitive
-    assert m1.images["msi"].load_options() == {"tol": 5, "tol_unit": "ppm", "mz": [544.1813, 616.1767]}
+    assert m1.images["msi"].load_options() == {"tol": 5, "tol_unit": "ppm", "channels": [544.1813, 616.1767]}
     assert frames_of(m1) == {"mri": "mri", "pet": "mri", "fluo": "fluo", "msi": "fluo"}
     assert [a.name for a in study.analyses] == ["uptake0", "radial1", "colocalisation2"]
     # the imzML's .ibd companion is an input too (checksummed for resume)
@@ -100,6 +100,15 @@ def line_of(text: str, needle: str) -> int:
          "fixed: ct", ["fixed", "ct", "not an image"]),
         ("tumour: {path: \"{subject}/tumour.nii.gz\", on: mri}", "tumour: {path: \"{subject}/tumour.nii.gz\", on: us}",
          "on: us", ["unknown image", "us"]),
+        # params bind to the family's table when the study is read
+        ("params: {shells: 4}", "params: {shels: 4}", "shels: 4",
+         ["analyses[1].params.shels: unknown parameter of radial; did you mean 'shells'?"]),
+        ("params: {shells: 4}", "params: {shells: four}", "shells: four",
+         ["analyses[1].params.shells", "'four' is not a valid value", "int"]),
+        ("{type: colocalisation, pairs:", "{type: colocalisation, maps: [pet], pairs:", "type: colocalisation",
+         ["colocalisation takes pairs"]),
+        ("{type: radial, maps: [pet], masks: [tumour],", "{type: radial, maps: [pet], masks: [tumour], "
+         "inputs: {vesels: tumour},", "inputs: {vesels", ["unknown input role 'vesels'", "did you mean 'vessels'?"]),
     ],
 )
 def test_errors_name_file_line_and_field(tmp_path, old, new, needle, words):
@@ -180,3 +189,15 @@ def test_chain_resolution_order(tmp_path):
 def test_parse_map_name():
     assert parse_map_name("fluo:nanoparticle dye") == ("fluo", "nanoparticle dye")
     assert parse_map_name("msi:544.18") == ("msi", "544.18")
+
+
+def test_inputs_name_optional_roles(tmp_path):
+    touch_inputs(tmp_path)
+    text = GOOD.replace("{type: radial, maps: [pet], masks: [tumour],", "{type: radial, maps: [pet], masks: [tumour], "
+                        "inputs: {vessels: tumour},")
+    study = load_study(write(tmp_path, text))
+    assert study.analyses[1].inputs == {"vessels": "tumour"}
+    bad = GOOD.replace("{type: radial, maps: [pet], masks: [tumour],", "{type: radial, maps: [pet], masks: [tumour], "
+                       "inputs: {vessels: \"fluo:vessels\"},")
+    with pytest.raises(StudyError, match="lives in frame 'fluo'"):
+        load_study(write(tmp_path, bad, "bad.yaml"))

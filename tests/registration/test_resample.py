@@ -8,7 +8,7 @@ import pytest
 import SimpleITK as sitk
 
 from multiscale.image import ImageError, same_grid, spacing, spatial_image
-from multiscale.registration import Transform, TransformError, landmark_transform, resample, section_pose
+from multiscale.registration import TransformError, landmark_transform, resample, section_pose
 from multiscale.registration import _synthetic as S
 
 

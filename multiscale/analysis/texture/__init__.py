@@ -20,12 +20,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..family import Family, image_units
 from ._discretise import discretise, n_levels_of
 from ._roi import Roi, RoiError, TextureWarning, prepare_roi, warn_once
 from ._rows import COLUMNS
 from ._settings import ALIASES, DEFAULTS, TextureSettingsError, family_settings, texture_settings
 from .units import feature_unit
-from ..family import Family, image_units
 
 __all__ = [
     "FAMILIES",
@@ -77,7 +77,7 @@ def _matrix_module(family: str):
 
 
 def _aggregations(module: Any, aggregation: str | Sequence[str] | None) -> list[str]:
-    available = list(getattr(module, "AGGREGATIONS"))
+    available = list(module.AGGREGATIONS)
     if aggregation is None:
         return available
     tokens = [aggregation] if isinstance(aggregation, str) else list(aggregation)

@@ -7,8 +7,6 @@ families the second.
 
 from __future__ import annotations
 
-from multiscale.errors import RoiError, TextureWarning
-
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +16,7 @@ import xarray as xr
 
 from multiscale import image as msi
 from multiscale.analysis._masks import single_channel
+from multiscale.errors import RoiError, TextureWarning
 
 __all__ = ["Roi", "RoiError", "TextureWarning", "prepare_roi", "image_array"]
 

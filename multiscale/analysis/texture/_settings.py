@@ -6,11 +6,11 @@ family modules read one vocabulary.
 
 from __future__ import annotations
 
-from multiscale.errors import TextureSettingsError
-
 import math
 from collections.abc import Mapping
 from typing import Any
+
+from multiscale.errors import TextureSettingsError
 
 __all__ = ["DEFAULTS", "ALIASES", "IBSI_PHANTOM", "texture_settings", "TextureSettingsError"]
 

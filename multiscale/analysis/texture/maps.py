@@ -45,11 +45,8 @@ from numba import njit
 
 from multiscale import image as msi
 from multiscale.analysis._masks import single_channel
-from multiscale.analysis.texture import gldzm, glcm, glrlm, glszm, ngldm, ngtdm
-from multiscale.analysis.texture._roi import RoiError, TextureWarning
-from multiscale.analysis.texture._settings import ALIASES, DEFAULTS
-from multiscale.analysis.texture.units import feature_unit
 from multiscale.analysis.family import Family, FamilyResult, image_units
+from multiscale.analysis.texture import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._aggregate import (
     border_distance,
     count_matrix_features,
@@ -57,6 +54,9 @@ from multiscale.analysis.texture._aggregate import (
     face_offsets,
     neighbourhood_offsets,
 )
+from multiscale.analysis.texture._roi import RoiError, TextureWarning
+from multiscale.analysis.texture._settings import ALIASES, DEFAULTS
+from multiscale.analysis.texture.units import feature_unit
 
 __all__ = ["feature_map", "map_features", "MAP_FAMILIES", "feature_map_table", "feature_map_result", "FAMILY"]
 

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import spatial, special
+from scipy import spatial
 from skimage import measure
 
 from .._autocorrelation import grid_autocorrelation

@@ -17,7 +17,7 @@ import xarray as xr
 from scipy import ndimage
 
 from . import histogram, intensity
-from ._roi import Roi, RoiError, roi_mask_array, image_array, warn_once
+from ._roi import Roi, RoiError, image_array, roi_mask_array, warn_once
 from ._rows import COLUMNS
 from ._settings import texture_settings
 from .local_intensity import sphere_kernel
