@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from multiscale._util import write_text_atomic
+
 __all__ = ["main", "build_parser", "example_study_path", "ensure_example_data"]
 
 EXIT_OK, EXIT_FAILED_SUBJECTS, EXIT_BAD_INPUT = 0, 1, 2
@@ -56,9 +58,7 @@ def example_study_for(data: Path) -> Path:
         return default
     text = default.read_text(encoding="utf-8").replace("generated/", "")
     target = Path(data) / "study.yaml"
-    tmp = target.with_name(".study.yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    write_text_atomic(target, text)
     return target
 
 

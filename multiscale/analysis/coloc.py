@@ -44,8 +44,9 @@ import xarray as xr
 
 from multiscale.image import same_grid
 
-from ._masks import AnalysisError, AnalysisWarning, bounding_slices, check_mask, single_channel, to_numpy
+from ._masks import AnalysisError, AnalysisWarning, bounding_slices, check_mask, masked_values, single_channel, to_numpy
 from .family import Family, FamilyResult, image_units, tidy_rows
+from .figures import colocalisation_figure
 
 __all__ = [
     "colocalisation",
@@ -325,8 +326,6 @@ def _pair_values(a, b, mask):
     dtype = np.result_type(a.dtype, b.dtype)
     if dtype == bool:  # noqa: E721 - numpy dtype equality, not a type identity check
         raise AnalysisError("colocalisation needs intensity images, got boolean masks")
-    from ._masks import masked_values
-
     x, kx = masked_values(a, m, "image a", drop_nan=False)
     y, ky = masked_values(b, m, "image b", drop_nan=False)
     ok = kx & ky
@@ -623,8 +622,6 @@ def colocalisation_result(a: xr.DataArray, b: xr.DataArray, mask: xr.DataArray |
 
 def colocalisation_figures(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
     """The Coloc 2 style 2-D histogram of a pair with its Costes line and thresholds."""
-    from .figures import colocalisation_figure
-
     hist = result.data.get("histogram")
     if hist is None or hist.empty:
         return []

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from multiscale.image import spacing, spatial_dims
+
 from ._masks import AnalysisError
 
 __all__ = ["radial_profile_figure", "colocalisation_figure", "feature_map_figure", "new_figure"]
@@ -208,8 +210,6 @@ def feature_map_figure(fmap: Any, title: str = "", max_layers: int = 4) -> Any:
     >>> len(feature_map_figure(fmap).axes)   # two maps and two colour bars
     4
     """
-    from multiscale.image import spacing, spatial_dims
-
     layers = [(str(c), fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
         (str(fmap.attrs.get("feature", "feature")), fmap)]
     layers = layers[:max_layers]

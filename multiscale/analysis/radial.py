@@ -38,6 +38,7 @@ from multiscale.image import like, spacing, voxel_volume
 from ._depth import distance_to_mask_mm, inside_depth_mm, signed_depth_mm
 from ._masks import AnalysisError, check_mask, mask_array, masked_values, single_channel, warn_nan
 from .family import Family, FamilyResult, image_units, tidy_rows
+from .figures import radial_profile_figure
 
 __all__ = [
     "depth_map",
@@ -599,8 +600,6 @@ def radial_figure(result: FamilyResult, title: str = "") -> list[tuple[str, Any]
     >>> [name for name, fig in radial_figure(FamilyResult(rows))]
     ['profile']
     """
-    from .figures import radial_profile_figure
-
     t = result.rows
     if t.empty or "shell_mean" not in set(t["metric"]):
         return []

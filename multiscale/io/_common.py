@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
-import uuid
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from multiscale._util import jsonable
 from multiscale.errors import CalibrationWarning, LoadError  # noqa: F401 - CalibrationWarning is re-exported to the loaders
 
 
@@ -34,28 +31,6 @@ def provenance(path: Any, reader: str, **options: Any) -> dict[str, Any]:
     """Provenance record: source path, reader name, and the options that shaped the result."""
     opts = {k: jsonable(v) for k, v in options.items() if v is not None}
     return {"source": str(path), "reader": reader, "options": opts}
-
-
-def jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, tuples, paths and images to plain JSON types (images become a short tag)."""
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        if isinstance(value, float) and not np.isfinite(value):
-            return str(value)
-        return value
-    if isinstance(value, Path):
-        return str(value)
-    if type(value).__name__ == "DataArray":
-        src = (value.attrs.get("provenance") or {}).get("source", "")
-        return f"<image {dict(value.sizes)} from {src or 'memory'}>"
-    return str(value)
 
 
 def attrs_to_json(attrs: Mapping[str, Any]) -> str:
@@ -91,35 +66,6 @@ def restore_attrs(stored: Mapping[str, Any], keep_geometry: bool = False) -> dic
         for k in GEOMETRY_KEYS:
             out.pop(k, None)
     return out
-
-
-def atomic_write(path: str | os.PathLike, writer: Callable[[Path], None], suffix: str | None = None) -> Path:
-    """Call ``writer(tmp)`` with a temporary path in the target folder, then rename it onto ``path``.
-
-    Works for files and for folders (OME-Zarr). An existing folder is moved aside first and
-    removed only after the new one is in place.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    sfx = suffix if suffix is not None else "".join(path.suffixes)
-    tmp = parent / f".{path.name.split('.')[0]}.tmp-{uuid.uuid4().hex[:8]}{sfx}"
-    try:
-        writer(tmp)
-        if path.is_dir() and not path.is_symlink():
-            old = parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-        raise
-    return path
 
 
 def length_unit_to_mm(unit: str | None, path: Any = "", field: str = "unit") -> float | None:

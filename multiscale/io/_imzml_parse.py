@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from multiscale._util import atomic_write
 from multiscale.errors import ImzMLError, ImzMLWarning
 
 INDEX_VERSION = 3
@@ -505,17 +505,11 @@ def save_index(index: ImzMLIndex, imzml: Path, ibd: Path, cache_dir: Path | None
             folder.mkdir(parents=True, exist_ok=True)
             if not folder_is_writable(folder):
                 continue
-            fd, tmp = tempfile.mkstemp(prefix=cand.name + ".", suffix=".tmp", dir=folder)
-            try:
-                with os.fdopen(fd, "wb") as fh:
+            def write(tmp: Path) -> None:
+                with open(tmp, "wb") as fh:
                     np.savez(fh, **payload)
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, cand)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
-            return cand
+
+            return atomic_write(cand, write, suffix=".tmp")
         except OSError:
             continue
     warnings.warn(

@@ -13,18 +13,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from multiscale._util import atomic_write
 from multiscale.image import spatial_image, to_sitk
 
-from ._common import (
-    LoadError,
-    atomic_write,
-    attrs_from_json,
-    attrs_to_json,
-    fail,
-    provenance,
-    restore_attrs,
-    tempdir_for,
-)
+from ._common import LoadError, attrs_from_json, attrs_to_json, fail, provenance, restore_attrs, tempdir_for
 from ._geometry import direction_xyz_to_zyx
 
 __all__ = ["read_itk", "write_itk", "ATTRS_KEY", "data_file_companion"]

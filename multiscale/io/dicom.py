@@ -24,7 +24,8 @@ import xarray as xr
 
 from multiscale.image import ImageError, spatial_image, xyz_to_zyx
 
-from ._common import fail, provenance, warn
+from . import suv as suv_mod
+from ._common import CalibrationWarning, fail, provenance, warn
 from ._geometry import direction_xyz_to_zyx
 from .format import Format
 
@@ -553,8 +554,6 @@ def _read_planar(path: Path, header: Any, spacing: Any, attrs: dict[str, Any]) -
     """A single 2-D DICOM image (secondary capture, radiograph, photo, microscopy): ``(y, x)`` or RGB ``(c, y, x)``."""
     import pydicom
 
-    from ._common import CalibrationWarning
-
     _check_pixel_length(path, header)
     ds = header
     rescaled = False
@@ -698,8 +697,6 @@ def read_dicom(
     units = _units_for(modality, first.header)
     factors: dict[int, float] = {}
     if suv:
-        from . import suv as suv_mod
-
         if modality not in ("PT", "NM"):
             raise fail(where, "Modality (0008,0060)", f"suv= was given but the series is {modality}",
                        "SUV applies to PET series only")

@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from multiscale.image import direction, is_spatial_image, origin, spacing, spatial_dims
+
+from .dispatch import load, sniff_format
+
 __all__ = ["describe", "format_info", "size_on_disk"]
 
 
@@ -54,10 +58,6 @@ def describe(path: str | os.PathLike, **options: Any) -> dict[str, Any]:
     >>> d["dims"], d["units"]  # doctest: +SKIP
     (('z', 'y', 'x'), '')
     """
-    from multiscale.image import direction, is_spatial_image, origin, spacing, spatial_dims
-
-    from .dispatch import load, sniff_format
-
     fmt = sniff_format(path)
     kind = fmt.name
     if fmt.summary is not None and options.get("reference") is None:

@@ -16,19 +16,10 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from multiscale._util import atomic_write, jsonable
 from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
 
-from ._common import (
-    CalibrationWarning,
-    LoadError,
-    atomic_write,
-    fail,
-    jsonable,
-    length_unit_to_mm,
-    provenance,
-    restore_attrs,
-    warn,
-)
+from ._common import CalibrationWarning, LoadError, fail, length_unit_to_mm, provenance, restore_attrs, warn
 from .format import Format
 
 __all__ = ["read_omezarr", "write_omezarr", "is_omezarr", "ATTRS_KEY", "FORMAT"]

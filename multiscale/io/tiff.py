@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from multiscale._util import atomic_write
 from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
 
 from ._common import (
     CalibrationWarning,
     LoadError,
-    atomic_write,
     attrs_from_json,
     attrs_to_json,
     fail,

@@ -137,8 +137,6 @@ def frame_maps_step(subject: SubjectSpec, frame: str, maps: dict, masks: dict, a
     Returns the store's path; the subject's write step moves it into the subject folder. A
     staging folder left by a subject that failed later is removed by the runner.
     """
-    from multiscale import io
-
     stage = private_tempdir(subject_folder(output, subject.id).parent, _staging_prefix(subject.id, token))
     try:
         store = stage / f"{frame}.ome.zarr"

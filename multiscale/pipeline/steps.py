@@ -22,6 +22,7 @@ from multiscale import registration as reg
 from multiscale.analysis.families import family_named
 from multiscale.analysis.family import results_frame
 
+from .graph import frames_of
 from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SubjectSpec, parse_map_name
 
 __all__ = [
@@ -100,15 +101,6 @@ def load_mask_step(spec: MaskSpec) -> xr.DataArray:
     return out
 
 
-def _single(image: xr.DataArray) -> xr.DataArray:
-    """A one-channel view for registration: a multichannel image is summed over ``c``."""
-    if "c" in image.dims:
-        s = image.sum("c")
-        s.attrs = dict(image.attrs)
-        return s
-    return image
-
-
 def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
                   fixed_masks: Mapping[str, xr.DataArray] | None = None) -> dict[str, Any]:
     """Register ``moving`` to ``fixed`` as the edge says; return the transform, its quality and the figure's slices.
@@ -116,8 +108,11 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     Quality is :func:`multiscale.registration.alignment_quality` (with the edge's landmarks and
     ground truth when given, and the error inside each mask drawn on the fixed image).
     """
-    f = _single(mi.select_channel(fixed, parse_map_name(edge.fixed)[1], what=f"fixed {edge.fixed}"))
-    m = _single(mi.select_channel(moving, parse_map_name(edge.moving)[1], what=f"moving {edge.moving}"))
+    # the named channel, or the sum over channels (an MSI's total ion count) to drive the registration
+    f = reg.channel_image(mi.select_channel(fixed, parse_map_name(edge.fixed)[1], what=f"fixed {edge.fixed}"),
+                          name="fixed")
+    m = reg.channel_image(mi.select_channel(moving, parse_map_name(edge.moving)[1], what=f"moving {edge.moving}"),
+                          name="moving")
     dim = len(mi.spatial_dims(f))
     lm = None
     if edge.landmarks is not None:
@@ -219,8 +214,6 @@ def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr
 def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, registrations: dict,
                               frames: list[str]) -> dict[str, bytes]:
     """Overlay figures of ``frames`` (maps over the reference anatomy) and each registration's figure, as PNG bytes."""
-    from .graph import frames_of
-
     frame_of = frames_of(subject)
     out: dict[str, bytes] = {}
     for frame in frames:

@@ -298,8 +298,9 @@ def _parse_image(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check:
             raise doc.error(loc + ("targets", name), f"m/z of target {name!r} must be a positive number, got {mz!r}")
         targets[str(name)] = float(mz)
     options = _options(doc, d.get("options"), loc + ("options",), "options")
-    if targets and "mz" in options:
-        raise doc.error(loc + ("options", "mz"), "give m/z values either as targets or as options.mz, not both")
+    if targets and "channels" in options:
+        raise doc.error(loc + ("options", "channels"), "give the channels either as targets or as options.channels, "
+                        "not both")
     return ImageSpec(
         key=key,
         path=_path(doc, d["path"], loc + ("path",), subject, check),

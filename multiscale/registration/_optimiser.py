@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ._bspline import optimise_bspline
 from .transform import Transform, linear_parts
 
 __all__ = [
@@ -274,8 +275,6 @@ class Context:
         samples = self.opts["bspline_samples"]
         try:
             if sparse:
-                from ._bspline import optimise_bspline
-
                 a, b = linear_parts(lin)
                 levels = [self.level_images(s) for s in shrinks]
                 if samples is None:  # as the linear stages: ``sampling`` (a fraction) or ``samples``

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from multiscale import image as mi
+from multiscale._util import atomic_write
 from multiscale.errors import RegistrationError
 
 from ._multires import channel_image
@@ -205,16 +204,10 @@ def quality_figure(fixed: xr.DataArray, moving_on_fixed: xr.DataArray, path: str
     fig.tight_layout()
     if path is None:
         return fig
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

@@ -11,13 +11,13 @@ import copy
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from multiscale._util import atomic_write, jsonable, write_text_atomic
 from multiscale.errors import TransformError
 
 __all__ = ["Transform", "TransformError", "compose", "compose_chain", "identity", "linear_parts", "linear_summary"]
@@ -32,21 +32,6 @@ def _sitk():
     import SimpleITK as sitk
 
     return sitk
-
-
-def _jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays and tuples in ``value`` into JSON types."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
 
 
 class Transform:
@@ -183,7 +168,7 @@ class Transform:
         info = {
             "kind": "composition",
             "order": "points pass through the parts in the listed order",
-            "parts": [_jsonable(t.info) for t in chain],
+            "parts": [jsonable(t.info, nonfinite="keep") for t in chain],
         }
         return Transform(comp, info)
 
@@ -220,7 +205,7 @@ class Transform:
                     f"a {self.kind} has no closed-form inverse; register the other way round "
                     "(swap fixed and moving), or invert a displacement field of it"
                 ) from exc
-        return Transform(inv, {"kind": "inverse", "of": _jsonable(self.info)})
+        return Transform(inv, {"kind": "inverse", "of": jsonable(self.info, nonfinite="keep")})
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | os.PathLike) -> Path:
@@ -251,19 +236,12 @@ class Transform:
             )
         if not path.parent.is_dir():
             raise TransformError(f"{path}: folder {path.parent} does not exist; create it first")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
-        try:
-            sitk.WriteTransform(self._t, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_write(path, lambda tmp: sitk.WriteTransform(self._t, str(tmp)), suffix=path.suffix)
         side = {"format": "multiscale.registration.Transform/1", "direction": "fixed -> moving (points)"}
         side["kind"] = self.kind
         side["dimension"] = self.dimension
-        side["info"] = _jsonable(self.info)
-        _atomic_write_text(Path(str(path) + _SIDE_SUFFIX), json.dumps(side, indent=2))
+        side["info"] = jsonable(self.info, nonfinite="keep")
+        write_text_atomic(Path(str(path) + _SIDE_SUFFIX), json.dumps(side, indent=2))
         return path
 
     @classmethod
@@ -465,17 +443,6 @@ def _flatten_single(t: Any) -> Any:
         except (AttributeError, RuntimeError):
             return inner
     return t
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from numba import njit
 from multiscale import image as msi
 from multiscale.analysis._masks import single_channel
 from multiscale.analysis.family import Family, FamilyResult, image_units
+from multiscale.analysis.figures import feature_map_figure
 from multiscale.analysis.texture import glcm, gldzm, glrlm, glszm, ngldm, ngtdm
 from multiscale.analysis.texture._aggregate import (
     border_distance,
@@ -55,7 +56,7 @@ from multiscale.analysis.texture._aggregate import (
     neighbourhood_offsets,
 )
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
-from multiscale.analysis.texture._settings import ALIASES, DEFAULTS
+from multiscale.analysis.texture._settings import ALIASES, DEFAULTS, texture_settings
 from multiscale.analysis.texture.units import feature_unit
 
 __all__ = ["feature_map", "map_features", "MAP_FAMILIES", "feature_map_table", "feature_map_result", "FAMILY"]
@@ -406,8 +407,6 @@ def _family_settings(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _normalised_settings(bins: int | None, settings: dict[str, Any]) -> dict[str, Any]:
     """IBSI-named settings via the texture core's :func:`texture_settings` (aliases, checks)."""
-    from multiscale.analysis.texture._settings import texture_settings
-
     given = dict(settings)
     fbs = any(k in given for k in ("bin_width", "binWidth"))
     if "discretisation" not in given and "discretization" not in given:
@@ -851,8 +850,6 @@ def feature_map_table(
 
 
 def _map_figures(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
-    from multiscale.analysis.figures import feature_map_figure
-
     fmap = result.images.get("texture")
     return [] if fmap is None else [("map", feature_map_figure(fmap, title=title))]
 
