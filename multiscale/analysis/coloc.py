@@ -620,14 +620,15 @@ def colocalisation_result(a: xr.DataArray, b: xr.DataArray, mask: xr.DataArray |
     return FamilyResult(rows=pd.DataFrame(rows), data={"histogram": hist})
 
 
-def colocalisation_figures(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
-    """The Coloc 2 style 2-D histogram of a pair with its Costes line and thresholds."""
+def colocalisation_figures(result: FamilyResult, title: str = "",
+                           labels: Sequence[str] = ("a", "b")) -> list[tuple[str, Any]]:
+    """The Coloc 2 style 2-D histogram of a pair with its Costes line and thresholds; ``labels`` name the two maps."""
     hist = result.data.get("histogram")
     if hist is None or hist.empty:
         return []
     values = dict(zip(result.rows["metric"], result.rows["value"]))
-    names = tuple(title.split(" ~ ", 1)) if " ~ " in title else ("a", "b")
-    fig = colocalisation_figure(hist, values, labels=(names[0], names[-1]))
+    names = tuple(labels) if len(labels) == 2 else ("a", "b")
+    fig = colocalisation_figure(hist, values, labels=(names[0], names[1]))
     if title:
         fig.axes[0].set_title(title, fontsize=9)
     return [("histogram", fig)]

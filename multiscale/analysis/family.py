@@ -246,7 +246,8 @@ class Family:
     images : callable, optional
         ``images(<roles>, **params) -> dict[str, DataArray]``: maps worth saving.
     figure : callable, optional
-        ``figure(result: FamilyResult, title: str) -> list[(name, matplotlib Figure)]``.
+        ``figure(result: FamilyResult, title: str, labels: tuple[str, ...]) -> list[(name, Figure)]``;
+        ``labels`` name the input maps (one, or two for pairs).
     evaluate : callable, optional
         ``evaluate(<roles>, **params) -> FamilyResult`` when rows and images share work (a
         texture map is computed once for both); by default ``table`` then ``images``.

@@ -589,7 +589,7 @@ def radial_table(
     return rows
 
 
-def radial_figure(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
+def radial_figure(result: FamilyResult, title: str = "", labels: Sequence[str] = ()) -> list[tuple[str, Any]]:
     """The radial profile of a :func:`radial_table` result, drawn from its rows (mean, CI, median).
 
     Examples

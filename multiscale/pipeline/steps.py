@@ -235,7 +235,8 @@ def analysis_figures_step(analysis: dict[str, Any]) -> dict[str, bytes]:
         return out
     for item in analysis["results"]:
         title = item["map"] if item["region"] == "all" else f"{item['map']} in {item['region']}"
-        for name, fig in family.figure(item["result"], title=title):
+        labels = tuple(item["map"].split(" ~ ")) if family.pairwise else (item["map"],)
+        for name, fig in family.figure(item["result"], title=title, labels=labels):
             fname = f"{family.name}_{safe_name(analysis['name'])}_{safe_name(item['map'])}_{safe_name(item['region'])}"
             out[f"{fname}_{safe_name(name)}.png"] = figure_png(fig)
     return out

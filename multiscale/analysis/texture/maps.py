@@ -849,7 +849,7 @@ def feature_map_table(
                               **settings).rows
 
 
-def _map_figures(result: FamilyResult, title: str = "") -> list[tuple[str, Any]]:
+def _map_figures(result: FamilyResult, title: str = "", labels: Sequence[str] = ()) -> list[tuple[str, Any]]:
     fmap = result.images.get("texture")
     return [] if fmap is None else [("map", feature_map_figure(fmap, title=title))]
 
