@@ -23,7 +23,7 @@ import numpy as np
 from multiscale._util import atomic_write
 from multiscale.errors import ImzMLError, ImzMLWarning
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 # --- controlled vocabulary ------------------------------------------------------------------
 MZ_ARRAY = "MS:1000514"
@@ -372,6 +372,8 @@ def _header(path: Path, hp: dict, fc: dict, groups: dict, sp: dict, instrument: 
             polarity = "negative"
             break
 
+    invalid: dict[str, str] = {}
+
     def size_mm(acc: str) -> float | None:
         v = hp.get(acc)
         if v is None or v[0] in ("", None):
@@ -388,7 +390,8 @@ def _header(path: Path, hp: dict, fc: dict, groups: dict, sp: dict, instrument: 
                 f"{path}: pixel size {acc} has unit {unit!r}; expected micrometer (UO:0000017), nanometer "
                 "(UO:0000018) or millimeter (UO:0000016); fix the unitAccession"
             )
-        if val <= 0:
+        if not np.isfinite(val) or val <= 0:
+            invalid["x" if acc == PIXEL_SIZE_X else "y"] = str(v[0])  # decided with the grid (one row or not)
             return None
         return val * LENGTH_UNITS_MM[unit]
 
@@ -399,6 +402,7 @@ def _header(path: Path, hp: dict, fc: dict, groups: dict, sp: dict, instrument: 
         except ValueError:
             return None
 
+    px, py = size_mm(PIXEL_SIZE_X), size_mm(PIXEL_SIZE_Y)
     return {
         "storage": storage,
         "spectrum_type": spectrum_type,
@@ -406,8 +410,9 @@ def _header(path: Path, hp: dict, fc: dict, groups: dict, sp: dict, instrument: 
         "uuid": _value(fc, UUID_TERM) or _value(hp, UUID_TERM) or "",
         "sha1": _value(fc, SHA1_TERM) or _value(hp, SHA1_TERM) or "",
         "md5": _value(fc, MD5_TERM) or _value(hp, MD5_TERM) or "",
-        "pixel_size_x_mm": size_mm(PIXEL_SIZE_X),
-        "pixel_size_y_mm": size_mm(PIXEL_SIZE_Y),
+        "pixel_size_x_mm": px,
+        "pixel_size_y_mm": py,
+        "pixel_size_invalid": invalid,
         "declared_pixels_x": count(MAX_COUNT_X),
         "declared_pixels_y": count(MAX_COUNT_Y),
         **{k: v for k, v in instrument.items()},

@@ -6,15 +6,18 @@ The formats themselves are :mod:`multiscale.io.png` and :mod:`multiscale.io.jpeg
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
+from multiscale.errors import MultiscaleError
 from multiscale.image import spatial_image
 
-from ._common import CalibrationWarning, fail, provenance, warn
+from ._common import CalibrationWarning, check_voxels, fail, provenance, warn
 
 __all__ = ["read_plain_image"]
 
@@ -35,15 +38,24 @@ def read_plain_image(path: str | os.PathLike, *, spacing: Any = None, modality: 
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
+    if path.is_dir():
+        raise fail(path, "path", "is a folder, not a picture", "point at the image file")
     try:
         with Image.open(str(path)) as im:
+            bands = len(im.getbands())
+            check_voxels(path, "width/height", (im.size[1], im.size[0]) + ((bands,) if bands > 1 else ()))
             im.load()
             mode = im.mode
             if mode in ("P", "CMYK", "YCbCr", "LA", "PA", "1"):
                 im = im.convert("RGBA" if "A" in mode or "transparency" in im.info else "RGB")
                 mode = im.mode
             arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except Image.DecompressionBombError as exc:
+        raise fail(path, "width/height", f"more pixels than Pillow's safety limit ({exc})",
+                   "convert the picture to (OME-)TIFF, which is read lazily") from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error, zlib.error, EOFError) as exc:
+        if isinstance(exc, MultiscaleError):
+            raise
         raise fail(path, "image data", f"cannot be decoded ({type(exc).__name__}: {exc})",
                    "the file is truncated or corrupt") from exc
     if arr.ndim == 3:

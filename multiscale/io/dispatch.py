@@ -15,6 +15,15 @@ Options every format takes:
   (``attrs["aspect"] = "mask"``) on the reference's grid (``resample=True`` resamples it with
   nearest neighbour). RTSTRUCT and SEG take ``reference`` themselves; imzML refuses it.
 * ``suv=``: only DICOM takes it; any other file refuses ``suv=True`` with a :class:`LoadError`.
+* ``max_voxels=N``: the cap on voxels a reader may allocate for this call (default
+  ``multiscale.io.MAX_VOXELS``, else ``$MULTISCALE_MAX_VOXELS``, else 2**31); a header declaring more
+  raises a :class:`LoadError` before anything is allocated.
+
+Every warning a reader issues through :func:`multiscale.io._common.warn` while ``load`` runs is also
+appended, as its message text, to the image's ``attrs["warnings"]`` (a list of str, present only
+when there is at least one), so it can travel to the results table and the report.
+Exceptions of third-party libraries escaping a reader (corrupt content) become a :class:`LoadError`
+naming the file and the format, chained with ``from``.
 
 Any other option must be one of the format's ``options``; otherwise ``TypeError`` names the file,
 the format and the accepted set.
@@ -23,13 +32,17 @@ the format and the accepted set.
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from ._common import CalibrationWarning, LoadError, fail
+from multiscale.errors import MultiscaleError
+
+from ._common import CalibrationWarning, LoadError, attach_warnings, fail, recording_warnings, voxel_cap
 from ._labels import as_label_image
 from .format import HEAD_BYTES, Format
 from .formats import FORMATS, format_named, formats_table
@@ -41,7 +54,13 @@ __all__ = ["load", "save", "sniff", "sniff_format", "companions", "select_channe
 SAVE_SUFFIXES = tuple(s for fmt in FORMATS for s in fmt.write_suffixes)
 
 #: options ``load`` handles itself for every format
-_GENERIC_OPTIONS = frozenset({"channels", "reference", "resample"})
+_GENERIC_OPTIONS = frozenset({"channels", "reference", "resample", "max_voxels"})
+
+#: third-party exceptions a reader may let escape on bad content; ``load`` turns them into a LoadError naming the file
+_RAW_ERRORS = (ValueError, ArithmeticError, EOFError, KeyError, IndexError, RuntimeError, MemoryError, zlib.error,
+               struct.error, OSError)
+#: ... except these, which keep their type (the fix is about the path, not the content)
+_KEEP_ERRORS = (FileNotFoundError, PermissionError, MultiscaleError)
 
 
 def sniff_format(path: str | os.PathLike) -> Format:
@@ -123,9 +142,9 @@ def accepted_options(fmt: Format) -> frozenset[str]:
     Examples
     --------
     >>> sorted(accepted_options(format_named("png")))
-    ['agent', 'aspect', 'channels', 'modality', 'reference', 'resample', 'scale', 'spacing']
+    ['agent', 'aspect', 'channels', 'max_voxels', 'modality', 'reference', 'resample', 'scale', 'spacing']
     """
-    out = set(fmt.options) | {"channels"}
+    out = set(fmt.options) | {"channels", "max_voxels"}
     if fmt.masks:
         out |= {"reference", "resample"}
     return frozenset(out)
@@ -212,6 +231,7 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     """
     fmt = sniff_format(path)
     opts = dict(options)
+    cap = opts.pop("max_voxels", None) if "max_voxels" not in fmt.options else None
     channels = opts.pop("channels", None)
     reference = resample = None
     if "reference" not in fmt.options:
@@ -235,12 +255,19 @@ def load(path: str | os.PathLike, **options: Any) -> Any:
     if extra:
         raise TypeError(f"load({str(path)!r}): option(s) {extra} do not apply to {fmt.name} files "
                         f"({fmt.description}); accepted: {sorted(accepted_options(fmt))}")
-    img = fmt.read(path, **{k: v for k, v in opts.items() if k in fmt.options})
-    if channels is not None:
-        img = select_channels(img, channels, path)
-    if reference is not None:
-        img = as_label_image(img, path, reference=reference, resample=bool(resample))
-    return img
+    with recording_warnings() as recorded, voxel_cap(cap):
+        try:
+            img = fmt.read(path, **{k: v for k, v in opts.items() if k in fmt.options})
+        except _KEEP_ERRORS:
+            raise
+        except _RAW_ERRORS as exc:
+            raise fail(path, "content", f"the {fmt.name} reader failed ({type(exc).__name__}: {exc})",
+                       f"the file is corrupt or not a valid {fmt.name} file ({fmt.description})") from exc
+        if channels is not None:
+            img = select_channels(img, channels, path)
+        if reference is not None:
+            img = as_label_image(img, path, reference=reference, resample=bool(resample))
+    return attach_warnings(img, recorded)
 
 
 load.__doc__ = (load.__doc__ or "").replace("{formats}", formats_table().replace("\n", "\n    "))

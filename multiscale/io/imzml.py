@@ -52,7 +52,7 @@ from multiscale.io._imzml_parse import (
     save_index,
 )
 
-from ._common import fail
+from ._common import attach_warnings, fail, max_voxels, record
 from .format import Format
 
 __all__ = ["read_imzml", "load_imzml", "find_ibd", "MSIDataset", "ImzMLError", "ImzMLWarning", "mz_windows", "FORMAT"]
@@ -265,6 +265,8 @@ class MSIDataset:
         self._int_dtype = np.dtype(index.int_format.dtype)
         self._ibd_size = self.ibd_path.stat().st_size
         self._mz_range: tuple[float, float] | None = None
+        #: messages of every warning issued while opening; copied into each image's ``attrs["warnings"]``
+        self.warnings: list[str] = []
         self._validate_index()
         self._setup_grid(z_spacing)
 
@@ -319,31 +321,31 @@ class MSIDataset:
         self._z_values, self._iz = np.unique(ix.z, return_inverse=True)
         self._iz = self._iz.astype(np.int64).reshape(-1)
         self._nz = int(self._z_values.size)
-        occupied = np.zeros((self._nz, self._ny, self._nx), dtype=np.int64)
-        np.add.at(occupied, (self._iz, self._iy, self._ix), 1)
-        if occupied.max() > 1:
-            k = int(np.argmax(occupied.reshape(-1)))
-            zz, yy, xx = np.unravel_index(k, occupied.shape)
-            warnings.warn(
-                f"{self.path}: {int(occupied.max())} spectra share the position x={xx + self._x0}, "
-                f"y={yy + self._y0}, z={self._z_values[zz]} ({int((occupied > 1).sum())} positions repeat); "
+        self._check_grid_size()
+        flat = (self._iz * self._ny + self._iy) * self._nx + self._ix
+        positions, counts = np.unique(flat, return_counts=True)
+        if counts.size and counts.max() > 1:
+            k = int(positions[int(np.argmax(counts))])
+            zz, yy, xx = np.unravel_index(k, (self._nz, self._ny, self._nx))
+            self._warn(
+                f"{self.path}: {int(counts.max())} spectra share the position x={xx + self._x0}, "
+                f"y={yy + self._y0}, z={self._z_values[zz]} ({int((counts > 1).sum())} positions repeat); "
                 "images keep the last spectrum written at each position",
-                ImzMLWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         dx, dy = h.get("pixel_size_x_mm"), h.get("pixel_size_y_mm")
+        dx, dy = self._repair_pixel_size(dx, dy, h.get("pixel_size_invalid") or {})
         if dx is None and dy is not None:
             dx = dy
         if dy is None and dx is not None:
             dy = dx
         self.spacing_known = dx is not None
         if dx is None:
-            warnings.warn(
+            self._warn(
                 f"{self.path}: no pixel size (IMS:1000046/IMS:1000047 in scanSettings); images use spacing "
                 "1 mm per pixel and attrs['spacing_known'] = False; add the pixel size to the imzML or set "
                 "the image coords yourself",
-                ImzMLWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
             dx = dy = 1.0
         self.pixel_size = (float(dy), float(dx))
@@ -351,11 +353,10 @@ class MSIDataset:
         self._base_y = 0 if self._y0 == 0 else 1
         if self._nz > 1:
             if z_spacing is None:
-                warnings.warn(
+                self._warn(
                     f"{self.path}: {self._nz} z positions but the imzML records no slice distance; "
                     f"using the x pixel size ({dx} mm); pass z_spacing= (mm) to read_imzml",
-                    ImzMLWarning,
-                    stacklevel=4,
+                    stacklevel=5,
                 )
                 z_spacing = dx
             if z_spacing <= 0:
@@ -435,7 +436,56 @@ class MSIDataset:
         )
         if mode == "raise":
             raise ImzMLError(msg.replace("to silence this", "to read anyway"))
-        warnings.warn(msg, ImzMLWarning, stacklevel=3)
+        self._warn(msg, stacklevel=4)
+
+    def _warn(self, message: str, stacklevel: int = 3) -> None:
+        """Issue an :class:`ImzMLWarning` and keep its message for the images' ``attrs["warnings"]``."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+        record(message)
+        warnings.warn(message, ImzMLWarning, stacklevel=stacklevel)
+
+    def _check_grid_size(self) -> None:
+        """Refuse coordinates whose grid would exceed the voxel cap, before anything of grid size is allocated."""
+        ix = self.index
+        n = self._nz * self._ny * self._nx
+        cap = max_voxels()
+        if n > cap:
+            far = int(np.argmax((ix.x - self._x0).astype(np.float64) * (ix.y - self._y0).astype(np.float64)
+                                + (ix.x - self._x0) + (ix.y - self._y0)))
+            raise ImzMLError(
+                f"{self.path}: {self._where(far)} (id index {far}): the pixel coordinates span "
+                f"x {self._x0}..{int(ix.x.max())}, y {self._y0}..{int(ix.y.max())} and {self._nz} z value(s): an "
+                f"image grid of {self._nz} x {self._ny} x {self._nx} = {n:.3g} pixels for {ix.n_spectra} spectra, "
+                f"more than the cap of {cap:.3g} (multiscale.io.MAX_VOXELS); the position cvParams "
+                "(IMS:1000050/IMS:1000051) are corrupt; re-export the file (or, if genuine, raise the cap with "
+                "max_voxels=, multiscale.io.MAX_VOXELS or MULTISCALE_MAX_VOXELS)"
+            )
+
+    def _repair_pixel_size(self, dx: float | None, dy: float | None,
+                           invalid: dict[str, str]) -> tuple[float | None, float | None]:
+        """Pixel sizes that are Inf, NaN, 0 or negative: on an axis of one pixel (Cardinal writes y = Inf for
+        one-row images) the other axis's size is used with a warning; otherwise an :class:`ImzMLError`."""
+        out = {"x": dx, "y": dy}
+        other = {"x": "y", "y": "x"}
+        acc = {"x": "IMS:1000046", "y": "IMS:1000047"}
+        n = {"x": self._nx, "y": self._ny}
+        for axis, raw in sorted(invalid.items()):
+            if n[axis] > 1:
+                raise ImzMLError(
+                    f"{self.path}: pixel size {axis} ({acc[axis]}) = {raw!r} is not a positive finite number and the "
+                    f"image has {n[axis]} pixels along {axis}; fix the scanSettings cvParam {acc[axis]} (pixel size "
+                    f"in micrometres), or delete it to read with spacing 1 and attrs['spacing_known'] = False"
+                )
+            sub = out[other[axis]]
+            if sub is not None:
+                out[axis] = sub
+                self._warn(
+                    f"{self.path}: pixel size {axis} ({acc[axis]}) = {raw!r} is not a positive finite number; the image "
+                    f"has one pixel along {axis}, so the {other[axis]} pixel size ({sub * 1e3:g} um) is used for it",
+                    stacklevel=6,
+                )
+        return out["x"], out["y"]
 
     def verify_checksum(self, warn: bool = False) -> bool | None:
         """Hash the .ibd and compare with the imzML's SHA-1 (IMS:1000091) or MD5 (IMS:1000090).
@@ -654,7 +704,8 @@ class MSIDataset:
             "polarity": self.metadata["polarity"],
         }
         base.update(attrs)
-        return spatial_image(values, spacing=sp, origin=org, dims=dims, channels=channels, name=name, **base)
+        img = spatial_image(values, spacing=sp, origin=org, dims=dims, channels=channels, name=name, **base)
+        return attach_warnings(img, self.warnings)
 
     def _scatter(self, ids: np.ndarray, vals: np.ndarray, out: np.ndarray) -> None:
         """out: (n_channels, nz*ny*nx) flat; vals: (len(ids), n_channels)."""

@@ -22,10 +22,14 @@ from multiscale.image import ImageError, direction, origin, spacing, spatial_dim
 from ._common import (
     CalibrationWarning,
     LoadError,
+    attach_warnings,
     attrs_from_json,
     attrs_to_json,
+    check_fits,
+    check_voxels,
     fail,
     provenance,
+    recording_warnings,
     restore_attrs,
     warn,
 )
@@ -48,16 +52,115 @@ def _is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
-def _nifti_is_truncated(path: Path, img: Any) -> str | None:
-    hdr = img.header
-    n = int(np.prod(img.shape)) * hdr.get_data_dtype().itemsize
-    offset = max(int(hdr.get("vox_offset", 0) or 0), 352 if hdr.sizeof_hdr == 348 else 544)
+def _raw_header(path: Path) -> bytes:
+    """The first 544 bytes of the (decompressed) file: the header as written, before nibabel normalises it."""
     if _is_gzip(path):
-        return None  # checked when decompressing
-    size = path.stat().st_size
-    if size < offset + n:
-        return f"file holds {size} bytes but the header's dim/datatype need {offset + n}"
+        try:
+            with gzip.open(path, "rb") as fh:
+                return fh.read(544)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise fail(path, "gzip stream", f"cannot be decompressed ({exc})", "the file is truncated or corrupt") from exc
+    with open(path, "rb") as fh:
+        return fh.read(544)
+
+
+def _header_fields(raw: bytes) -> dict[str, Any] | None:
+    """``vox_offset``, ``pixdim`` (raw, signs kept), ``dim``, ``single_file`` and the minimum offset, read from
+    the header bytes; None when the bytes are not a NIfTI-1/2 header (left to nibabel to report)."""
+    for end in ("<", ">"):
+        if len(raw) >= 348 and struct.unpack(end + "i", raw[:4])[0] == 348:
+            return {
+                "vox_offset": float(struct.unpack(end + "f", raw[108:112])[0]),
+                "pixdim": struct.unpack(end + "8f", raw[76:108]),
+                "dim": struct.unpack(end + "8h", raw[40:56]),
+                "single_file": raw[344:347] == b"n+1",
+                "min_offset": 352,
+                "offset_field": "vox_offset (bytes 108-111)",
+            }
+        if len(raw) >= 540 and struct.unpack(end + "i", raw[:4])[0] == 540:
+            return {
+                "vox_offset": float(struct.unpack(end + "q", raw[168:176])[0]),
+                "pixdim": struct.unpack(end + "8d", raw[104:168]),
+                "dim": struct.unpack(end + "8q", raw[16:80]),
+                "single_file": raw[4:7] == b"n+2",
+                "min_offset": 544,
+                "offset_field": "vox_offset (bytes 168-175)",
+            }
     return None
+
+
+def _check_raw_header(path: Path, fields: dict[str, Any] | None) -> None:
+    """Refuse a single-file NIfTI whose real vox_offset points into the header, and negative dims."""
+    if fields is None:
+        return
+    off = fields["vox_offset"]
+    if fields["single_file"] and (not np.isfinite(off) or off < fields["min_offset"]):
+        raise fail(path, fields["offset_field"],
+                   f"{off:g}, but a single-file NIfTI's voxels start at byte {fields['min_offset']} or later: "
+                   "the header would be read as voxels",
+                   f"repair the header (vox_offset = {fields['min_offset']} when there are no extensions), "
+                   "e.g. by re-saving the file with the tool that wrote it")
+    ndim = int(fields["dim"][0])
+    if not 1 <= ndim <= 7:
+        raise fail(path, "dim[0]", f"{ndim} dimensions (must be 1-7)", "the header is corrupt; re-export the file")
+    bad = [k for k in range(1, ndim + 1) if int(fields["dim"][k]) < 0]
+    if bad:
+        raise fail(path, f"dim[{bad[0]}]", f"negative size {int(fields['dim'][bad[0]])} "
+                   f"(dim = {list(fields['dim'][: ndim + 1])})", "the header is corrupt; re-export the file")
+
+
+def _nifti_is_truncated(path: Path, img: Any, fields: dict[str, Any] | None) -> None:
+    """Refuse a file too small for the voxels its header declares, with the header's real vox_offset
+    (nibabel resets it on load); for .nii.gz, against what the compressed bytes can hold."""
+    hdr = img.header
+    n = int(np.prod([int(v) for v in img.shape], dtype=object)) * hdr.get_data_dtype().itemsize
+    minimum = 352 if hdr.sizeof_hdr == 348 else 544
+    real = fields["vox_offset"] if fields is not None and np.isfinite(fields["vox_offset"]) else 0
+    if fields is not None and not fields["single_file"]:
+        return  # a .hdr/.img pair: the voxels are in the .img file, nibabel checks it
+    offset = max(int(real), minimum)
+    size = path.stat().st_size
+    if _is_gzip(path):
+        check_fits(path, "dim/datatype (voxel data)", offset + n, size, compressed=True)
+        return
+    if size < offset + n:
+        raise fail(path, "voxel data", f"truncated: file holds {size} bytes but the header's vox_offset "
+                   f"({offset}), dim and datatype need {offset + n}", "copy the file again")
+
+
+def _check_pixdim(path: Path, fields: dict[str, Any] | None, ndim: int) -> None:
+    """Zero, negative or NaN voxel sizes of the spatial axes (pixdim[1..3]) that give the geometry."""
+    if fields is None:
+        return
+    for k in range(1, min(ndim, 3) + 1):
+        v = float(fields["pixdim"][k])
+        if not np.isfinite(v) or v <= 0:
+            raise fail(path, f"pixdim[{k}]", f"voxel size {v:g} along array axis {'ijk'[k - 1]} is not a positive "
+                       "number", "repair the header's voxel size, or pass spacing=(dz, dy, dx) in mm")
+
+
+def _compare_forms(path: Path, hdr: Any, to_mm: float) -> None:
+    """Warn when the qform and the sform are both set (codes > 0) but disagree; the sform is used (nibabel's rule)."""
+    try:
+        q = np.asarray(hdr.get_qform(), dtype=float)
+        s_ = np.asarray(hdr.get_sform(), dtype=float)
+    except Exception:  # noqa: BLE001 - a qform nibabel cannot build is reported by the geometry checks
+        return
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(s_))):
+        return
+    d_origin = float(np.linalg.norm(q[:3, 3] - s_[:3, 3])) * to_mm
+    qn, sn = np.linalg.norm(q[:3, :3], axis=0), np.linalg.norm(s_[:3, :3], axis=0)
+    if np.any(qn <= 0) or np.any(sn <= 0):
+        return
+    d_spacing = float(np.max(np.abs(qn - sn) / sn))
+    rq, rs = q[:3, :3] / qn, s_[:3, :3] / sn
+    cos = np.clip(np.sum(rq * rs, axis=0), -1.0, 1.0)
+    d_angle = float(np.degrees(np.max(np.arccos(cos))))
+    if d_origin > 1e-3 or d_angle > 0.01 or d_spacing > 1e-4:
+        warn(f"{path}: qform and sform (codes {int(hdr['qform_code'])} and {int(hdr['sform_code'])}) disagree: "
+             f"origin by {d_origin:.4g} mm, axes by up to {d_angle:.4g} deg, voxel size by up to "
+             f"{100 * d_spacing:.3g}%; using the sform (sform_code > 0, the NIfTI/nibabel rule); check which one "
+             "the writer meant, or pass the image through a tool that sets both")
 
 
 def _nib_load(path: Path) -> Any:
@@ -118,7 +221,16 @@ def read_nifti(
     >>> img.dims  # doctest: +SKIP
     ('z', 'y', 'x')
     """
-    path = Path(path)
+    with recording_warnings() as recorded:
+        img = _read_nifti(Path(path), modality=modality, spacing=spacing, lazy=lazy, **attrs)
+    return attach_warnings(img, recorded)
+
+
+def _read_nifti(path: Path, *, modality: str, spacing: Any, lazy: bool | None, **attrs: Any) -> xr.DataArray:
+    if path.is_dir():
+        raise fail(path, "path", "is a folder, not a NIfTI file", "point at the .nii/.nii.gz file inside it")
+    fields = _header_fields(_raw_header(path))
+    _check_raw_header(path, fields)
     try:
         img = _nib_load(path)
     except FileNotFoundError:
@@ -126,9 +238,7 @@ def read_nifti(
     except Exception as exc:  # nibabel raises several types for bad headers
         raise fail(path, "header", f"not a readable NIfTI file ({exc})", "check that the file is complete") from exc
     hdr = img.header
-    problem = _nifti_is_truncated(path, img)
-    if problem:
-        raise fail(path, "voxel data", f"truncated: {problem}", "copy the file again")
+    _nifti_is_truncated(path, img, fields)
 
     shape = img.shape
     ndim = len(shape)
@@ -141,6 +251,8 @@ def read_nifti(
     compressed = _is_gzip(path)
     if lazy is None:
         lazy = not compressed
+    if not lazy:
+        check_voxels(path, "dim[1..]", shape)
     if lazy:
         import dask.array as da
 
@@ -198,6 +310,11 @@ def read_nifti(
         if sform_code == 0 and qform_code == 0:
             warn(f"{path}: sform_code and qform_code are 0 (no orientation); using pixdim as spacing with "
                  "identity direction (NIfTI 'method 1')", CalibrationWarning)
+        if sform_code == 0:
+            _check_pixdim(path, fields, ndim)
+        else:
+            if qform_code > 0:
+                _compare_forms(path, hdr, to_mm)
         pixdim = np.asarray(hdr["pixdim"][1:4], dtype=float)
         if np.any(pixdim[: min(ndim, 3)] == 0):
             raise fail(path, "pixdim", f"zero voxel size {pixdim.tolist()}",

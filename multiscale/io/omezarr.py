@@ -9,6 +9,7 @@ target and renamed onto it.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,17 @@ import xarray as xr
 from multiscale._util import atomic_write, jsonable
 from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
 
-from ._common import CalibrationWarning, LoadError, fail, length_unit_to_mm, provenance, restore_attrs, warn
+from ._common import (
+    CalibrationWarning,
+    LoadError,
+    attach_warnings,
+    fail,
+    length_unit_to_mm,
+    provenance,
+    recording_warnings,
+    restore_attrs,
+    warn,
+)
 from .format import Format
 
 __all__ = ["read_omezarr", "write_omezarr", "is_omezarr", "ATTRS_KEY", "FORMAT"]
@@ -105,12 +116,44 @@ def _transforms(cts: list[dict[str, Any]] | None, n: int) -> tuple[np.ndarray, n
     return scale, trans
 
 
+def _missing_chunk(arr: Any, array_dir: Path) -> tuple[str, int, int] | None:
+    """``(first missing chunk key, missing count, expected count)`` of a zarr array stored in a local folder.
+
+    zarr returns the fill value for a chunk whose file is absent, so a store that lost files reads
+    as zeros; this lists the folder once (v2 and v3 key encodings, shards counted as files).
+    """
+    if not array_dir.is_dir():
+        return None
+    block = getattr(arr, "shards", None) or arr.chunks
+    grid = [(-(-int(n) // int(b)) if int(b) > 0 else 0) for n, b in zip(arr.shape, block)]
+    total = 1
+    for g in grid:
+        total *= g
+    if total == 0:
+        return None
+    present = set()
+    for root, _, files in os.walk(array_dir):
+        rel = Path(root).relative_to(array_dir).as_posix()
+        for f in files:
+            present.add(f if rel == "." else f"{rel}/{f}")
+    encode = arr.metadata.encode_chunk_key
+    first, missing = None, 0
+    for idx in np.ndindex(*grid):
+        key = encode(idx)
+        if key not in present:
+            missing += 1
+            if first is None:
+                first = key
+    return (first, missing, total) if first is not None else None
+
+
 def read_omezarr(
     path: str | os.PathLike,
     *,
     level: int | None = None,
     resolution: float | None = None,
     series: int = 0,
+    missing_chunks: str = "error",
     **attrs: Any,
 ) -> xr.DataArray:
     """Read an OME-Zarr image (NGFF 0.4 or 0.5) lazily as the image object.
@@ -125,15 +168,29 @@ def read_omezarr(
         Target pixel size in mm: the coarsest level whose in-plane pixels are not larger.
     series : int
         Image index in a bioformats2raw layout (``0/``, ``1/``, ...).
+    missing_chunks : {"error", "fill"}
+        A chunk file missing from the store (zarr would read it as the fill value, silently) raises a
+        :class:`LoadError` naming the array and chunk key; ``"fill"`` accepts it (for stores written
+        with ``write_empty_chunks=False``, which omit chunks equal to the fill value) with a recorded
+        warning. Our own writer stores every chunk.
 
     Examples
     --------
     >>> img = read_omezarr("maps.ome.zarr", level=1)  # doctest: +SKIP
     """
+    if missing_chunks not in ("error", "fill"):
+        raise TypeError(f"missing_chunks= must be 'error' or 'fill', got {missing_chunks!r}")
+    with recording_warnings() as recorded:
+        img = _read_omezarr(Path(path), level=level, resolution=resolution, series=series,
+                            missing_chunks=missing_chunks, **attrs)
+    return attach_warnings(img, recorded)
+
+
+def _read_omezarr(path: Path, *, level: int | None, resolution: float | None, series: int, missing_chunks: str,
+                  **attrs: Any) -> xr.DataArray:
     import dask.array as da
     import zarr
 
-    path = Path(path)
     images = _bioformats2raw_images(path)
     if images:
         if not (0 <= int(series) < len(images)):
@@ -189,12 +246,31 @@ def read_omezarr(
     level = 0 if level is None else int(level)
     if not (0 <= level < len(datasets)):
         raise fail(path, "level=", f"{level} is out of range: {len(datasets)} level(s)", f"pass 0..{len(datasets) - 1}")
-    key = datasets[level]["path"]
+    key = datasets[level].get("path") if isinstance(datasets[level], dict) else None
+    if not key:
+        raise fail(path, f"multiscales.datasets[{level}].path", "missing", "fix the group metadata")
     try:
-        arr = da.from_zarr(g[key])
+        zarr_arr = g[key]
+        arr = da.from_zarr(zarr_arr)
     except Exception as exc:
         raise fail(path, f"array {key!r}", f"cannot be opened ({type(exc).__name__}: {exc})",
                    "the store is incomplete") from exc
+    gone = _missing_chunk(zarr_arr, path / key)
+    if gone is not None:
+        first, n_missing, total = gone
+        fill = getattr(zarr_arr.fill_value, "item", lambda: zarr_arr.fill_value)()
+        msg = (f"chunk {first!r} is missing ({n_missing} of {total} chunk files absent); zarr would read "
+               f"them as the fill value {fill!r}")
+        if n_missing == total:
+            # no chunk at all: an array never written (or written as all fill value); no partial loss to hide
+            warn(f"{path / key}: array {key!r}: no chunk file is stored; every value reads as the fill value "
+                 f"{fill!r}")
+        elif missing_chunks == "error":
+            raise fail(path / key, f"array {key!r}", msg,
+                       "copy the store again; if it was written with write_empty_chunks=False (absent chunks "
+                       "mean fill value), pass missing_chunks='fill'")
+        else:
+            warn(f"{path / key}: array {key!r}: {msg}; read as such (missing_chunks='fill')")
     if arr.ndim != n:
         raise fail(path, "multiscales.axes", f"{n} axes but array {key!r} has {arr.ndim} dims", "fix the metadata")
     order = sorted(range(n), key=lambda i: "tczyx".index(names[i]))
@@ -339,8 +415,11 @@ def write_omezarr(
                 arr = _downsample(arr, dims, {"y": 2, "x": 2}, nearest)
                 factor = factor * np.asarray([1.0 if d == "z" else 2.0 for d in sd])
             ch = tuple(min(int(default_chunks.get(d, 1)), s) or 1 for d, s in zip(dims, arr.shape))
+            # every chunk is written, also those equal to the fill value: a missing chunk file then
+            # always means a damaged store (the reader refuses it)
             target = root.create_array(str(k), shape=arr.shape, dtype=arr.dtype, chunks=ch,
-                                       dimension_names=list(dims), fill_value=0)
+                                       dimension_names=list(dims), fill_value=0,
+                                       config={"write_empty_chunks": True})
             da.store(arr.rechunk(ch), target, lock=False)
             scale, trans = [], []
             si = 0
@@ -387,6 +466,16 @@ def _sniff(head: bytes, path: Path) -> bool:
     """An OME-Zarr image group (or bioformats2raw layout); a zarr group without NGFF metadata is reported."""
     if not path.is_dir():
         return False
+    for meta_file in (path / "zarr.json", path / ".zattrs", path / ".zgroup"):
+        if meta_file.is_file():
+            try:
+                json.loads(meta_file.read_bytes().decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise fail(meta_file, "content", f"not UTF-8 text ({exc})", "the zarr metadata is corrupt; "
+                           "copy the store again") from exc
+            except ValueError as exc:
+                raise fail(meta_file, "JSON", f"not valid JSON ({exc})", "the zarr metadata is corrupt or cut "
+                           "short; copy the store again") from exc
     if is_omezarr(path):
         return True
     if (path / "zarr.json").exists() or (path / ".zgroup").exists() or (path / ".zattrs").exists():
@@ -398,7 +487,8 @@ FORMAT = Format(
     name="omezarr",
     sniff=_sniff,
     read=read_omezarr,
-    options=frozenset({"level", "resolution", "series", "modality", "units", "aspect", "agent", "scale"}),
+    options=frozenset({"level", "resolution", "series", "missing_chunks", "modality", "units", "aspect", "agent",
+                       "scale"}),
     suffixes=(".ome.zarr", ".zarr"),
     description="OME-Zarr image folder, NGFF 0.4/0.5 (zarr, lazy; pyramids by level=/resolution=)",
     write=write_omezarr,

@@ -208,41 +208,78 @@ def _private_str(ds: Any, group: int, element: int) -> str | None:
     return s or None
 
 
-def _parse_time(tm: str) -> timedelta | None:
+_TAG_NUMBERS = {
+    "StudyDate": "(0008,0020)", "SeriesDate": "(0008,0021)", "AcquisitionDate": "(0008,0022)",
+    "AcquisitionDateTime": "(0008,002A)", "SeriesTime": "(0008,0031)", "AcquisitionTime": "(0008,0032)",
+    "RadiopharmaceuticalStartTime": "(0018,1072)", "RadiopharmaceuticalStartDateTime": "(0018,1078)",
+    "Units": "(0054,1001)", "DecayCorrection": "(0054,1102)", "PatientWeight": "(0010,1030)",
+    "RadionuclideTotalDose": "(0018,1074)", "RadionuclideHalfLife": "(0018,1075)",
+}
+
+
+def _bad_value(where: tuple[str, str] | None, value: Any, what: str) -> SUVError | None:
+    """The error for an impossible date/time value of the tag ``where = (file, keyword)``; None when lenient."""
+    if where is None:
+        return None
+    src, kw = where
+    return SUVError(f"{src}: {kw} {_TAG_NUMBERS.get(kw, '')}: {str(value)!r} is not a valid DICOM {what}; "
+                    "correct the header (or pass suv=False to load activity values)")
+
+
+def _parse_time(tm: str, where: tuple[str, str] | None = None) -> timedelta | None:
     s = str(tm or "").strip().replace(":", "")
     if not s:
         return None
     m = re.fullmatch(r"(\d{2})(\d{2})?(\d{2})?(?:\.(\d{1,6}))?", s)
     if not m:
+        err = _bad_value(where, tm, "time (HHMMSS.FFFFFF)")
+        if err is not None:
+            raise err
         return None
     hh, mm, ss, frac = m.groups()
+    if int(hh) > 23 or int(mm or 0) > 59 or int(ss or 0) > 60:  # 60: a leap second
+        err = _bad_value(where, tm, "time (HHMMSS.FFFFFF: hours 00-23, minutes and seconds 00-59)")
+        if err is not None:
+            raise err
+        return None
     sec = int(hh) * 3600 + int(mm or 0) * 60 + int(ss or 0)
     micro = int((frac or "0").ljust(6, "0"))
     return timedelta(seconds=sec, microseconds=micro)
 
 
-def _parse_date(da: str) -> datetime | None:
+def _parse_date(da: str, where: tuple[str, str] | None = None) -> datetime | None:
     s = str(da or "").strip().replace(".", "").replace("-", "")
-    if not re.fullmatch(r"\d{8}", s):
+    if not s:
         return None
-    return datetime(int(s[:4]), int(s[4:6]), int(s[6:8]))
+    if re.fullmatch(r"\d{8}", s):
+        try:
+            return datetime(int(s[:4]), int(s[4:6]), int(s[6:8]))
+        except ValueError:
+            pass
+    err = _bad_value(where, da, "date (YYYYMMDD)")
+    if err is not None:
+        raise err
+    return None
 
 
-def _parse_datetime(dt: str) -> datetime | None:
+def _parse_datetime(dt: str, where: tuple[str, str] | None = None) -> datetime | None:
     """DICOM DT ``YYYYMMDDHHMMSS.FFFFFF&ZZXX`` (the UTC offset is ignored: all times of a file share it)."""
     m = re.match(r"^(\d{8})(\d{2,6}(?:\.\d{1,6})?)?", str(dt or "").strip())
     if not m:
+        err = _bad_value(where, dt, "date-time (YYYYMMDDHHMMSS)")
+        if err is not None and str(dt or "").strip():
+            raise err
         return None
-    d = _parse_date(m.group(1))
-    t = _parse_time(m.group(2)) if m.group(2) else timedelta(0)
+    d = _parse_date(m.group(1), where)
+    t = _parse_time(m.group(2), where) if m.group(2) else timedelta(0)
     if d is None or t is None:
         return None
     return d + t
 
 
 def _date_time(ds: Any, date_kw: str, time_kw: str) -> datetime | None:
-    d = _parse_date(ds.get(date_kw, ""))
-    t = _parse_time(ds.get(time_kw, ""))
+    d = _parse_date(ds.get(date_kw, ""), (_src(ds), date_kw))
+    t = _parse_time(ds.get(time_kw, ""), (_src(ds), time_kw))
     if d is None or t is None:
         return None
     return d + t
@@ -251,7 +288,7 @@ def _date_time(ds: Any, date_kw: str, time_kw: str) -> datetime | None:
 def _acq_datetime(ds: Any) -> datetime | None:
     v = _date_time(ds, "AcquisitionDate", "AcquisitionTime")
     if v is None and ds.get("AcquisitionDateTime"):
-        v = _parse_datetime(ds.AcquisitionDateTime)
+        v = _parse_datetime(ds.AcquisitionDateTime, (_src(ds), "AcquisitionDateTime"))
     return v
 
 
@@ -369,12 +406,13 @@ def _admin_datetime(ds: Any) -> tuple[datetime, bool]:
     rp = _radiopharm(ds)
     full = rp.get("RadiopharmaceuticalStartDateTime")
     if full:
-        v = _parse_datetime(full)
+        v = _parse_datetime(full, (_src(ds), "RadiopharmaceuticalStartDateTime"))
         if v is not None:
             return v, True
-    t = _parse_time(rp.get("RadiopharmaceuticalStartTime", ""))
-    d = _parse_date(ds.get("SeriesDate", "")) or _parse_date(ds.get("AcquisitionDate", "")) or _parse_date(
-        ds.get("StudyDate", ""))
+    t = _parse_time(rp.get("RadiopharmaceuticalStartTime", ""), (_src(ds), "RadiopharmaceuticalStartTime"))
+    d = (_parse_date(ds.get("SeriesDate", ""), (_src(ds), "SeriesDate"))
+         or _parse_date(ds.get("AcquisitionDate", ""), (_src(ds), "AcquisitionDate"))
+         or _parse_date(ds.get("StudyDate", ""), (_src(ds), "StudyDate")))
     if t is None or d is None:
         raise SUVError(
             f"{_src(ds)}: RadiopharmaceuticalStartDateTime (0018,1078) / RadiopharmaceuticalStartTime (0018,1072) "
@@ -530,6 +568,71 @@ def _cps_factors(headers: Sequence[Any]) -> np.ndarray:
     return np.asarray(out)
 
 
+#: tags SUV takes from the first slice: every slice of the series must agree on them
+_SERIES_TAGS = ("Units", "DecayCorrection", "PatientWeight")
+_RADIOPHARM_TAGS = ("RadionuclideTotalDose", "RadiopharmaceuticalStartTime", "RadiopharmaceuticalStartDateTime",
+                    "RadionuclideHalfLife")
+
+
+def _norm_tag_value(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, (list, tuple)) or type(v).__name__ == "MultiValue":
+        v = v[0] if len(v) else ""
+    text = str(v).strip()
+    try:
+        return round(float(text), 9) if text else ""
+    except ValueError:
+        return text.upper()
+
+
+def _check_series_agree(headers: Sequence[Any]) -> None:
+    """Refuse a series whose slices disagree on a tag SUV reads from the first slice only."""
+    first = headers[0]
+
+    def rp_of(h: Any) -> Any:
+        seq = h.get("RadiopharmaceuticalInformationSequence")
+        return seq[0] if seq else None
+
+    for h in headers[1:]:
+        pairs = [(kw, first.get(kw), h.get(kw)) for kw in _SERIES_TAGS]
+        r0, r1 = rp_of(first), rp_of(h)
+        pairs += [(kw, r0.get(kw) if r0 is not None else None, r1.get(kw) if r1 is not None else None)
+                  for kw in _RADIOPHARM_TAGS]
+        for kw, a, b in pairs:
+            if _norm_tag_value(a) != _norm_tag_value(b):
+                raise SUVError(
+                    f"{_src(h)}: {kw} {_TAG_NUMBERS.get(kw, '')}: {str(b) if b is not None else 'missing'!r} "
+                    f"differs from {_src(first)}'s {str(a) if a is not None else 'missing'!r}; SUV needs one "
+                    "value for the whole series; the folder mixes series or a slice header is wrong: correct it, "
+                    "or pass suv=False"
+                )
+
+
+def _check_corrected(first: Any, decay: str) -> None:
+    """Warn when CorrectedImage (0028,0051) does not list attenuation (ATTN) and, unless DecayCorrection is
+    NONE, decay (DECY) correction: SUV of such values is not quantitative."""
+    values = first.get("CorrectedImage")
+    have = {str(v).strip().upper() for v in (values if values is not None else [])}
+    if values is not None and not isinstance(values, (list, tuple)) and type(values).__name__ != "MultiValue":
+        have = {str(values).strip().upper()}
+    need = ["ATTN"] + (["DECY"] if decay != "NONE" else [])
+    lacking = [c for c in need if c not in have]
+    if lacking:
+        stated = "missing" if values is None else f"{sorted(have)}"
+        warn(f"{_src(first)}: CorrectedImage (0028,0051) = {stated} lacks {' and '.join(lacking)} "
+             f"({'attenuation' if 'ATTN' in lacking else ''}{' and ' if len(lacking) == 2 else ''}"
+             f"{'decay' if 'DECY' in lacking else ''} correction); the SUV may not be quantitative; check the "
+             "reconstruction")
+
+
+def _warn_injection_after(first: Any, t_adm: datetime, t_ref: datetime, what: str) -> None:
+    hours = (t_adm - t_ref).total_seconds() / 3600.0
+    warn(f"{_src(first)}: RadiopharmaceuticalStartDateTime (0018,1078) = {t_adm:%Y-%m-%d %H:%M:%S} is "
+         f"{hours:.2f} h after the {what} ({t_ref:%Y-%m-%d %H:%M:%S}): the dose is decay-corrected forwards "
+         "and the SUV is too low; check the injection and scan date-times")
+
+
 def suv_factors(headers: Sequence[Any], kind: Any = "bw") -> np.ndarray:
     """Per-slice factors turning rescaled PET values (stored x RescaleSlope) into SUV.
 
@@ -569,6 +672,7 @@ def suv_factors(headers: Sequence[Any], kind: Any = "bw") -> np.ndarray:
         if ic is not None and ic != 0.0:
             raise SUVError(f"{_src(h)}: RescaleIntercept (0028,1052) = {ic}: PET values must have a zero intercept "
                            "for SUV; the series is not a quantitative PET image")
+    _check_series_agree(headers)
     units = str(first.get("Units", "") or "").strip().upper()
     if not units:
         raise SUVError(f"{_src(first)}: Units (0054,1001): missing; cannot tell Bq/ml from counts or SUV")
@@ -577,6 +681,7 @@ def suv_factors(headers: Sequence[Any], kind: Any = "bw") -> np.ndarray:
         raise SUVError(f"{_src(first)}: Units (0054,1001) = {units}: these values are not activity concentrations "
                        "and cannot be converted to SUV")
     to_kind = _from_bw(first, k)
+    _check_corrected(first, str(first.get("DecayCorrection", "") or "").strip().upper())
     if units == "GML":
         suv_type = str(first.get("SUVType", "") or "").strip()
         return np.full(len(headers), _to_bw_from_gml(first, suv_type) * to_kind)
@@ -601,6 +706,8 @@ def suv_factors(headers: Sequence[Any], kind: Any = "bw") -> np.ndarray:
         t_ref = _reference_times(headers, lam)
         if not full and t_adm > min(t_ref):
             t_adm -= timedelta(hours=24)
+        elif full and t_adm > min(t_ref):
+            _warn_injection_after(first, t_adm, min(t_ref), "scan reference time (DecayCorrection START)")
         out = []
         for tr in t_ref:
             dt = (tr - t_adm).total_seconds()
@@ -608,6 +715,10 @@ def suv_factors(headers: Sequence[Any], kind: Any = "bw") -> np.ndarray:
         return bqml * np.asarray(out) * to_kind
     if decay == "NONE":
         out = []
+        if full:
+            acq = [a for a in (_acq_datetime(h) for h in headers) if a is not None]
+            if acq and t_adm > min(acq):
+                _warn_injection_after(first, t_adm, min(acq), "first acquisition time (DecayCorrection NONE)")
         for h in headers:
             t_acq = _acq_datetime(h)
             if t_acq is None:

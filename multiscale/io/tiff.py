@@ -24,13 +24,17 @@ from multiscale._util import atomic_write
 from multiscale.image import ImageError, direction, origin, spacing, spatial_dims, spatial_image
 
 from ._common import (
+    DEFLATE_MAX_RATIO,
     CalibrationWarning,
     LoadError,
+    attach_warnings,
     attrs_from_json,
     attrs_to_json,
     fail,
     length_unit_to_mm,
+    max_voxels,
     provenance,
+    recording_warnings,
     restore_attrs,
     warn,
 )
@@ -223,6 +227,43 @@ def _truncated(level: Any, size: int) -> str | None:
     return None
 
 
+#: the most a TIFF codec can expand its bytes (none 1, PackBits 64, LZW 12-bit codes about 2730, deflate 1032)
+_CODEC_MAX_RATIO = {1: 1, 32773: 64, 5: 2800, 8: DEFLATE_MAX_RATIO, 32946: DEFLATE_MAX_RATIO}
+#: codecs without such a bound (JPEG, zstd, ...): a declared size above the voxel cap that needs more than this
+#: expansion is refused
+_UNBOUNDED_RATIO = 2000
+
+
+def _declared_too_big(level: Any, path: Path) -> str | None:
+    """Why the pages of a level declare more pixels than their strips/tiles can decode to, or None.
+
+    A 200-byte file may claim 100000 x 100000 pixels; tifffile opens it lazily and fills the rest
+    with zeros (or fails on first access). Checked page by page before any pixel is read.
+    """
+    for pg in level.pages:
+        if pg is None:
+            continue
+        kf = getattr(pg, "keyframe", None) or pg  # a TiffFrame shares its key page's shape and codec
+        counts = getattr(pg, "databytecounts", None) or ()
+        stored = sum(int(c) for c in counts)
+        shape = getattr(kf, "shape", ()) or ()
+        n = 1
+        for v in shape:
+            n *= int(v)
+        need = n * np.dtype(getattr(kf, "dtype", None) or np.uint8).itemsize
+        comp = int(getattr(kf, "compression", 1) or 1)
+        ratio = _CODEC_MAX_RATIO.get(comp)
+        if ratio == 1 and int(getattr(kf, "bitspersample", 8) or 8) % 8:
+            continue  # bit-packed: fewer bytes than need
+        if ratio is not None and need > stored * ratio:
+            return (f"page {getattr(pg, 'index', '?')} declares {' x '.join(map(str, shape))} pixels ({need} bytes) "
+                    f"but its strips/tiles hold {stored} bytes{'' if ratio == 1 else ' (compression ' + str(comp) + ')'}")
+        if ratio is None and n > max_voxels() and need > stored * _UNBOUNDED_RATIO:
+            return (f"page {getattr(pg, 'index', '?')} declares {' x '.join(map(str, shape))} pixels ({need} bytes), "
+                    f"more than the cap (multiscale.io.MAX_VOXELS) from only {stored} compressed bytes")
+    return None
+
+
 def _choose_level(levels: list[Any], base_yx: tuple[float, float], level: int | None, resolution: float | None,
                   path: Path) -> int:
     n = len(levels)
@@ -280,11 +321,18 @@ def read_tiff(
     >>> img.dims  # doctest: +SKIP
     ('t', 'c', 'z', 'y', 'x')
     """
+    with recording_warnings() as recorded:
+        img = _read_tiff(Path(path), level=level, resolution=resolution, spacing=spacing, series=series,
+                         modality=modality, **attrs)
+    return attach_warnings(img, recorded)
+
+
+def _read_tiff(path: Path, *, level: int | None, resolution: float | None, spacing: Any, series: int,
+               modality: str | None, **attrs: Any) -> xr.DataArray:
     import dask.array as da
     import tifffile
     from dask.base import tokenize
 
-    path = Path(path)
     with _TagsPastEnd(path) as watch:
         try:
             tif = tifffile.TiffFile(str(path))
@@ -332,6 +380,11 @@ def read_tiff(
             problem = _truncated(levels[lvl], path.stat().st_size) or watch.problem()
             if problem:
                 raise fail(path, "image data", f"truncated: {problem}", "copy the file again")
+            problem = _declared_too_big(levels[lvl], path)
+            if problem:
+                raise fail(path, "ImageWidth/ImageLength (256/257)", f"truncated or corrupt: {problem}",
+                           "copy the file again; only if the cap (multiscale.io.MAX_VOXELS) was exceeded and the "
+                           "file is genuine, pass max_voxels=")
     src = _TiffLevel(path, series, lvl)
     try:
         z = src.array()

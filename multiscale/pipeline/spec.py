@@ -52,7 +52,11 @@ class ImageSpec:
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """A mask (label image) defined on the grid of image ``on``; ``label`` picks one label value."""
+    """A mask (label image) defined on the grid of image ``on``; ``label`` picks one label value.
+
+    The mask must sit on ``on``'s grid (shape, spacing, origin, direction); ``resample`` allows
+    a different grid, resampled onto ``on``'s with nearest neighbour.
+    """
 
     key: str
     path: Path
@@ -60,6 +64,7 @@ class MaskSpec:
     label: int | None = None
     options: dict[str, Any] = field(default_factory=dict)
     line: int = 0
+    resample: bool = False
 
 
 @dataclass(frozen=True)

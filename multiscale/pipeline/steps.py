@@ -21,6 +21,7 @@ from multiscale import io
 from multiscale import registration as reg
 from multiscale.analysis.families import family_named
 from multiscale.analysis.family import results_frame
+from multiscale.errors import StudyError
 
 from .graph import frames_of
 from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SubjectSpec, parse_map_name
@@ -28,6 +29,7 @@ from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SubjectSpec, pars
 __all__ = [
     "load_image_step",
     "load_mask_step",
+    "grid_step",
     "register_step",
     "resample_step",
     "analysis_step",
@@ -89,16 +91,55 @@ def load_image_step(spec: ImageSpec) -> xr.DataArray:
     return img
 
 
-def load_mask_step(spec: MaskSpec) -> xr.DataArray:
-    """Load a mask as a boolean image (``== label`` when a label is given, else ``> 0``)."""
+def load_mask_step(spec: MaskSpec, on_image: xr.DataArray | None = None) -> xr.DataArray:
+    """Load a mask as a boolean image (``== label`` when a label is given, else ``> 0``).
+
+    With ``on_image`` (the image the mask is drawn ``on``) the mask is read on that image's grid
+    (:func:`multiscale.io.load` with ``reference=``): a different grid is refused unless the
+    study says ``resample: true`` for the mask, which resamples it with nearest neighbour.
+    """
+    opts = dict(spec.options)
+    if on_image is not None:
+        opts["reference"] = on_image
+        if spec.resample:
+            opts["resample"] = True
     try:
-        m = io.load(spec.path, **spec.options)
+        m = io.load(spec.path, **opts)
     except Exception as exc:
         exc.add_note(f"while loading mask {spec.key!r} ({spec.path})")
+        if on_image is not None and "grid" in str(exc):
+            exc.add_note(f"the study's masks.{spec.key}.on names image {spec.on!r} (study line {spec.line}), whose "
+                         f"grid is {_grid_text(on_image)}; fix the mask file, or set 'resample: true' on mask "
+                         f"{spec.key!r} to resample it onto that grid (nearest neighbour)")
         raise
     out = mi.binary_mask(m, label=spec.label, source=spec.path, what=f"mask {spec.key!r}")
     out.attrs["mask_name"] = spec.key
     return out
+
+
+def _grid_text(image: xr.DataArray) -> str:
+    g = mi.grid_of(image)
+    return (f"shape {tuple(int(n) for n in g['shape'])}, spacing {tuple(round(float(v), 4) for v in g['spacing'])}, "
+            f"origin {tuple(round(float(v), 3) for v in g['origin'])}, direction "
+            f"{[round(float(v), 3) for v in np.asarray(g['direction']).ravel()]}")
+
+
+#: an analysis grid larger than this many voxels is refused (it would not fit in memory)
+MAX_GRID_VOXELS = 2**31
+
+
+def grid_step(reference: xr.DataArray, spacing: float, frame: str = "") -> xr.DataArray:
+    """The analysis grid of a reference frame (:func:`multiscale.registration.analysis_grid`), refused above
+    :data:`MAX_GRID_VOXELS` voxels (a spacing far finer than the image would allocate it all)."""
+    ref = reference.isel(c=0, drop=True) if "c" in reference.dims else reference
+    voxels = 1
+    for n, s in zip(mi.shape(ref), mi.spacing(ref)):
+        voxels *= max(1, int(round(n * s / spacing)))
+    if voxels > MAX_GRID_VOXELS:
+        raise StudyError(f"grids.{frame}.spacing: {spacing} mm over the field of view of {frame!r} "
+                         f"({_grid_text(ref)}) makes {voxels} voxels (at most {MAX_GRID_VOXELS}); give a coarser "
+                         "spacing in the study's grids")
+    return reg.analysis_grid(reference, spacing)
 
 
 def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,

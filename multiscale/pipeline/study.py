@@ -22,6 +22,8 @@ replaced by the subject's id.
           options: {tol: 5, tol_unit: ppm}
       masks:
         tumour: {path: "data/{subject}/tumour_mask.nii.gz", on: mri}
+        # a mask drawn on another grid than its image's: resampled onto it (nearest neighbour)
+        necrosis: {path: "data/{subject}/necrosis.nii.gz", on: mri, resample: true}
       registration:
         - {moving: pet, fixed: mri, method: rigid}
         - {moving: "msi:haem", fixed: "fluorescence:vessels", method: affine}
@@ -38,12 +40,28 @@ replaced by the subject's id.
 
 A *map* is an image key, or ``image:channel`` for one channel of a multichannel image (a dye
 name, an MSI target name, or an m/z value).
+
+A mask must sit on the grid of its ``on`` image (same shape, spacing, origin and direction): a
+mask on another grid is refused when the subject runs, naming the file, ``masks.<name>.on`` and
+both grids, unless the mask says ``resample: true`` (optional, default false), which resamples
+it onto the image's grid with nearest neighbour.
+
+Names become file and folder names, so subject ids, image, mask and analysis names, references
+and ``grids`` keys use letters, digits, ``_``, ``-`` and ``.``, start and end with a letter or
+digit, contain no ``..``, have at most 100 characters, are not a Windows device name (``CON``,
+``NUL``, ...) and do not differ from another of their kind only in case. A name YAML reads as a
+number keeps its text: ``id: 007`` is the subject ``"007"``, not ``"7"``. YAML 1.2 rules apply where YAML 1.1 surprises: only ``true``/``false`` are booleans and dates
+stay strings. Mapping keys are strings (except inside ``params`` and ``options`` values). A
+study file is at most 5 MB, and uses at most 100 aliases (``*name``) expanding to at most
+100000 nodes. An analysis names each map, mask and pair once. The study's ``output`` must not
+hold input files in the subject folders a run replaces (``<output>/subjects/<id>``).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,6 +88,7 @@ __all__ = [
     "Study",
     "load_study",
     "check_channels",
+    "check_output",
     "parse_map_name",
     "MODALITIES",
     "ASPECTS",
@@ -100,7 +119,7 @@ _DEFAULT_FIELDS = ("images", "masks", "registration", "reference", "grids")
 _SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids")
 _GRID_FIELDS = ("spacing", "smooth")
 _IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
-_MASK_FIELDS = ("path", "on", "label", "options")
+_MASK_FIELDS = ("path", "on", "label", "resample", "options")
 _EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks")
 _LANDMARK_FIELDS = ("fixed", "moving", "use")
 _TRUTH_FIELDS = ("file", "key")
@@ -115,11 +134,12 @@ _ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "inputs", "params"
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so ``on: mri`` and ``no: 3`` stay strings."""
+    """SafeLoader with YAML 1.2 booleans (only true/false, so ``on: mri`` and ``no: 3`` stay strings)
+    and no timestamps (``2024-01-01`` stays the string it reads as, as in YAML 1.2)."""
 
 
 _Loader.yaml_implicit_resolvers = {
-    k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
+    k: [(tag, rx) for tag, rx in v if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
     for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -127,16 +147,40 @@ _Loader.add_implicit_resolver(
 )
 
 
+#: a study file larger than this is refused (a real one is a few kB)
+MAX_STUDY_BYTES = 5 * 1024 * 1024
+#: alias uses (``*name``) allowed in a study file; each expands its anchor's whole subtree
+MAX_ALIASES = 100
+#: YAML nodes a study file may expand to (aliases counted as often as they are used)
+MAX_NODES = 100_000
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
 class _Doc:
-    """The YAML document as python values plus the line of every node (by path)."""
+    """The YAML document as python values plus the line of every node (by path).
+
+    Refuses what a study never needs and a hostile file could use: more than
+    :data:`MAX_ALIASES` alias uses or :data:`MAX_NODES` nodes once aliases are expanded ("billion
+    laughs"), recursive aliases, and mapping keys that are not strings (outside the values of
+    ``params`` and ``options``). Keeps the source text of plain numbers, so that ``id: 007`` is the
+    subject ``"007"`` (not ``"7"``) where a string is expected.
+    """
 
     def __init__(self, path: Path, text: str):
         self.path = path
+        self.lines: dict[tuple[Any, ...], int] = {}
+        self.raw: dict[tuple[Any, ...], str] = {}
+        self._aliases = 0
+        self._nodes = 0
+        self._seen: set[int] = set()
+        self._open: set[int] = set()
         try:
             loader = _Loader(text)
             try:
                 node = loader.get_single_node()
-                self.lines: dict[tuple[Any, ...], int] = {}
                 if node is None:
                     self.data: Any = None
                 else:
@@ -154,25 +198,69 @@ class _Doc:
             ) from None
         except yaml.YAMLError as exc:
             raise StudyError(f"{path}: YAML error: {exc}") from None
+        except RecursionError:
+            raise StudyError(f"{path}: YAML nested too deeply; a study file needs a few levels of nesting") from None
 
-    def _walk(self, node: yaml.Node, loc: tuple[Any, ...]) -> None:
-        self.lines[loc] = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            seen: dict[str, int] = {}
-            for key_node, value_node in node.value:
-                key = key_node.value
-                line = key_node.start_mark.line + 1
-                if key in seen:
-                    raise StudyError(
-                        f"{self.path}:{line}: {_dotted(loc + (key,))}: duplicate key (first at line "
-                        f"{seen[key]}); remove one of them"
-                    )
-                seen[key] = line
-                self._walk(value_node, loc + (key,))
-                self.lines[loc + (key,)] = line
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                self._walk(item, loc + (i,))
+    def _walk(self, node: yaml.Node, loc: tuple[Any, ...], expanding: bool = False) -> None:
+        line = self.lines.get(loc, node.start_mark.line + 1)  # a mapping value: its key's line (an alias's use)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise StudyError(f"{self.path}:{line}: {_dotted(loc) or 'study'}: the document expands to more than "
+                             f"{MAX_NODES} YAML nodes (anchors and aliases?); write the study out plainly")
+        if id(node) in self._open:
+            raise StudyError(f"{self.path}:{line}: {_dotted(loc) or 'study'}: recursive YAML alias (a node that "
+                             "contains itself); remove the alias")
+        if id(node) in self._seen and not expanding:  # an alias: the composer hands back the anchored node
+            self._aliases += 1
+            expanding = True
+            if self._aliases > MAX_ALIASES:
+                raise StudyError(f"{self.path}:{line}: {_dotted(loc) or 'study'}: more than {MAX_ALIASES} YAML "
+                                 "alias uses (*name); write the repeated fields under 'defaults' instead")
+        self._seen.add(id(node))
+        self.lines.setdefault(loc, line)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag in _NUMBER_TAGS and node.style is None:
+                self.raw[loc] = node.value
+            return
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                free = any(part in ("params", "options") for part in loc[:-1]) if loc else False
+                seen: dict[str, int] = {}
+                for key_node, value_node in node.value:
+                    key = key_node.value
+                    kline = key_node.start_mark.line + 1
+                    if not isinstance(key_node, yaml.ScalarNode) or (
+                            key_node.tag not in (_STR_TAG, _MERGE_TAG) and not free):
+                        shown = key if isinstance(key, str) else "a list or mapping"
+                        raise StudyError(
+                            f"{self.path}:{kline}: {_dotted(loc) or 'study'}: key {shown!r} is not a string; "
+                            f"quote it (\"{shown}\": ...) or use a name"
+                        )
+                    if key in seen:
+                        raise StudyError(
+                            f"{self.path}:{kline}: {_dotted(loc + (key,))}: duplicate key (first at line "
+                            f"{seen[key]}); remove one of them"
+                        )
+                    seen[key] = kline
+                    self.lines[loc + (key,)] = kline
+                    self._walk(value_node, loc + (key,), expanding)
+            elif isinstance(node, yaml.SequenceNode):
+                for i, item in enumerate(node.value):
+                    self._walk(item, loc + (i,), expanding)
+        finally:
+            self._open.discard(id(node))
+
+    def text(self, loc: tuple[Any, ...], value: Any) -> str:
+        """``value`` as a string: a plain number as written in the file (``007``, ``1.10``) when it came from ``loc``."""
+        raw = self.raw.get(loc)
+        if raw is not None and not isinstance(value, bool) and isinstance(value, (int, float)):
+            try:
+                if yaml.load(raw, Loader=_Loader) == value:
+                    return raw
+            except yaml.YAMLError:
+                pass
+        return str(value)
 
     def line(self, loc: tuple[Any, ...]) -> int:
         while loc and loc not in self.lines:
@@ -225,7 +313,53 @@ def _string(doc: _Doc, value: Any, loc: tuple[Any, ...], what: str, required: bo
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise doc.error(loc, f"{what} must be a string, got {_kind(value)}")
-    return str(value)
+    return value if isinstance(value, str) else doc.text(loc, value)
+
+
+#: what a name (subject id, image, mask, analysis, reference, grid) may look like: it becomes part of
+#: file and folder names, so letters, digits, ``_``, ``-`` and ``.``, starting and ending with a
+#: letter or digit, no ``..``, at most :data:`MAX_NAME` characters
+_NAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?")
+MAX_NAME = 100
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def _name_problem(name: str) -> str:
+    if not name:
+        return "it is empty"
+    if len(name) > MAX_NAME:
+        return f"it has {len(name)} characters (at most {MAX_NAME})"
+    if ".." in name:
+        return "it contains '..'"
+    if not _NAME_RE.fullmatch(name):
+        bad = sorted({c for c in name if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+        if bad:
+            return f"it contains {', '.join(repr(c) for c in bad)}"
+        return "it does not start and end with a letter or digit"
+    if name.split(".")[0].lower() in _RESERVED:
+        return "it is a reserved device name on Windows"
+    return ""
+
+
+def _name(doc: _Doc, value: Any, loc: tuple[Any, ...], what: str) -> str:
+    """A name that becomes part of file and folder names (:data:`_NAME_RE`), or a StudyError with its line."""
+    name = _string(doc, value, loc, what)
+    problem = _name_problem(name)
+    if problem:
+        shown = name if len(name) <= 40 else name[:37] + "..."
+        raise doc.error(loc, f"{what} {shown!r} is not a usable name: {problem}; use letters, digits, '_', '-' and "
+                        f"'.', starting and ending with a letter or digit (at most {MAX_NAME} characters)")
+    return name
+
+
+def _unique(doc: _Doc, names: list[tuple[str, tuple[Any, ...]]], what: str) -> None:
+    """Refuse names equal up to case: they collide as file names on macOS and Windows."""
+    seen: dict[str, str] = {}
+    for name, loc in names:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            raise doc.error(loc, f"{what} {name!r} and {other!r} differ only in case; their output files would "
+                            "collide on macOS and Windows, rename one")
 
 
 def _choice(doc: _Doc, value: Any, loc: tuple[Any, ...], choices: tuple[str, ...], what: str,
@@ -260,6 +394,9 @@ def _options(doc: _Doc, value: Any, loc: tuple[Any, ...], what: str) -> dict[str
 
 def _path(doc: _Doc, value: Any, loc: tuple[Any, ...], subject: str, check_exists: bool) -> Path:
     text = _string(doc, value, loc, "path").replace("{subject}", subject)
+    if not text.strip() or "\0" in text:
+        raise doc.error(loc, f"path {text!r} is {'empty' if not text.strip() else 'not a file name (NUL)'}; "
+                        "give the file's path")
     p = Path(text).expanduser()
     if not p.is_absolute():
         p = doc.path.parent / p
@@ -294,8 +431,16 @@ def _parse_image(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check:
         raise doc.error(loc + ("targets",), "targets must map names to m/z values, e.g. {doxorubicin: 544.1813}")
     targets: dict[str, float] = {}
     for name, mz in targets_raw.items():
-        if isinstance(mz, bool) or not isinstance(mz, (int, float)) or mz <= 0:
-            raise doc.error(loc + ("targets", name), f"m/z of target {name!r} must be a positive number, got {mz!r}")
+        tloc = loc + ("targets", name)
+        if not str(name).strip() or str(name) != str(name).strip():
+            raise doc.error(tloc, f"target name {name!r} must be non-empty without surrounding spaces (a map names "
+                            "the channel as image:target, spaces stripped)")
+        if isinstance(mz, bool) or not isinstance(mz, (int, float)) or not math.isfinite(mz) or mz <= 0:
+            raise doc.error(tloc, f"m/z of target {name!r} must be a positive number, got {mz!r}")
+        same = [k for k, v in targets.items() if v == float(mz)]
+        if same:
+            raise doc.error(tloc, f"targets {same[0]!r} and {name!r} have the same m/z {float(mz)}; "
+                            "give each m/z once")
         targets[str(name)] = float(mz)
     options = _options(doc, d.get("options"), loc + ("options",), "options")
     if targets and "channels" in options:
@@ -324,13 +469,25 @@ def _parse_mask(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: 
     label = d.get("label")
     if label is not None and (isinstance(label, bool) or not isinstance(label, int)):
         raise doc.error(loc + ("label",), f"label must be an integer label value, got {label!r}")
+    if label is not None and label <= 0:
+        raise doc.error(loc + ("label",), f"label {label} would select the background (0) or nothing; give a "
+                        "positive label value, or leave 'label' out for every non-zero voxel")
+    resample = d.get("resample", False)
+    if not isinstance(resample, bool):
+        raise doc.error(loc + ("resample",), f"resample must be true or false, got {resample!r}")
+    options = _options(doc, d.get("options"), loc + ("options",), "options")
+    for reserved in ("reference", "resample"):
+        if reserved in options:
+            raise doc.error(loc + ("options", reserved), f"options.{reserved} is set by the pipeline (the mask is "
+                            "loaded on its 'on' image's grid); use the mask's 'resample: true' field instead")
     return MaskSpec(
         key=key,
         path=_path(doc, d["path"], loc + ("path",), subject, check),
         on=_string(doc, d["on"], loc + ("on",), "on"),
         label=label,
-        options=_options(doc, d.get("options"), loc + ("options",), "options"),
+        options=options,
         line=doc.line(loc),
+        resample=resample,
     )
 
 
@@ -384,9 +541,7 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
     d = _check_fields(doc, raw, loc, _SUBJECT_FIELDS, "subject")
     if "id" not in d:
         raise doc.error(loc, "subject has no id; add 'id: <name>'")
-    sid = _string(doc, d["id"], loc + ("id",), "id")
-    if not sid or any(c in sid for c in "/\\:") or sid.startswith("."):
-        raise doc.error(loc + ("id",), f"subject id {sid!r} must be a plain name usable as a folder name")
+    sid = _name(doc, d["id"], loc + ("id",), "subject id")
 
     def section(name: str, kind: type) -> tuple[Any, tuple]:
         # the subject's own value wins; the line points where the (merged) value came from
@@ -405,10 +560,9 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
         raise doc.error(images_loc, f"images must map names to image fields, got {_kind(images_raw)}")
     images = {}
     for key, value in images_raw.items():
-        if ":" in str(key):
-            raise doc.error(images_loc + (key,), f"image name {key!r} must not contain ':'")
         own = isinstance(d.get("images"), Mapping) and key in d["images"]
         iloc = (loc + ("images", key)) if own else ("defaults", "images", key)
+        _name(doc, key, iloc, "image name")
         images[str(key)] = _parse_image(doc, str(key), value, iloc, sid, check)
 
     masks_raw, masks_loc = section("masks", dict)
@@ -419,6 +573,7 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
         for key, value in masks_raw.items():
             own = isinstance(d.get("masks"), Mapping) and key in d["masks"]
             mloc = (loc + ("masks", key)) if own else ("defaults", "masks", key)
+            _name(doc, key, mloc, "mask name")
             m = _parse_mask(doc, str(key), value, mloc, sid, check)
             if m.on not in images:
                 raise doc.error(mloc + ("on",), f"mask {key!r} is on unknown image {m.on!r}; images are {sorted(images)}")
@@ -439,19 +594,29 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
         ref_raw = doc.data.get("reference")
         ref_loc = ("reference",)
     references = _string_list(doc, ref_raw, ref_loc, "reference")
+    for i, r in enumerate(references):
+        rloc = ref_loc + (i,) if isinstance(ref_raw, list) else ref_loc
+        _name(doc, r, rloc, "reference")
+        if r in references[:i]:
+            raise doc.error(rloc, f"reference {r!r} is listed twice; list each reference frame once")
 
     grids_raw, grids_loc = section("grids", dict)
     grids: dict[str, dict[str, Any]] = {}
+    if grids_raw is not None and not isinstance(grids_raw, Mapping):
+        raise doc.error(grids_loc, f"grids must map reference frames to grid fields, got {_kind(grids_raw)}")
     for frame, g in (grids_raw or {}).items():
         gloc = grids_loc + (frame,)
+        _name(doc, frame, gloc, "grid")
         g = _check_fields(doc, g, gloc, _GRID_FIELDS, "grid")
         sp = g.get("spacing")
-        if isinstance(sp, bool) or not isinstance(sp, (int, float)) or sp <= 0:
+        if isinstance(sp, bool) or not isinstance(sp, (int, float)) or not math.isfinite(sp) or sp <= 0:
             raise doc.error(gloc + ("spacing",), f"grid spacing must be a positive number of mm, got {sp!r}")
         smooth = g.get("smooth", True)
         if not isinstance(smooth, bool):
             raise doc.error(gloc + ("smooth",), f"smooth must be true or false, got {smooth!r}")
         grids[str(frame)] = {"spacing": float(sp), "smooth": smooth}
+    _unique(doc, [(k, images_loc + (k,)) for k in images] + [(k, masks_loc + (k,)) for k in masks],
+            "image/mask name")
     subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc), grids=grids)
     for frame, _g in grids.items():
         if frame not in references_of(subject):
@@ -518,14 +683,16 @@ def _parse_analysis(doc: _Doc, raw: Any, loc: tuple, index: int) -> AnalysisSpec
             raise doc.error(loc + ("pairs",), f"{kind} takes one map at a time; use 'maps:' instead of 'pairs:'")
         if not maps:
             raise doc.error(loc, f"{kind} needs 'maps: [...]' (image names or image:channel)")
+    _no_repeats(doc, loc, maps, masks, pairs)
     params = _options(doc, d.get("params"), loc + ("params",), "params")
     try:
         family.check_params(params)
     except ParameterError as exc:
         raise doc.error(loc + ("params", exc.field), exc.message) from None
+    name = _name(doc, d["name"], loc + ("name",), "analysis name") if d.get("name") is not None else f"{kind}{index}"
     return AnalysisSpec(
         type=kind,
-        name=_string(doc, d.get("name"), loc + ("name",), "name", required=False) or f"{kind}{index}",
+        name=name,
         maps=tuple(maps),
         masks=tuple(masks),
         pairs=tuple(pairs),
@@ -533,6 +700,34 @@ def _parse_analysis(doc: _Doc, raw: Any, loc: tuple, index: int) -> AnalysisSpec
         line=doc.line(loc),
         inputs=extra,
     )
+
+
+def _no_repeats(doc: _Doc, loc: tuple, maps: list[str], masks: list[str], pairs: list[tuple[str, str]]) -> None:
+    """Refuse a map, mask or pair named twice (its rows would be repeated) and a pair of a map with itself."""
+    seen: dict[tuple[str, str | None], str] = {}
+    for name in maps:
+        key = parse_map_name(name)
+        whole = (key[0], None)
+        if key in seen or (key[1] is not None and whole in seen):
+            other = seen.get(key, seen.get(whole))
+            raise doc.error(loc + ("maps",), f"map {name!r} is already named ({other!r}): its rows would be repeated; "
+                            "name each map once (an image without ':channel' stands for all its channels)")
+        if key[1] is None and any(k[0] == key[0] for k in seen):
+            other = next(v for k, v in seen.items() if k[0] == key[0])
+            raise doc.error(loc + ("maps",), f"map {name!r} (all its channels) repeats {other!r}: its rows would be "
+                            "repeated; name each map once")
+        seen[key] = name
+    for i, m in enumerate(masks):
+        if m in masks[:i]:
+            raise doc.error(loc + ("masks",), f"mask {m!r} is named twice: its rows would be repeated; name it once")
+    keys = [(parse_map_name(a), parse_map_name(b)) for a, b in pairs]
+    for i, (a, b) in enumerate(keys):
+        if a == b:
+            raise doc.error(loc + ("pairs",), f"pair ({pairs[i][0]}, {pairs[i][1]}) compares a map with itself; "
+                            "pair two different maps")
+        if (a, b) in keys[:i] or (b, a) in keys[:i]:
+            raise doc.error(loc + ("pairs",), f"pair ({pairs[i][0]}, {pairs[i][1]}) is named twice: its rows would "
+                            "be repeated; name each pair once")
 
 
 def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject: SubjectSpec) -> None:
@@ -620,7 +815,16 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
     path = Path(path).expanduser().resolve()
     if not path.is_file():
         raise StudyError(f"{path}: study file not found; give the path to a YAML study file")
-    text = path.read_text(encoding="utf-8")
+    size = path.stat().st_size
+    if size > MAX_STUDY_BYTES:
+        raise StudyError(f"{path}: the study file has {size} bytes (at most {MAX_STUDY_BYTES}); a study file "
+                         "lists subjects and analyses, not data: give the path of the YAML study file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise StudyError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); save the study file "
+                         "as UTF-8") from None
     doc = _Doc(path, text)
     top = _check_fields(doc, doc.data if doc.data is not None else {}, (), _TOP_FIELDS, "study")
     defaults = _check_fields(doc, top.get("defaults") or {}, ("defaults",), _DEFAULT_FIELDS, "defaults")
@@ -635,6 +839,7 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
         if any(o.id == s.id for o in subjects):
             raise doc.error(("subjects", i, "id"), f"subject id {s.id!r} appears twice; ids must be unique")
         subjects.append(s)
+    _unique(doc, [(s.id, ("subjects", i, "id")) for i, s in enumerate(subjects)], "subject id")
     raw_analyses = top.get("analyses") or []
     if not isinstance(raw_analyses, list):
         raise doc.error(("analyses",), f"analyses must be a list, got {_kind(raw_analyses)}")
@@ -646,13 +851,45 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
         for s in subjects:
             _check_analysis_refs(doc, a, i, s)
         analyses.append(a)
+    _unique(doc, [(a.name, ("analyses", i, "name")) for i, a in enumerate(analyses)], "analysis name")
     out_text = _string(doc, top.get("output"), ("output",), "output", required=False) or "results"
     output = Path(out_text).expanduser()
     if not output.is_absolute():
         output = (path.parent / output).resolve()
     report = _options(doc, top.get("report"), ("report",), "report")
     name = _string(doc, top.get("name"), ("name",), "name", required=False) or path.stem
-    return Study(path, name, output, tuple(subjects), tuple(analyses), report, text)
+    study = Study(path, name, output, tuple(subjects), tuple(analyses), report, text)
+    try:
+        check_output(study, output)
+    except StudyError as exc:
+        raise StudyError(f"{path}:{doc.line(('output',))}: output: {exc}") from None
+    return study
+
+
+def check_output(study: Study, output: str | Path) -> None:
+    """Refuse an output folder whose subject folders would hold input files.
+
+    A subject's outputs replace ``<output>/subjects/<id>`` as a whole
+    (:func:`multiscale.pipeline.outputs.subject_folder`), so an input file inside it would be
+    deleted by the run. :func:`load_study` checks the study's own ``output``; a run with another
+    output folder (``multiscale run --output``) should check that one too.
+
+    Raises
+    ------
+    StudyError
+        Naming the input file and the subject folder that contains it.
+    """
+    from .outputs import subject_folder  # outputs imports the steps: only when checking
+
+    out = Path(output).expanduser().resolve()
+    folders = [subject_folder(out, s.id) for s in study.subjects]
+    for s in study.subjects:
+        for f in s.input_files():
+            f = Path(f).expanduser().resolve()
+            for folder in folders:
+                if f == folder or folder in f.parents:
+                    raise StudyError(f"input file {f} of subject {s.id!r} lies in {folder}, which the run replaces "
+                                     "with its outputs (and so would delete); choose another output folder")
 
 
 def check_channels(study: Study) -> None:

@@ -18,8 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from multiscale import registration as reg
-
 from .graph import chain_to_reference, frames_of, references_of
 from .outputs import frame_maps_step, remove_staging, write_subject_step
 from .provenance import input_checksums
@@ -27,6 +25,7 @@ from .spec import Study, SubjectSpec, parse_map_name
 from .steps import (
     analysis_figures_step,
     analysis_step,
+    grid_step,
     load_image_step,
     load_mask_step,
     register_step,
@@ -138,7 +137,8 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
         return delayed(_step, pure=False)(name, fn, *args, dask_key_name=f"{name}{suffix}")
 
     images = {k: node(f"load-{k}", load_image_step, spec) for k, spec in subject.images.items()}
-    masks_raw = {k: node(f"load-mask-{k}", load_mask_step, spec) for k, spec in subject.masks.items()}
+    # a mask is read on the grid of the image it is drawn on (refused if it differs, unless resample: true)
+    masks_raw = {k: node(f"load-mask-{k}", load_mask_step, spec, images[spec.on]) for k, spec in subject.masks.items()}
     regs = {e.name: node(f"register-{e.name}", register_step, e, images[e.fixed_image], images[e.moving_image],
                          {k: masks_raw[k] for k, spec in subject.masks.items() if spec.on == e.fixed_image})
             for e in subject.edges}
@@ -147,7 +147,7 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
     grid = {r: images[r] for r in references_of(subject)}
     smooth = {r: None for r in grid}
     for r, g in subject.grids.items():
-        grid[r] = node(f"grid-{r}", reg.analysis_grid, images[r], g["spacing"])
+        grid[r] = node(f"grid-{r}", grid_step, images[r], g["spacing"], r)
         smooth[r] = g["spacing"] if g.get("smooth", True) else None
     maps = {}
     for k in subject.images:
