@@ -189,9 +189,20 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
 
 def resample_step(image: xr.DataArray, reference: xr.DataArray, registrations: list[dict[str, Any]],
                   interpolation: str = "linear", smooth_to: float | None = None) -> xr.DataArray:
-    """Resample ``image`` once into the reference frame through its chain (:func:`multiscale.registration.resample_chain`)."""
-    return reg.resample_chain(image, reference, [r["transform"] for r in registrations],
-                              interpolation=interpolation, smooth_to=smooth_to)
+    """Resample ``image`` once into the reference frame through its chain (:func:`multiscale.registration.resample_chain`).
+
+    The warnings of the image (``attrs["warnings"]``, from its loader) and of every registration of
+    the chain (``Transform.info["warnings"]``) travel with the resampled map.
+    """
+    out = reg.resample_chain(image, reference, [r["transform"] for r in registrations],
+                             interpolation=interpolation, smooth_to=smooth_to)
+    carried = list(image.attrs.get("warnings", []))
+    for r in registrations:
+        carried += [f"registration {r['edge']}: {w}" for w in (getattr(r["transform"], "info", {}) or {}).get("warnings", [])]
+    if carried:
+        out = out.copy(deep=False)
+        out.attrs = dict(out.attrs, warnings=list(dict.fromkeys(carried)))
+    return out
 
 
 def _expand_maps(names: tuple[str, ...], maps: Mapping[str, xr.DataArray]) -> list[tuple[str, xr.DataArray]]:
@@ -216,6 +227,15 @@ def _named_input(name: str, maps: Mapping[str, xr.DataArray], masks: Mapping[str
     if name in masks:
         return masks[name]
     return _expand_maps((name,), maps)[0][1]
+
+
+def _input_warnings(inputs: Mapping[str, Any]) -> list[str]:
+    """The recorded warnings (``attrs["warnings"]``) of every input image, once each, in input order."""
+    found: list[str] = []
+    for img in inputs.values():
+        if img is not None:
+            found += list(getattr(img, "attrs", {}).get("warnings", []) or [])
+    return list(dict.fromkeys(found))
 
 
 def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr.DataArray],
@@ -247,6 +267,9 @@ def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr
                 exc.add_note(f"while running analysis {analysis.name!r} ({analysis.type}) of {label} in {region}")
                 raise
             table = res.rows.assign(subject=subject_id, region=region, map=label, analysis=analysis.name)
+            inherited = _input_warnings(dict(inputs, **extra))
+            if inherited:  # what the loaders and registrations said about these inputs travels with the rows
+                table["flags"] = ["; ".join([f for f in (flag, *inherited) if f]) for flag in table["flags"]]
             rows += table.to_dict("records")
             results.append({"map": label, "region": region, "result": res})
     return {"type": analysis.type, "name": analysis.name, "rows": rows, "results": results}

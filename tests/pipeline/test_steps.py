@@ -39,3 +39,26 @@ def test_dask_sizes_a_step_output_by_its_images():
     img = spatial_image(np.zeros((20, 30, 40)), spacing=0.1)
     assert sizeof(StepOutput(img, {"load": 0.1})) >= img.nbytes
     assert sizeof(StepOutput({"a": img, "b": [img, img]})) >= 3 * img.nbytes
+
+
+def test_loader_and_registration_warnings_reach_the_rows_flags():
+    """A map's recorded warnings (from its loader, or the registrations of its chain) are in every row it gives."""
+    from multiscale.pipeline.spec import AnalysisSpec
+    from multiscale.pipeline.steps import analysis_step, resample_step
+    from multiscale.registration import identity
+
+    z, y, x = np.mgrid[:8, :8, :8]
+    pet = spatial_image(1.0 + z + 0.1 * x, spacing=1.0, units="SUVbw")
+    pet.attrs["warnings"] = ["pet.dcm: CorrectedImage lacks DECY"]
+    t = identity(3)
+    t.info["warnings"] = ["worse than the initial pose; kept the initial pose"]
+    moved = resample_step(pet, pet, [{"edge": "pet_to_mri", "transform": t}])
+    assert moved.attrs["warnings"] == ["pet.dcm: CorrectedImage lacks DECY",
+                                       "registration pet_to_mri: worse than the initial pose; kept the initial pose"]
+    mask = spatial_image(((z > 1) & (z < 6)).astype(np.uint8), spacing=1.0)
+    spec = AnalysisSpec(type="uptake", name="u", maps=("pet",), masks=("tumour",), params={"peak_volume_ml": 0.001})
+    out = analysis_step("m1", spec, {"pet": moved}, {"tumour": mask})
+    flags = {r["flags"] for r in out["rows"]}
+    assert len(flags) == 1
+    (flag,) = flags
+    assert "CorrectedImage lacks DECY" in flag and "registration pet_to_mri" in flag
