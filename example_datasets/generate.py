@@ -54,7 +54,7 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = "3"  # bump whenever the output changes: older studies are then regenerated
+GENERATOR_VERSION = "4"  # bump whenever the output changes: older studies are then regenerated
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
 MANIFEST = "manifest.json"
 #: data files of a study, in the order they are written (plus ``ground_truth.json`` and the manifest)
@@ -567,6 +567,10 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
             "section_in_mri": {
                 "z0_mm": float(z0), "plane": "MRI world plane z = z0",
                 "in_plane_matrix_3x3": np.eye(3).tolist(),
+                # the pose as a transform (ITK convention, fixed = section, moving = MRI): section point
+                # (x, y, 0) -> MRI point (x, y, z0), what multiscale.registration.register_slice_to_volume recovers
+                "matrix_4x4": [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, float(z0)],
+                               [0.0, 0.0, 0.0, 1.0]],
                 "note": "fluorescence pixel (row i, column j) has its centre at MRI world "
                         "(x = j * pixel_size, y = i * pixel_size, z = z0): its (y, x) mm coordinates are MRI "
                         "world (y, x) coordinates. The OME Plane PositionX/Y/Z (mm) state the same.",

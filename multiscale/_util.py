@@ -6,6 +6,7 @@ pipeline's outputs, which use these.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -17,7 +18,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["jsonable", "umask_mode", "atomic_write", "write_text_atomic", "write_json_atomic", "replace_folder"]
+__all__ = [
+    "jsonable",
+    "umask_mode",
+    "atomic_write",
+    "write_text_atomic",
+    "write_json_atomic",
+    "replace_folder",
+    "recover_replaced_folders",
+    "private_tempdir",
+    "check_writable",
+    "write_error_reason",
+]
 
 
 def jsonable(value: Any, nonfinite: str = "string", drop: tuple[str, ...] = ()) -> Any:
@@ -140,21 +152,128 @@ def replace_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     """Put the finished folder ``tmp`` at ``final`` (renames within one parent folder).
 
     An existing ``final`` is renamed aside first and removed after the swap, so a reader sees
-    either the old folder or the new one, never a mixture.
+    either the old folder or the new one, never a mixture. A process killed between the two renames leaves ``.<name>.old-*`` and no ``final``:
+    :func:`recover_replaced_folders` puts it back.
     """
     tmp, final = Path(tmp), Path(final)
     os.chmod(tmp, umask_mode(0o777))  # mkdtemp made it private
     old = None
     if final.exists():
-        old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+        old = final.parent / f".{final.name}{_OLD_INFIX}{uuid.uuid4().hex[:8]}"
         final.rename(old)
-    tmp.rename(final)
+    try:
+        tmp.rename(final)
+    except BaseException:
+        if old is not None and not final.exists():
+            old.rename(final)  # the new folder could not go in: the previous one stays
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+_OLD_INFIX = ".old-"
+
+
+def recover_replaced_folders(parent: str | os.PathLike) -> list[str]:
+    """Undo what a :func:`replace_folder` killed between its renames left in ``parent``.
+
+    A ``.<name>.old-*`` folder whose ``<name>`` is missing is renamed back (the newest when there
+    are several); one whose ``<name>`` exists is a leftover of a finished swap and is removed.
+    Returns one line per folder put back or removed. Call it only while no other process writes
+    into ``parent``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp()); (d / ".s1.old-0123abcd").mkdir()
+    >>> recover_replaced_folders(d), sorted(p.name for p in d.iterdir())
+    (['restored s1 from .s1.old-0123abcd'], ['s1'])
+    """
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    olds: dict[str, list[Path]] = {}
+    for p in parent.iterdir():
+        if p.name.startswith(".") and _OLD_INFIX in p.name and p.is_dir():
+            olds.setdefault(p.name[1:].rsplit(_OLD_INFIX, 1)[0], []).append(p)
+    done = []
+    for name, found in sorted(olds.items()):
+        found.sort(key=lambda q: q.stat().st_mtime_ns, reverse=True)
+        if not (parent / name).exists():
+            found[0].rename(parent / name)
+            done.append(f"restored {name} from {found[0].name}")
+            found = found[1:]
+        for q in found:
+            shutil.rmtree(q, ignore_errors=True)
+            done.append(f"removed {q.name}")
+    return done
 
 
 def private_tempdir(parent: str | os.PathLike, prefix: str) -> Path:
     """A new private folder inside ``parent`` (created if needed) for staging outputs."""
     Path(parent).mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
+
+
+#: errno values of a write that failed for want of space, or of permission to write
+_WRITE_ERRORS = {
+    getattr(errno, "EDQUOT", errno.ENOSPC): "disk full (quota exceeded)",
+    errno.ENOSPC: "disk full",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "read-only folder (permission denied)",
+    errno.EPERM: "read-only folder (operation not permitted)",
+}
+
+
+def write_error_reason(exc: BaseException) -> str | None:
+    """``"disk full"``, ``"read-only ..."`` for an ``OSError`` of a write without space or permission, else None.
+
+    Examples
+    --------
+    >>> write_error_reason(OSError(errno.ENOSPC, "No space left on device"))
+    'disk full'
+    >>> write_error_reason(ValueError("x")) is None
+    True
+    """
+    if isinstance(exc, OSError):
+        return _WRITE_ERRORS.get(exc.errno)
+    return None
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and write, then remove, a small probe file in it.
+
+    Raises
+    ------
+    OSError
+        With a note naming the folder and the reason (disk full, read-only).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> check_writable(Path(tempfile.mkdtemp()) / "out").is_dir()
+    True
+    """
+    folder = Path(folder)
+    probe = folder / f".multiscale-probe-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, b"multiscale write probe\n" * 64)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        if probe.exists():
+            try:
+                probe.unlink()
+            except OSError:
+                pass
+        reason = write_error_reason(exc) or "cannot write"
+        exc.add_note(f"output folder {folder} is not writable ({reason}): free space there, fix its "
+                     f"permissions, or choose another output folder (--output)")
+        raise
+    return folder

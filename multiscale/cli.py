@@ -8,7 +8,9 @@ validate  check a study file without running it
 info      describe an image file (geometry, units, channels)
 view      open output OME-Zarr maps in napari (extra ``[viewer]``)
 
-Exit codes: 0 success, 1 some subjects failed (the others completed), 2 bad study or arguments.
+Exit codes: 0 success, 1 some subjects failed (the others completed), 2 bad study or arguments (an
+output folder that cannot be written, holds results multiscale did not write, or is in use by
+another run: ``--force`` writes over someone else's results).
 """
 
 from __future__ import annotations
@@ -62,23 +64,42 @@ def example_study_for(data: Path) -> Path:
     return target
 
 
-def _client(workers: int | None, scheduler: str | None) -> tuple[Any, Any]:
+#: where the dashboard of our LocalCluster listens unless ``--dashboard-address`` says otherwise:
+#: this machine only (a free port), never every network interface
+DASHBOARD_ADDRESS = "127.0.0.1:0"
+
+
+def _client(workers: int | None, scheduler: str | None,
+            dashboard_address: str | None = DASHBOARD_ADDRESS) -> tuple[Any, Any]:
     """A dask.distributed client: connected to ``scheduler``, or on a new LocalCluster of ``workers`` processes."""
     from distributed import Client
 
     if scheduler:
         return Client(scheduler), None
     n = workers or max(1, min(os.cpu_count() or 1, 4))
-    cluster = local_cluster(n)
+    cluster = local_cluster(n, dashboard_address=dashboard_address)
     return Client(cluster), cluster
+
+
+def _dashboard(value: str | None) -> str | None:
+    """``--dashboard-address``: ``none``/``off`` disables the dashboard; a bare port listens on 127.0.0.1."""
+    if value is None:
+        return DASHBOARD_ADDRESS
+    if value.strip().lower() in ("none", "off", ""):
+        return None
+    return f"127.0.0.1:{value}" if value.strip().isdigit() else value.strip()
 
 
 #: what the scheduler of our LocalCluster assumes for moving data between its workers at first
 LOCAL_BANDWIDTH = "1 GB"
 
 
-def local_cluster(workers: int) -> Any:
+def local_cluster(workers: int, dashboard_address: str | None = DASHBOARD_ADDRESS, processes: bool = True) -> Any:
     """The LocalCluster ``multiscale run`` starts: ``workers`` processes of one thread each.
+
+    Its scheduler listens on 127.0.0.1 (LocalCluster's default) and its dashboard on
+    ``dashboard_address``: 127.0.0.1 on a free port unless asked otherwise (``"0.0.0.0:8787"``
+    shows it to the network; None starts none).
 
     Its workers share one machine, so data move between them as local copies (about 1 GB/s and
     more), not over a network: the scheduler starts from that figure rather than dask's default
@@ -94,11 +115,13 @@ def local_cluster(workers: int) -> Any:
     from distributed import LocalCluster
 
     with dask.config.set({"distributed.scheduler.bandwidth": LOCAL_BANDWIDTH}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
+                            dashboard_address=dashboard_address)
 
 
 def _run(study_path: Path, output: str | None, workers: int | None, scheduler: str | None,
-         subjects: Sequence[str] | None, resume: bool, in_process: bool = False) -> int:
+         subjects: Sequence[str] | None, resume: bool, in_process: bool = False, force: bool = False,
+         dashboard_address: str | None = DASHBOARD_ADDRESS) -> int:
     from multiscale.pipeline.runner import run_study
     from multiscale.pipeline.study import StudyError, load_study
 
@@ -117,11 +140,18 @@ def _run(study_path: Path, output: str | None, workers: int | None, scheduler: s
         if all(subject_is_complete(study, s, out) for s in study.select(list(subjects) if subjects else None)):
             in_process = True  # nothing to compute: no cluster needed
     if not in_process:
-        client, cluster = _client(workers, scheduler)
+        client, cluster = _client(workers, scheduler, dashboard_address)
         where = scheduler or f"LocalCluster with {len(client.scheduler_info()['workers'])} worker process(es)"
-        print(f"dask.distributed: {where}; dashboard {client.dashboard_link}")
+        dash = client.dashboard_link if (scheduler or dashboard_address) else "off"
+        print(f"dask.distributed: {where}; dashboard {dash}")
     try:
-        run = run_study(study, output=output, client=client, subjects=subjects, resume=resume)
+        run = run_study(study, output=output, client=client, subjects=subjects, resume=resume, force=force)
+    except StudyError as exc:  # the output folder: not writable, someone else's, or in use
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # writing the cohort outputs (disk full, read-only)
+        print("error: " + "\n".join([str(exc)] + list(getattr(exc, "__notes__", []))), file=sys.stderr)
+        return EXIT_FAILED_SUBJECTS
     finally:
         if client is not None:
             client.close()
@@ -132,7 +162,7 @@ def _run(study_path: Path, output: str | None, workers: int | None, scheduler: s
 
 def _cmd_run(args: argparse.Namespace) -> int:
     return _run(Path(args.study), args.output, args.workers, args.scheduler, args.subjects, args.resume,
-                in_process=args.workers == 0)
+                in_process=args.workers == 0, force=args.force, dashboard_address=_dashboard(args.dashboard_address))
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -165,7 +195,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     data = ensure_example_data(args.size, args.seed, args.data)
     output = args.output or "demo_output"
     code = _run(example_study_for(data), output, args.workers or None, None, None, False,
-                in_process=not args.workers)
+                in_process=not args.workers, force=args.force, dashboard_address=_dashboard(args.dashboard_address))
     report = Path(output).resolve() / "report.html"
     if report.is_file():
         print(f"\nOpen the report: {report}")
@@ -195,6 +225,13 @@ def _cmd_view(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+_DASHBOARD_HELP = ("where the LocalCluster's dask dashboard listens (default 127.0.0.1 on a free port: this "
+                   "machine only; e.g. 0.0.0.0:8787 to show it to the network, a bare port for 127.0.0.1:PORT, "
+                   "'none' for no dashboard)")
+_FORCE_HELP = ("write into an output folder that holds results.csv, report.html or provenance.json not written "
+               "by multiscale (refused otherwise)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``multiscale`` command."""
     p = argparse.ArgumentParser(prog="multiscale", description="Multiscale spatial imaging of nanomedicine.")
@@ -208,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder for the generated example data (default: example_datasets/generated)")
     d.add_argument("--workers", type=int, default=0,
                    help="run on a LocalCluster with this many workers (default: in this process)")
+    d.add_argument("--dashboard-address", default=None, metavar="ADDR", help=_DASHBOARD_HELP)
+    d.add_argument("--force", action="store_true", help=_FORCE_HELP)
     d.set_defaults(func=_cmd_demo)
 
     r = sub.add_parser("run", help="run a study file")
@@ -219,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
     r.add_argument("--subjects", nargs="+", default=None, metavar="ID", help="run only these subjects")
     r.add_argument("--resume", action="store_true", help="skip subjects whose outputs are complete")
+    r.add_argument("--dashboard-address", default=None, metavar="ADDR", help=_DASHBOARD_HELP)
+    r.add_argument("--force", action="store_true", help=_FORCE_HELP)
     r.set_defaults(func=_cmd_run)
 
     v = sub.add_parser("validate", help="check a study file without running it")

@@ -53,6 +53,7 @@ def test_run_on_a_localcluster_of_two_worker_processes(tmp_path, capsys):
     assert main(["run", str(path), "--workers", "2"]) == 1
     out = capsys.readouterr().out
     assert "LocalCluster with 2 worker process(es)" in out
+    assert re.search(r"dashboard http://127\.0\.0\.1:\d+/", out)  # this machine only
     assert re.search(r"\[\d/2\] s1: FAILED .*mri\.nii\.gz", out)
     assert re.search(r"\[\d/2\] s2: done", out)
     prov = json.loads((tmp_path / "out" / "provenance.json").read_text())
@@ -175,3 +176,23 @@ def test_the_local_cluster_assumes_local_bandwidth_between_its_workers():
     with local_cluster(1) as cluster, distributed.Client(cluster) as client:
         assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.bandwidth) == parse_bytes(LOCAL_BANDWIDTH)
         assert list(client.nthreads().values()) == [1]
+
+
+def test_the_local_dashboard_listens_on_loopback_only():
+    """``multiscale run``'s LocalCluster: the dashboard binds 127.0.0.1 unless --dashboard-address says otherwise."""
+    from multiscale.cli import DASHBOARD_ADDRESS, _dashboard, build_parser, local_cluster
+
+    cluster = local_cluster(1, processes=False)
+    try:
+        server = cluster.scheduler.http_server
+        hosts = {sock.getsockname()[0] for sock in server._sockets.values()}
+        assert hosts == {"127.0.0.1"}
+        assert cluster.scheduler.address.startswith(("inproc://", "tcp://127.0.0.1"))
+    finally:
+        cluster.close()
+    assert _dashboard(None) == DASHBOARD_ADDRESS == "127.0.0.1:0"
+    assert _dashboard("8787") == "127.0.0.1:8787"
+    assert _dashboard("0.0.0.0:8787") == "0.0.0.0:8787"
+    assert _dashboard("none") is None
+    args = build_parser().parse_args(["run", "study.yaml", "--dashboard-address", "0.0.0.0:8787", "--force"])
+    assert args.dashboard_address == "0.0.0.0:8787" and args.force

@@ -4,13 +4,25 @@ Everything is written into a temporary folder beside the final one and swapped i
 subject's folder is either complete (it holds ``_SUCCESS.json``, written last) or absent. Each
 reference frame's OME-Zarr may be written by a task of its own into a staging folder that the
 write step moves in.
+
+``_SUCCESS.json`` records the study fingerprint of the subject, the checksums of its input files,
+every output with its size in bytes, and the sha256 of ``results.parquet``:
+:func:`subject_status` checks all of them, so a stale or truncated folder is never taken as done.
+
+The output folder itself is claimed by :func:`claim_output` at the start of a run: it must be
+writable, hold no results of someone else (a folder multiscale wrote carries
+``.multiscale-output.json``), and no other run may be writing into it (``.multiscale-run.lock``);
+what a killed run left (a subject folder moved aside mid-swap, staging folders) is put back or
+removed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,19 +34,35 @@ import xarray as xr
 from multiscale import image as mi
 from multiscale import io
 from multiscale import registration as reg
-from multiscale._util import private_tempdir, replace_folder
+from multiscale._util import (
+    check_writable,
+    private_tempdir,
+    recover_replaced_folders,
+    replace_folder,
+    write_error_reason,
+    write_json_atomic,
+)
+from multiscale.errors import StudyError
 
 from . import report
 from .graph import chain_to_reference, frames_of, references_of
-from .provenance import input_checksums, provenance_record, write_json
+from .provenance import file_sha256, input_checksums, provenance_record, write_json
 from .results import write_results
 from .spec import Study, SubjectSpec, parse_map_name
 from .steps import analysis_figures_step, analysis_table, registration_figures_step
 
 __all__ = [
     "SUCCESS_FILE",
+    "OUTPUT_MARKER",
+    "RUN_LOCK",
+    "COMPLETE",
     "subject_folder",
+    "subject_status",
     "subject_is_complete",
+    "claim_output",
+    "release_output",
+    "gather_warnings",
+    "explain_write_error",
     "frame_maps",
     "frame_maps_step",
     "remove_staging",
@@ -50,21 +78,249 @@ def subject_folder(output: Path, subject_id: str) -> Path:
     return Path(output) / "subjects" / subject_id
 
 
-def subject_is_complete(study: Study, subject: SubjectSpec, output: Path) -> bool:
-    """True when the subject's folder holds a success marker for the same study settings and inputs."""
-    marker = subject_folder(output, subject.id) / SUCCESS_FILE
+#: what :func:`subject_status` says of a folder whose outputs are complete and current
+COMPLETE = "complete"
+
+
+def _sizes(folder: Path, outputs: list[str]) -> dict[str, int]:
+    """Size in bytes of each output (a folder: the sum over the files under it)."""
+    out = {}
+    for name in outputs:
+        p = folder / name
+        if p.is_dir():
+            out[name] = sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+        else:
+            out[name] = p.stat().st_size
+    return out
+
+
+def subject_status(study: Study, subject: SubjectSpec, output: Path,
+                   inputs: Mapping[str, str] | None = None) -> str:
+    """Whether a subject's folder holds outputs of the current settings and inputs: :data:`COMPLETE`, or why not.
+
+    Checked: the success marker exists and parses, its fingerprint is the study's for the subject,
+    its input checksums are those of the files now (``inputs`` when given, else computed), every
+    output it lists exists with the size it had when written, and ``results.parquet`` has its
+    recorded sha256. The reasons start with ``missing``, ``stale`` or ``corrupt``.
+    """
+    folder = subject_folder(output, subject.id)
+    marker = folder / SUCCESS_FILE
     if not marker.is_file():
-        return False
+        return "missing: no outputs" if not folder.exists() else "missing: no success marker (interrupted write)"
     try:
         rec = json.loads(marker.read_text())
     except (OSError, ValueError):
-        return False
+        return "corrupt: unreadable success marker"
+    if not isinstance(rec, dict):
+        return "corrupt: unreadable success marker"
     if rec.get("fingerprint") != study.subject_fingerprint(subject):
+        return "stale: study settings changed since these outputs were written"
+    now = dict(inputs) if inputs is not None else input_checksums(subject.input_files())
+    if rec.get("inputs") != now:
+        changed = sorted(k for k in set(now) | set(rec.get("inputs") or {})
+                         if now.get(k) != (rec.get("inputs") or {}).get(k))
+        return f"stale: input files changed since these outputs were written ({', '.join(changed)})"
+    sizes = rec.get("sizes")
+    if not isinstance(sizes, dict):
+        return "stale: written by an older multiscale (no output sizes recorded)"
+    for name in rec.get("outputs", []):
+        p = folder / name
+        if not p.exists():
+            return f"corrupt: {name} is missing"
+        if name in sizes:
+            size = _sizes(folder, [name])[name]
+            if size != sizes[name]:
+                return f"corrupt: {name} has {size} bytes, {sizes[name]} when written (truncated or changed)"
+    expected = (rec.get("sha256") or {}).get("results.parquet")
+    if expected is None or file_sha256(folder / "results.parquet") != expected:
+        return "corrupt: results.parquet differs from what was written (sha256)"
+    return COMPLETE
+
+
+def subject_is_complete(study: Study, subject: SubjectSpec, output: Path,
+                        inputs: Mapping[str, str] | None = None) -> bool:
+    """True when the subject's folder holds complete outputs of the same study settings and inputs.
+
+    See :func:`subject_status` for what is checked.
+    """
+    return subject_status(study, subject, output, inputs) == COMPLETE
+
+
+#: written into an output folder on its first use by multiscale: the folder's results are ours
+OUTPUT_MARKER = ".multiscale-output.json"
+#: held while a run writes into an output folder
+RUN_LOCK = ".multiscale-run.lock"
+#: what multiscale writes at the top of an output folder (never overwritten when not ours)
+_OURS = ("results.csv", "results.parquet", "subjects.csv", "report.html", "provenance.json", "subjects")
+#: names of what a killed run may leave at the top of an output folder
+_LEFTOVER = re.compile(r"^\.(?:[^/]*\.tmp-[0-9a-f]{8}.*|cohort-.*\.tmp|multiscale-probe-[0-9a-f]{8})$")
+
+
+def _written_by_multiscale(out: Path) -> bool:
+    """An output folder of a multiscale older than the marker: its provenance.json is ours."""
+    try:
+        prov = json.loads((out / "provenance.json").read_text())
+    except (OSError, ValueError):
         return False
-    if rec.get("inputs") != input_checksums(subject.input_files()):
+    return isinstance(prov, dict) and "multiscale" in (prov.get("packages") or {}) and "statuses" in prov
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    folder = marker.parent
-    return all((folder / f).exists() for f in rec.get("outputs", []))
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def _take_lock(out: Path, token: str) -> None:
+    lock = out / RUN_LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
+          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                held = json.loads(lock.read_text())
+            except (OSError, ValueError):
+                held = {}
+            pid, host = held.get("pid"), held.get("host")
+            if isinstance(pid, int) and host == me["host"] and not _pid_alive(pid):
+                lock.unlink(missing_ok=True)  # a run that was killed: take over
+                continue
+            if not held and time.time() - lock.stat().st_mtime > 60:
+                lock.unlink(missing_ok=True)  # unreadable and old
+                continue
+            raise StudyError(
+                f"{out}: another multiscale run (pid {pid} on {host}, started {held.get('started')}) is "
+                f"writing into this output folder; wait for it, or choose another --output. If no run is "
+                f"active, delete {lock}") from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        return
+
+
+def claim_output(output: Path, token: str, force: bool = False, study_name: str = "") -> list[str]:
+    """Make ``output`` ready for a run (``token``); returns one line per thing repaired or removed.
+
+    - the folder is created and must be writable (a probe file is written and removed);
+    - a folder holding results, a report or provenance that multiscale did not write (no
+      :data:`OUTPUT_MARKER`) is refused unless ``force``;
+    - the run takes :data:`RUN_LOCK` (refused while another live run holds it) and marks the folder;
+    - a subject folder that a killed run moved aside mid-swap is put back, and the staging and
+      temporary files of dead runs are removed.
+
+    Raises
+    ------
+    StudyError
+        The folder is someone else's, another run writes into it, or it cannot be written.
+    """
+    out = Path(output)
+    try:
+        check_writable(out)
+        if (out / "subjects").is_dir():
+            check_writable(out / "subjects")
+    except OSError as exc:
+        reason = write_error_reason(exc) or "cannot write"
+        raise StudyError(f"{out}: output folder is not writable ({reason}: {exc.strerror or exc}); free space "
+                         f"there, fix its permissions, or choose another folder with --output") from exc
+    marker = out / OUTPUT_MARKER
+    if not marker.is_file():
+        theirs = [n for n in _OURS if (out / n).exists()]
+        if theirs and not force and not _written_by_multiscale(out):
+            raise StudyError(
+                f"{out}: output folder already holds {', '.join(theirs)} that multiscale did not write "
+                f"(no {OUTPUT_MARKER}); refusing to overwrite them. Choose another folder with --output "
+                f"(or the study's 'output'), or pass --force (force=True) to write over them")
+    _take_lock(out, token)
+    try:
+        if not marker.is_file():
+            write_json_atomic({"written_by": "multiscale", "study": study_name,
+                               "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}, marker)
+        done = []
+        for p in out.iterdir():
+            if _LEFTOVER.match(p.name):
+                _remove(p)
+                done.append(f"removed {p.name}")
+        subjects = out / "subjects"
+        if subjects.is_dir():
+            done += recover_replaced_folders(subjects)
+            for p in subjects.iterdir():
+                if p.name.startswith(".") and p.name.endswith(".tmp"):
+                    _remove(p)
+                    done.append(f"removed subjects/{p.name}")
+    except BaseException:
+        release_output(out, token)
+        raise
+    return done
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def release_output(output: Path, token: str) -> None:
+    """Release the run lock that :func:`claim_output` took for ``token`` (a lock of another run is left)."""
+    lock = Path(output) / RUN_LOCK
+    try:
+        held = json.loads(lock.read_text())
+    except (OSError, ValueError):
+        return
+    if held.get("token") == token and held.get("pid") == os.getpid():
+        lock.unlink(missing_ok=True)
+
+
+def explain_write_error(exc: BaseException, what: str, folder: Path) -> None:
+    """Add a note naming ``folder`` and the reason (disk full, read-only) to an OSError of a write."""
+    reason = write_error_reason(exc)
+    if reason is not None:
+        exc.add_note(f"{reason} while writing {what} into {folder}: free space there or make it writable, or "
+                     f"choose another output folder (--output); nothing half-written was left and the other "
+                     f"subjects' folders are untouched")
+
+
+def _image_warnings(img: Any) -> list[str]:
+    w = getattr(img, "attrs", {}).get("warnings") if img is not None else None
+    if not w:
+        return []
+    return [str(w)] if isinstance(w, str) else [str(x) for x in w]
+
+
+def gather_warnings(maps: Mapping[str, Any], masks: Mapping[str, Any],
+                    registrations: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The warnings the subject's images, masks and registrations carry, each prefixed with where from.
+
+    An image's are in ``attrs["warnings"]`` (set by its loader and kept through resampling); a
+    registration's in its ``"warnings"`` entry or its transform's ``info["warnings"]``. Repeats are
+    dropped, the order kept.
+    """
+    out: list[str] = []
+    for kind, group in (("image", maps), ("mask", masks)):
+        for key, img in group.items():
+            out += [f"{kind} {key}: {w}" for w in _image_warnings(img)]
+    for name, r in registrations.items():
+        ws = list(r.get("warnings") or [])
+        ws += list((getattr(r.get("transform"), "info", None) or {}).get("warnings") or [])
+        out += [f"registration {name}: {w}" for w in ([ws] if isinstance(ws, str) else ws)]
+    return list(dict.fromkeys(out))
+
+
+def _flag_warnings(table: Any) -> list[str]:
+    """The distinct row flags of a subject's table, as ``analysis <name> (<map> in <region>): <flags>``."""
+    if table is None or "flags" not in table or table.empty:
+        return []
+    flagged = table[table["flags"].astype(str) != ""]
+    out = [f"analysis {a} ({m} in {r}): {f}" for a, m, r, f in
+           flagged[["analysis", "map", "region", "flags"]].drop_duplicates().itertuples(index=False)]
+    return list(dict.fromkeys(out))
 
 
 def _frame_stack(frame: str, maps: Mapping[str, xr.DataArray], frame_of: Mapping[str, str],
@@ -137,12 +393,18 @@ def frame_maps_step(subject: SubjectSpec, frame: str, maps: dict, masks: dict, a
     Returns the store's path; the subject's write step moves it into the subject folder. A
     staging folder left by a subject that failed later is removed by the runner.
     """
-    stage = private_tempdir(subject_folder(output, subject.id).parent, _staging_prefix(subject.id, token))
+    parent = subject_folder(output, subject.id).parent
+    try:
+        stage = private_tempdir(parent, _staging_prefix(subject.id, token))
+    except OSError as exc:
+        explain_write_error(exc, f"the {frame} maps of subject {subject.id!r}", parent)
+        raise
     try:
         store = stage / f"{frame}.ome.zarr"
         io.save(frame_maps(subject, frame, maps, masks, analyses), store)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
+        explain_write_error(exc, f"the {frame} maps of subject {subject.id!r}", stage.parent)
         raise
     return store
 
@@ -158,7 +420,11 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
     OME-Zarr stores of reference frames already written by :func:`frame_maps_step` (moved in).
     """
     final = subject_folder(output, subject.id)
-    tmp = private_tempdir(final.parent, f".{subject.id}.")
+    try:
+        tmp = private_tempdir(final.parent, f".{subject.id}.")
+    except OSError as exc:
+        explain_write_error(exc, f"the outputs of subject {subject.id!r}", final.parent)
+        raise
     t0 = time.perf_counter()
     try:
         table = analysis_table(analyses)
@@ -204,19 +470,24 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
             outputs.append(f"figures/{fname}")
         timings = dict(timings)
         timings[f"write-{subject.id}"] = time.perf_counter() - t0
+        warnings = gather_warnings(maps, masks, registrations)
         prov = provenance_record(
             {"subject": subject, "analyses": list(study.analyses), "study_file": str(study.path)},
             inputs, timings, subject=subject.id, study=study.name,
+            warnings=warnings, row_flags=_flag_warnings(table),
         )
         write_json(prov, tmp / "provenance.json")
         outputs.append("provenance.json")
-        html = report.subject_report_html(study, subject, table, figures, reg_summary, timings)
+        html = report.subject_report_html(study, subject, table, figures, reg_summary, timings, warnings=warnings)
         (tmp / "report.html").write_text(html, encoding="utf-8")
         outputs.append("report.html")
         write_json({"subject": subject.id, "fingerprint": study.subject_fingerprint(subject), "inputs": inputs,
-                    "outputs": outputs, "timings_s": timings}, tmp / SUCCESS_FILE)
+                    "outputs": outputs, "sizes": _sizes(tmp, outputs),
+                    "sha256": {"results.parquet": file_sha256(tmp / "results.parquet")},
+                    "timings_s": timings}, tmp / SUCCESS_FILE)
         replace_folder(tmp, final)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        explain_write_error(exc, f"the outputs of subject {subject.id!r}", final.parent)
         raise
-    return {"subject": subject.id, "folder": str(final), "rows": len(table), "timings": timings}
+    return {"subject": subject.id, "folder": str(final), "rows": len(table), "timings": timings, "inputs": inputs}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import io as _io
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -147,8 +148,26 @@ def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> s
             f"<nav>{links}</nav><main>{body}</main></body></html>")
 
 
+def _warnings_html(warnings: list[str] | None, table: pd.DataFrame) -> str:
+    """The Warnings section: what the loaders and registrations reported, then the rows' flags."""
+    flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table.iloc[:0]
+    if not warnings and not len(flagged):
+        return ""
+    out = "<h3>Warnings</h3>"
+    if warnings:
+        out += ("<p class='small'>Reported while loading the images and masks or registering them (also in the "
+                "subject's <code>provenance.json</code>):</p><ul class='warn'>"
+                + "".join(f"<li>{html.escape(str(w))}</li>" for w in warnings) + "</ul>")
+    if len(flagged):
+        warn = flagged.groupby(["analysis", "map", "region", "flags"], sort=False).size().reset_index(name="rows")
+        out += ("<p class='small'>Raised while computing these rows; the rows carry them in "
+                "their <code>flags</code> column.</p>" + _table_html(warn))
+    return out
+
+
 def _subject_body(subject_id: str, table: pd.DataFrame, figures: Mapping[str, bytes],
-                  reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None) -> str:
+                  reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None,
+                  warnings: list[str] | None = None) -> str:
     def figs(prefix: str) -> str:
         return "".join(_img(png, _caption(f)) for f, png in figures.items() if f.startswith(prefix))
 
@@ -165,11 +184,7 @@ def _subject_body(subject_id: str, table: pd.DataFrame, figures: Mapping[str, by
         if mine:
             body.append(f"<h3>{html.escape(family.name)}</h3><p class='small'>{html.escape(family.description)}</p>"
                         + "".join(_img(png, _caption(f)) for f, png in mine.items()))
-    flagged = table[table["flags"].astype(str) != ""] if "flags" in table else table.iloc[:0]
-    if len(flagged):
-        warn = flagged.groupby(["analysis", "map", "region", "flags"], sort=False).size().reset_index(name="rows")
-        body.append("<h3>Warnings</h3><p class='small'>Raised while computing these rows; the rows carry them in "
-                    "their <code>flags</code> column.</p>" + _table_html(warn))
+    body.append(_warnings_html(warnings, table))
     body.append("<h3>Metrics</h3>" + _summary_tables(table))
     if timings:
         tt = pd.DataFrame(sorted(timings.items(), key=lambda kv: -kv[1]), columns=["step", "seconds"])
@@ -179,9 +194,10 @@ def _subject_body(subject_id: str, table: pd.DataFrame, figures: Mapping[str, by
 
 
 def subject_report_html(study: Any, subject: Any, table: pd.DataFrame, figures: Mapping[str, bytes],
-                        reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None = None) -> str:
-    """One subject's self-contained HTML page."""
-    body = _subject_body(subject.id, table, figures, reg_summary, timings)
+                        reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None = None,
+                        warnings: list[str] | None = None) -> str:
+    """One subject's self-contained HTML page (``warnings``: its loaders' and registrations' warnings)."""
+    body = _subject_body(subject.id, table, figures, reg_summary, timings, warnings)
     return _page(f"{study.name}: {subject.id}", f"study file {study.path}", [(subject.id, subject.id)], body)
 
 
@@ -282,37 +298,79 @@ def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
     return [(caption, cohort_figure_png(kind, data)) for caption, kind, data in cohort_figure_specs(table)]
 
 
+def _input_warnings(folder: Path) -> list[str]:
+    """The loader and registration warnings a subject's provenance.json records (its flags are in the table)."""
+    try:
+        prov = json.loads((folder / "provenance.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(w) for w in prov.get("warnings") or []]
+
+
 def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[str, Any]], output: Path,
-                      cohort_figures: list[tuple[str, bytes]] | None = None) -> str:
+                      cohort_figures: list[tuple[str, bytes]] | None = None,
+                      table_summary: Mapping[str, Any] | None = None) -> str:
     """The study report: a cohort page (status, failures, cross-subject figures) followed by every subject's page.
 
     ``statuses`` holds one mapping per subject with ``subject``, ``status`` (completed, skipped,
-    failed), ``seconds`` and ``error``; subject sections are read back from each subject's folder.
-    ``cohort_figures`` are ``(caption, png)`` pairs already drawn (drawn here when not given).
+    failed, stale, ...), ``seconds``, ``rows``, ``error`` and ``in_table`` (whether its rows are in
+    the cohort table; subjects not in it get no section); subject sections are read back from each
+    subject's folder. ``cohort_figures`` are ``(caption, png)`` pairs already drawn (drawn here
+    when not given). ``table_summary`` (``rows``, ``sha256`` of ``results.csv``) names the cohort
+    table this report describes; the study's provenance.json records the same.
     """
+    def in_table(s: Mapping[str, Any]) -> bool:
+        return bool(s.get("in_table", s.get("status") != "failed"))
+
     nav = [("cohort", "cohort")]
     body = ["<section id='cohort'><h2>Cohort</h2>"]
+    if table_summary:
+        body.append(f"<p class='small'>This report describes <code>results.csv</code> of "
+                    f"{int(table_summary.get('rows', len(table)))} rows, sha256 "
+                    f"<code>{html.escape(str(table_summary.get('sha256', '')))}</code> (also recorded in "
+                    f"<code>provenance.json</code>).</p>")
+    warned = {}
+    for s in statuses:
+        if in_table(s):
+            w = _input_warnings(Path(output) / "subjects" / s["subject"])
+            flagged = table[(table.subject == s["subject"]) & (table["flags"].astype(str) != "")] \
+                if "flags" in table else table.iloc[:0]
+            if w or len(flagged):
+                warned[s["subject"]] = (w, len(flagged))
     st = pd.DataFrame([{k: s.get(k, "") for k in ("subject", "status", "seconds", "rows")} for s in statuses])
+    if len(st):
+        st["warnings"] = [len(warned[s["subject"]][0]) + warned[s["subject"]][1] if s["subject"] in warned else 0
+                          for s in statuses]
     body.append(_table_html(st))
     failed = [s for s in statuses if s.get("status") == "failed"]
     if failed:
         body.append("<h3 class='fail'>Failed subjects</h3>")
         for s in failed:
             body.append(f"<p><b>{html.escape(s['subject'])}</b></p><pre>{html.escape(str(s.get('error', '')))}</pre>")
+    left_out = [s for s in statuses if not in_table(s) and s.get("status") != "failed"]
+    if left_out:
+        body.append("<h3 class='skip'>Subjects left out of the table</h3><p class='small'>Their folders hold no "
+                    "outputs of the current study settings and input files; run them again.</p><ul>"
+                    + "".join(f"<li><b>{html.escape(s['subject'])}</b>: {html.escape(str(s.get('status', '')))}</li>"
+                              for s in left_out) + "</ul>")
+    if warned:
+        body.append("<h3>Subjects with warnings</h3><ul>" + "".join(
+            f"<li><a href='#{html.escape(sid)}'>{html.escape(sid)}</a>: "
+            + html.escape("; ".join(w) if w else "")
+            + (f"{'; ' if w else ''}{n} row(s) flagged" if n else "") + "</li>"
+            for sid, (w, n) in warned.items()) + "</ul>")
     for caption, png in (_cohort_figures(table) if cohort_figures is None else cohort_figures):
         body.append(_img(png, caption))
     body.append("</section>")
     for s in statuses:
-        if s.get("status") == "failed":
+        if not in_table(s):
             continue
         folder = Path(output) / "subjects" / s["subject"]
         figures = {p.name: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))}
-        import json
-
         reg = json.loads((folder / "registration.json").read_text()) if (folder / "registration.json").exists() else {}
         sub_table = table[table.subject == s["subject"]]
-        body.append(_subject_body(s["subject"], sub_table, figures, reg, None))
+        body.append(_subject_body(s["subject"], sub_table, figures, reg, None, _input_warnings(folder)))
         nav.append((s["subject"], s["subject"]))
-    n_ok = sum(1 for s in statuses if s.get("status") != "failed")
+    n_ok = sum(1 for s in statuses if in_table(s))
     subtitle = f"study file {study.path}; {n_ok} of {len(statuses)} subjects with results"
     return _page(f"{study.name}: study report", subtitle, nav, "".join(body))
