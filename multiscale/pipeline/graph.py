@@ -16,9 +16,9 @@ from typing import Any
 
 from multiscale.errors import StudyError
 
-from .spec import EdgeSpec, SubjectSpec
+from .spec import EdgeSpec, SubjectSpec, parse_map_name
 
-__all__ = ["check_graph", "frames_of", "chain_to_reference", "references_of"]
+__all__ = ["check_graph", "frames_of", "chain_to_reference", "references_of", "linked_names", "mask_frames"]
 
 
 def _err(doc: Any, loc: tuple, subject: SubjectSpec, message: str) -> StudyError:
@@ -145,4 +145,52 @@ def frames_of(subject: SubjectSpec) -> dict[str, str]:
     for image in subject.images:
         chain = chain_to_reference(subject, image)
         out[image] = chain[-1].fixed_image if chain else image
+    for name, (_, _, section_frame) in linked_names(subject).items():
+        out[name] = section_frame
+    return out
+
+
+def linked_names(subject: SubjectSpec) -> dict[str, tuple[str, str, str]]:
+    """Maps and masks a section link brings into a section's frame: ``name -> (kind, source, section frame)``.
+
+    Every image and mask of a linked volume's frame appears as ``<name>@<section frame>`` (kind
+    ``"map"`` or ``"mask"``).
+
+    Examples
+    --------
+    >>> from multiscale.pipeline.spec import SubjectSpec, ImageSpec, MaskSpec, SectionSpec
+    >>> from pathlib import Path
+    >>> im = {k: ImageSpec(k, Path(k), "MR") for k in ("mri", "fluo")}
+    >>> s = SubjectSpec("m1", im, {"tumour": MaskSpec("tumour", Path("t"), "mri")}, (), ("mri", "fluo"),
+    ...                 sections=(SectionSpec("fluo", "tumour", z_mm=1.0),))
+    >>> linked_names(s)
+    {'mri@fluo': ('map', 'mri', 'fluo'), 'tumour@fluo': ('mask', 'tumour', 'fluo')}
+    """
+    if not subject.sections:
+        return {}
+    base = {}
+    for image in subject.images:
+        chain = chain_to_reference(subject, image)
+        base[image] = chain[-1].fixed_image if chain else image
+    out: dict[str, tuple[str, str, str]] = {}
+    for link in subject.sections:
+        volume = parse_map_name(link.volume)[0]
+        if link.section_image not in base or (volume not in subject.masks and volume not in base):
+            continue  # an unknown name: the study parser reports it with its line
+        section_frame = base[link.section_image]
+        volume_frame = base[subject.masks[volume].on] if volume in subject.masks else base[volume]
+        for image, frame in base.items():
+            if frame == volume_frame:
+                out[f"{image}@{section_frame}"] = ("map", image, section_frame)
+        for mask, spec in subject.masks.items():
+            if base[spec.on] == volume_frame:
+                out[f"{mask}@{section_frame}"] = ("mask", mask, section_frame)
+    return out
+
+
+def mask_frames(subject: SubjectSpec) -> dict[str, str]:
+    """Map each mask (and each mask a section link brings) to the reference frame it ends up in."""
+    frame = frames_of(subject)
+    out = {k: frame[spec.on] for k, spec in subject.masks.items()}
+    out.update({name: f for name, (kind, _, f) in linked_names(subject).items() if kind == "mask"})
     return out

@@ -45,7 +45,7 @@ from multiscale._util import (
 from multiscale.errors import StudyError
 
 from . import report
-from .graph import chain_to_reference, frames_of, references_of
+from .graph import chain_to_reference, frames_of, mask_frames, references_of
 from .provenance import file_sha256, input_checksums, provenance_record, write_json
 from .results import write_results
 from .spec import Study, SubjectSpec, parse_map_name
@@ -359,7 +359,8 @@ def frame_maps(subject: SubjectSpec, frame: str, maps: Mapping[str, xr.DataArray
     for each channel ``c`` of a multichannel image (a texture map's features).
     """
     frame_of = frames_of(subject)
-    extra = [(f"mask:{k}", m) for k, m in masks.items() if frame_of[subject.masks[k].on] == frame]
+    mask_frame = mask_frames(subject)
+    extra = [(f"mask:{k}", m) for k, m in masks.items() if mask_frame[k] == frame]
     for a in analyses:
         for item in a["results"]:
             first = item["map"].split(" ~ ")[0]

@@ -21,6 +21,7 @@ __all__ = [
     "MaskSpec",
     "EdgeSpec",
     "SubjectSpec",
+    "SectionSpec",
     "AnalysisSpec",
     "Study",
     "parse_map_name",
@@ -105,6 +106,39 @@ class EdgeSpec:
 
 
 @dataclass(frozen=True)
+class SectionSpec:
+    """A 2-D section placed in a 3-D volume: links the section's reference frame to the volume's.
+
+    ``section`` is a map of the 2-D frame's reference image (``fluorescence:vessels``) and ``volume``
+    a map or mask of the 3-D frame (``vessel_mask``) that show the same structure; the section's pose
+    is searched around the height ``z_mm`` (or the volume's z ``index``) within ``search_mm``. Every
+    map and mask of the volume's frame then also appears in the section's frame, resampled on the
+    section's plane, as ``<name>@<section frame>`` (``pet@fluorescence``), so 3-D maps and section maps
+    meet in one frame while the volume's own frame keeps its 3-D analyses.
+    """
+
+    section: str
+    volume: str
+    z_mm: float | None = None
+    index: int | None = None
+    search_mm: float = 1.0
+    step_mm: float | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    truth: tuple[Path, str] | None = None
+    line: int = 0
+
+    @property
+    def section_image(self) -> str:
+        """The section's image key (without channel)."""
+        return parse_map_name(self.section)[0]
+
+    @property
+    def name(self) -> str:
+        """``<volume>_in_<section image>``, used for the transform file and the report."""
+        return f"{parse_map_name(self.volume)[0]}_in_{self.section_image}"
+
+
+@dataclass(frozen=True)
 class SubjectSpec:
     """One subject with its images, masks, registration edges and reference frames."""
 
@@ -115,6 +149,7 @@ class SubjectSpec:
     references: tuple[str, ...]
     line: int = 0
     grids: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sections: tuple[SectionSpec, ...] = ()
 
     def input_files(self) -> list[Path]:
         """Every file this subject reads (images, masks, their companion files, transforms, ground truth)."""
@@ -129,6 +164,7 @@ class SubjectSpec:
                 files.append(e.truth[0])
             if e.landmarks is not None:
                 files.extend(e.landmarks)
+        files += [link.truth[0] for link in self.sections if link.truth is not None]
         seen: list[Path] = []
         for f in files:
             if f not in seen:

@@ -22,9 +22,10 @@ from multiscale import registration as reg
 from multiscale.analysis.families import family_named
 from multiscale.analysis.family import results_frame
 from multiscale.errors import StudyError
+from multiscale.registration.placement import place_section, section_pose_error
 
-from .graph import frames_of
-from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SubjectSpec, parse_map_name
+from .graph import frames_of, mask_frames
+from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SectionSpec, SubjectSpec, parse_map_name
 
 __all__ = [
     "load_image_step",
@@ -187,6 +188,37 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     return out
 
 
+def place_section_step(link: SectionSpec, section: xr.DataArray, volume: xr.DataArray) -> dict[str, Any]:
+    """Place a 2-D section in a 3-D volume (:func:`multiscale.registration.placement.place_section`).
+
+    Returns what :func:`register_step` returns (transform, quality, the figure's slices), the
+    quality holding the pose error against the ground truth when the link names one.
+    """
+    sec = mi.select_channel(section, parse_map_name(link.section)[1], what=f"section {link.section}")
+    vol = mi.select_channel(volume, parse_map_name(link.volume)[1], what=f"volume {link.volume}")
+    vol = vol.astype(np.float32) if vol.dtype.kind in "biu" else vol
+    try:
+        t = place_section(sec, vol, z_mm=link.z_mm, index=link.index, search_mm=link.search_mm,
+                          step_mm=link.step_mm, **link.options)
+    except Exception as exc:
+        exc.add_note(f"while placing section {link.section} in {link.volume}")
+        raise
+    on_plane = reg.resample(vol, sec, t)
+    fa, ma = np.asarray(reg.channel_image(sec).data, dtype=float), np.asarray(on_plane.data, dtype=float)
+    quality = reg.alignment_quality(reg.channel_image(sec), on_plane, t)
+    out: dict[str, Any] = {"transform": t, "edge": link.name, "method": "slice_to_volume", "quality": quality,
+                           "fixed_slice": fa, "moving_slice": ma}
+    if link.truth is not None:
+        truth = reg.truth_transform(link.truth[0], link.truth[1], 3)
+        quality.update(section_pose_error(sec, t, truth))
+        out["truth"] = {"file": str(link.truth[0]), "key": link.truth[1]}
+        out["truth_transform"] = truth
+    placement = (t.info or {}).get("placement") or {}
+    if placement.get("chosen_z_mm") is not None:
+        quality["section_z_mm"] = float(placement["chosen_z_mm"])
+    return out
+
+
 def resample_step(image: xr.DataArray, reference: xr.DataArray, registrations: list[dict[str, Any]],
                   interpolation: str = "linear", smooth_to: float | None = None) -> xr.DataArray:
     """Resample ``image`` once into the reference frame through its chain (:func:`multiscale.registration.resample_chain`).
@@ -282,7 +314,7 @@ def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, reg
     out: dict[str, bytes] = {}
     for frame in frames:
         layers = [(k, img) for k, img in maps.items() if frame_of[k] == frame]
-        contours = [m for k, m in masks.items() if frame_of[subject.masks[k].on] == frame]
+        contours = [m for k, m in masks.items() if mask_frames(subject)[k] == frame]
         fig = reg.overlay_figure(layers, contours, title=f"frame {frame}")
         out[f"overlay_{safe_name(frame)}.png"] = figure_png(fig)
     for name, r in registrations.items():

@@ -22,6 +22,7 @@ replaced by the subject's id.
           options: {tol: 5, tol_unit: ppm}
       masks:
         tumour: {path: "data/{subject}/tumour_mask.nii.gz", on: mri}
+        vessels: {path: "data/{subject}/vessel_mask.nii.gz", on: mri}
         # a mask drawn on another grid than its image's: resampled onto it (nearest neighbour)
         necrosis: {path: "data/{subject}/necrosis.nii.gz", on: mri, resample: true}
       registration:
@@ -29,6 +30,12 @@ replaced by the subject's id.
         - {moving: "msi:haem", fixed: "fluorescence:vessels", method: affine}
       grids:                        # optional: analyse a frame on a coarser grid (here the MSI's pixel)
         fluorescence: {spacing: 0.075}
+      sections:                     # optional: place a 2-D section frame in a 3-D volume frame
+        - section: "fluorescence:vessels"   # a map of the section frame's own image
+          volume: vessels                   # a map or mask of the volume's frame showing the same structure
+          z_mm: 10.0                        # rough height of the section plane (or index: <slice>)
+          search_mm: 1.0                    # heights within this distance are tried
+          truth: {file: "data/{subject}/ground_truth.json", key: transforms.section_in_mri}
     subjects:
       - id: mouse01
       - id: mouse02
@@ -39,7 +46,9 @@ replaced by the subject's id.
       - {type: colocalisation, pairs: [["msi:doxorubicin", "fluorescence:nanoparticle dye"]]}
 
 A *map* is an image key, or ``image:channel`` for one channel of a multichannel image (a dye
-name, an MSI target name, or an m/z value).
+name, an MSI target name, or an m/z value). A section link brings every map and mask of the volume's
+frame into the section's frame, on the section's plane, as ``<name>@<section frame>`` (``pet@fluorescence``,
+``tumour@fluorescence``), so analyses there can pair an ion image with the PET.
 
 A mask must sit on the grid of its ``on`` image (same shape, spacing, origin and direction): a
 mask on another grid is refused when the subject runs, naming the file, ``masks.<name>.on`` and
@@ -75,8 +84,8 @@ from multiscale.errors import StudyError
 from multiscale.image import ASPECTS, MODALITIES
 from multiscale.io.info import describe
 
-from .graph import check_graph, frames_of, references_of
-from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, Study, SubjectSpec, parse_map_name
+from .graph import check_graph, frames_of, linked_names, mask_frames, references_of
+from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SectionSpec, Study, SubjectSpec, parse_map_name
 
 __all__ = [
     "StudyError",
@@ -115,8 +124,9 @@ REGISTRATION_METHODS: tuple[str, ...] = (
 )
 
 _TOP_FIELDS = ("name", "description", "output", "reference", "defaults", "subjects", "analyses", "report")
-_DEFAULT_FIELDS = ("images", "masks", "registration", "reference", "grids")
-_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids")
+_DEFAULT_FIELDS = ("images", "masks", "registration", "reference", "grids", "sections")
+_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids", "sections")
+_SECTION_FIELDS = ("section", "volume", "z_mm", "index", "search_mm", "step_mm", "options", "truth")
 _GRID_FIELDS = ("spacing", "smooth")
 _IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
 _MASK_FIELDS = ("path", "on", "label", "resample", "options")
@@ -491,6 +501,83 @@ def _parse_mask(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: 
     )
 
 
+def _truth(doc: _Doc, value: Any, loc: tuple, subject: str, check: bool) -> tuple[Path, str] | None:
+    if value is None:
+        return None
+    t = _check_fields(doc, value, loc, _TRUTH_FIELDS, "truth")
+    if "file" not in t or "key" not in t:
+        raise doc.error(loc, "truth needs 'file' (a JSON file) and 'key' (the transform's name)")
+    return (_path(doc, t["file"], loc + ("file",), subject, check), _string(doc, t["key"], loc + ("key",), "truth key"))
+
+
+def _number(doc: _Doc, value: Any, loc: tuple, what: str, minimum: float | None = None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise doc.error(loc, f"{what} must be a number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise doc.error(loc, f"{what} must be >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _parse_section(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> SectionSpec:
+    """A section link: ``{section: fluo:vessels, volume: vessels, z_mm: 10, search_mm: 1, truth: ...}``."""
+    d = _check_fields(doc, raw, loc, _SECTION_FIELDS, "section link")
+    for required in ("section", "volume"):
+        if required not in d:
+            raise doc.error(loc, f"section link has no {required!r}; links read 'section: <2-D map>, volume: <3-D map "
+                            "or mask>, z_mm: <rough height>'")
+    if ("z_mm" in d) == ("index" in d):
+        raise doc.error(loc, "give the section's rough height in the volume as z_mm (mm) or index (slice), one of them")
+    index = d.get("index")
+    if index is not None and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+        raise doc.error(loc + ("index",), f"index must be a slice number >= 0, got {index!r}")
+    step = _number(doc, d.get("step_mm"), loc + ("step_mm",), "step_mm", 0.0)
+    if step is not None and step <= 0:
+        raise doc.error(loc + ("step_mm",), f"step_mm must be > 0, got {step!r}")
+    return SectionSpec(
+        section=_string(doc, d["section"], loc + ("section",), "section"),
+        volume=_string(doc, d["volume"], loc + ("volume",), "volume"),
+        z_mm=_number(doc, d.get("z_mm"), loc + ("z_mm",), "z_mm"),
+        index=index,
+        search_mm=_number(doc, d.get("search_mm", 1.0), loc + ("search_mm",), "search_mm", 0.0),
+        step_mm=step,
+        options=_options(doc, d.get("options"), loc + ("options",), "options"),
+        truth=_truth(doc, d.get("truth"), loc + ("truth",), subject, check),
+        line=doc.line(loc),
+    )
+
+
+def _check_sections(doc: _Doc, subject: SubjectSpec, loc: tuple) -> None:
+    """Each link joins a 2-D frame's reference image (section) to a map or mask of another frame (volume)."""
+    frame = frames_of(subject)
+    refs = references_of(subject)
+    seen: set[str] = set()
+    for i, link in enumerate(subject.sections):
+        lloc = loc + (i,)
+        if link.section_image not in subject.images:
+            raise doc.error(lloc + ("section",), f"section {link.section!r} is not an image of subject "
+                            f"{subject.id!r}; images are {sorted(subject.images)}")
+        if link.section_image not in refs:
+            raise doc.error(lloc + ("section",), f"section {link.section!r} must be a map of a reference frame's own "
+                            f"image (one of {', '.join(refs)}), the frame the volume's maps are brought into")
+        volume = parse_map_name(link.volume)[0]
+        if volume in subject.masks:
+            vframe = frame[subject.masks[volume].on]
+        elif volume in subject.images:
+            vframe = frame[volume]
+        else:
+            raise doc.error(lloc + ("volume",), f"volume {link.volume!r} is neither an image nor a mask of subject "
+                            f"{subject.id!r}; images are {sorted(subject.images)}, masks {sorted(subject.masks)}")
+        if vframe == link.section_image:
+            raise doc.error(lloc + ("volume",), f"volume {link.volume!r} is in the section's own frame "
+                            f"{vframe!r}; a link joins two frames")
+        if link.section_image in seen:
+            raise doc.error(lloc + ("section",), f"section {link.section_image!r} is linked twice; link each "
+                            "section frame to one volume")
+        seen.add(link.section_image)
+
+
 def _parse_edge(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> EdgeSpec:
     d = _check_fields(doc, raw, loc, _EDGE_FIELDS, "registration edge")
     for required in ("moving", "fixed"):
@@ -504,15 +591,7 @@ def _parse_edge(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> E
             method = "file"
     elif method == "file":
         raise doc.error(loc, "method 'file' needs 'transform: <path to a transform file>'")
-    truth = None
-    if d.get("truth") is not None:
-        t = _check_fields(doc, d["truth"], loc + ("truth",), _TRUTH_FIELDS, "truth")
-        if "file" not in t or "key" not in t:
-            raise doc.error(loc + ("truth",), "truth needs 'file' (a JSON file) and 'key' (the transform's name)")
-        truth = (
-            _path(doc, t["file"], loc + ("truth", "file"), subject, check),
-            _string(doc, t["key"], loc + ("truth", "key"), "truth key"),
-        )
+    truth = _truth(doc, d.get("truth"), loc + ("truth",), subject, check)
     landmarks, use_landmarks = None, False
     if d.get("landmarks") is not None:
         lm = _check_fields(doc, d["landmarks"], loc + ("landmarks",), _LANDMARK_FIELDS, "landmarks")
@@ -617,12 +696,20 @@ def _parse_subject(doc: _Doc, raw: Any, loc: tuple, defaults: dict, check: bool)
         grids[str(frame)] = {"spacing": float(sp), "smooth": smooth}
     _unique(doc, [(k, images_loc + (k,)) for k in images] + [(k, masks_loc + (k,)) for k in masks],
             "image/mask name")
-    subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc), grids=grids)
+    sections_raw, sections_loc = section("sections", list)
+    sections = []
+    if sections_raw:
+        if not isinstance(sections_raw, list):
+            raise doc.error(sections_loc, f"sections must be a list of section links, got {_kind(sections_raw)}")
+        sections = [_parse_section(doc, v, sections_loc + (i,), sid, check) for i, v in enumerate(sections_raw)]
+    subject = SubjectSpec(sid, images, masks, tuple(edges), references, line=doc.line(loc), grids=grids,
+                          sections=tuple(sections))
     for frame, _g in grids.items():
         if frame not in references_of(subject):
             raise doc.error(grids_loc + (frame,), f"grid for {frame!r}, which is not a reference frame "
                             f"({', '.join(references_of(subject))}); grids resample a reference frame")
     check_graph(subject, doc, ref_loc, edges_loc)
+    _check_sections(doc, subject, sections_loc)
     return subject
 
 
@@ -733,8 +820,14 @@ def _no_repeats(doc: _Doc, loc: tuple, maps: list[str], masks: list[str], pairs:
 def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject: SubjectSpec) -> None:
     loc = ("analyses", index)
     names = list(analysis.maps) + [m for p in analysis.pairs for m in p]
+    linked = linked_names(subject)
+    linked_maps = {n: src for n, (kind, src, _) in linked.items() if kind == "map"}
+    linked_masks = {n for n, (kind, _, _) in linked.items() if kind == "mask"}
+    mask_frame = mask_frames(subject)
     for name in names:
         image, channel = parse_map_name(name)
+        if image in linked_maps:
+            image = linked_maps[image]
         if image not in subject.images:
             raise doc.error(
                 loc, f"map {name!r} refers to unknown image {image!r} of subject {subject.id!r}; "
@@ -749,17 +842,18 @@ def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject:
                     loc, f"map {name!r}: {channel!r} is not a target of {image!r}; targets are {sorted(spec.targets)}"
                 ) from None
     for mask in analysis.masks:
-        if mask not in subject.masks:
+        if mask not in subject.masks and mask not in linked_masks:
             raise doc.error(
-                loc + ("masks",), f"unknown mask {mask!r} for subject {subject.id!r}; masks are {sorted(subject.masks)}"
+                loc + ("masks",), f"unknown mask {mask!r} for subject {subject.id!r}; masks are "
+                f"{sorted(subject.masks) + sorted(linked_masks)}"
             )
     frame = frames_of(subject)
     for role, name in analysis.inputs.items():
-        if name in subject.masks:
-            where = frame[subject.masks[name].on]
+        if name in mask_frame:
+            where = mask_frame[name]
         else:
             image = parse_map_name(name)[0]
-            if image not in subject.images:
+            if image not in subject.images and image not in linked_maps:
                 raise doc.error(loc + ("inputs", role), f"input {role!r}: {name!r} is neither a mask nor a map of "
                                 f"subject {subject.id!r}; masks are {sorted(subject.masks)}, images "
                                 f"{sorted(subject.images)}")
@@ -776,7 +870,7 @@ def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject:
                 "register them into one frame or pair maps of the same frame"
             )
     for mask in analysis.masks:
-        mframe = frame[subject.masks[mask].on]
+        mframe = mask_frame[mask]
         for name in names:
             if frame[parse_map_name(name)[0]] != mframe:
                 raise doc.error(

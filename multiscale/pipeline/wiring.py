@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .graph import chain_to_reference, frames_of, references_of
+from .graph import chain_to_reference, frames_of, linked_names, mask_frames, references_of
 from .outputs import frame_maps_step, remove_staging, write_subject_step
 from .provenance import input_checksums
 from .spec import Study, SubjectSpec, parse_map_name
@@ -28,6 +28,7 @@ from .steps import (
     grid_step,
     load_image_step,
     load_mask_step,
+    place_section_step,
     register_step,
     registration_figures_step,
     resample_step,
@@ -163,21 +164,39 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
         chain = chain_to_reference(subject, spec.on)
         masks[k] = node(f"resample-mask-{k}", resample_step, masks_raw[k], grid[frame_of[spec.on]],
                         [regs[e.name] for e in chain], "nearest")
+    # a section placed in a volume: the volume frame's maps and masks, resampled once onto the section's plane
+    for link in subject.sections:
+        volume = parse_map_name(link.volume)[0]
+        volume_input = masks[volume] if volume in masks else maps[volume]
+        regs[link.name] = node(f"place-{link.name}", place_section_step, link, images[link.section_image],
+                               volume_input)
+    for name, (kind, source, section_frame) in linked_names(subject).items():
+        link = next(x for x in subject.sections if x.section_image == section_frame)
+        if kind == "map":
+            chain = [regs[e.name] for e in chain_to_reference(subject, source)] + [regs[link.name]]
+            maps[name] = node(f"resample-{name}", resample_step, images[source], grid[section_frame], chain,
+                              "linear", smooth[section_frame])
+        else:
+            on = subject.masks[source].on
+            chain = [regs[e.name] for e in chain_to_reference(subject, on)] + [regs[link.name]]
+            masks[name] = node(f"resample-mask-{name}", resample_step, masks_raw[source], grid[section_frame],
+                               chain, "nearest")
     results = []
     for a in study.analyses:
         needed = {parse_map_name(n)[0] for n in list(a.maps) + [m for p in a.pairs for m in p]
-                  + [n for n in a.inputs.values() if n not in subject.masks]}
+                  + [n for n in a.inputs.values() if n not in masks]}
         results.append(node(f"analysis-{a.name}", analysis_step, sid, a, {k: maps[k] for k in needed},
                             {k: masks[k] for k in set(a.masks) | {n for n in a.inputs.values() if n in masks}}))
     # figures in tasks of their own (one per reference frame, registration and analysis), so that
     # the workers share a subject's figures instead of one worker drawing them all at its end
     # a frame's tasks get that frame's maps and masks only (fewer images to move between workers)
     maps_in = {r: {k: m for k, m in maps.items() if frame_of[k] == r} for r in references_of(subject)}
-    masks_in = {r: {k: m for k, m in masks.items() if frame_of[subject.masks[k].on] == r} for r in references_of(subject)}
+    mask_frame = mask_frames(subject)
+    masks_in = {r: {k: m for k, m in masks.items() if mask_frame[k] == r} for r in references_of(subject)}
     figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps_in[r], masks_in[r], {}, [r])
                for r in references_of(subject)]
-    figures += [node(f"figures-registration-{e.name}", registration_figures_step, subject, {}, {},
-                     {e.name: regs[e.name]}, []) for e in subject.edges]
+    figures += [node(f"figures-registration-{name}", registration_figures_step, subject, {}, {},
+                     {name: regs[name]}, []) for name in [e.name for e in subject.edges] + [x.name for x in subject.sections]]
     figures += [node(f"figures-{a.name}", analysis_figures_step, r) for a, r in zip(study.analyses, results)]
     # and each reference frame's OME-Zarr, in a staging folder that the write step moves in
     stores = {r: node(f"maps-{r}", frame_maps_step, subject, r, maps_in[r], masks_in[r], results, Path(output),
