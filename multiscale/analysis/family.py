@@ -10,8 +10,10 @@ numbers by construction. :data:`multiscale.analysis.FAMILIES` lists the families
 study pipeline loops over it and never names one.
 
 The tidy schema (:data:`COLUMNS`): one row per subject x region x map x metric, ``value`` with its
-``units``, ``bin``/``bin_lo``/``bin_hi``/``bin_units`` for profiles, free-text ``detail`` and
-``flags`` (the warnings raised while the row was computed, so they travel with the number).
+``units``, ``bin``/``bin_lo``/``bin_hi``/``bin_units`` for profiles, free-text ``detail``,
+``flags`` (the warnings raised while the row was computed, so they travel with the number) and
+``registration_lo``/``registration_hi``: the range the value spans when the maps are resampled under
+transforms drawn from their registrations' uncertainty (empty unless the study asks for it).
 A family's ``table`` fills ``metric``, ``value``, ``units`` and, where it applies, the bin columns
 and ``detail``; the pipeline adds ``subject``, ``region``, ``map`` and ``analysis``.
 
@@ -56,10 +58,12 @@ __all__ = [
 #: the tidy results table's columns, in order
 COLUMNS: tuple[str, ...] = (
     "subject", "region", "map", "analysis", "metric", "value", "units", "bin", "bin_lo", "bin_hi",
-    "bin_units", "detail", "flags",
+    "bin_units", "detail", "flags", "registration_lo", "registration_hi",
 )
-#: the columns a family's ``table`` fills (the pipeline adds subject, region, map and analysis)
-ROW_COLUMNS: tuple[str, ...] = COLUMNS[4:]
+#: the columns a family's ``table`` fills (the pipeline adds subject, region, map and analysis, and the
+#: registration interval when asked)
+ROW_COLUMNS: tuple[str, ...] = COLUMNS[4:-2]
+_NUMERIC_COLUMNS = ("value", "bin", "bin_lo", "bin_hi", "registration_lo", "registration_hi")
 _STRING_COLUMNS = ("subject", "region", "map", "analysis", "metric", "units", "bin_units", "detail", "flags")
 _ROLE_NAMES = ("image", "mask", "a", "b")
 
@@ -107,14 +111,14 @@ def results_frame(rows: Any) -> pd.DataFrame:
     df = rows.copy() if isinstance(rows, pd.DataFrame) else pd.DataFrame(list(rows))
     for col in COLUMNS:
         if col not in df.columns:
-            df[col] = np.nan if col in ("value", "bin", "bin_lo", "bin_hi") else ""
+            df[col] = np.nan if col in _NUMERIC_COLUMNS else ""
     extra = [c for c in df.columns if c not in COLUMNS]
     df = df[list(COLUMNS) + extra]
     for col in _STRING_COLUMNS:
         df[col] = df[col].fillna("").astype(str)
     df["value"] = pd.to_numeric(df["value"], errors="coerce").astype(float)
     df["bin"] = pd.to_numeric(df["bin"], errors="coerce").astype("Int64")
-    for col in ("bin_lo", "bin_hi"):
+    for col in ("bin_lo", "bin_hi", "registration_lo", "registration_hi"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     return df.reset_index(drop=True)
 

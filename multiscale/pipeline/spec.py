@@ -76,7 +76,9 @@ class EdgeSpec:
     report compares with the recovered one. ``landmarks`` optionally names two CSV files of
     corresponding points (columns ``x, y[, z]`` in mm, world frame, one row per landmark, same
     order): the target registration error is reported, and with ``use: true`` the landmarks also
-    initialise and check the registration.
+    initialise and check the registration. ``uncertainty: n`` draws ``n`` transforms around the result
+    (:func:`multiscale.registration.uncertainty.transform_samples`): the edge gets a TRE estimate in mm,
+    and analyses with ``uncertainty: true`` report the range of each metric under those transforms.
     """
 
     moving: str
@@ -88,6 +90,7 @@ class EdgeSpec:
     landmarks: tuple[Path, Path] | None = None
     use_landmarks: bool = False
     line: int = 0
+    uncertainty: int = 0
 
     @property
     def moving_image(self) -> str:
@@ -126,6 +129,7 @@ class SectionSpec:
     options: dict[str, Any] = field(default_factory=dict)
     truth: tuple[Path, str] | None = None
     line: int = 0
+    uncertainty: int = 0
 
     @property
     def section_image(self) -> str:
@@ -189,6 +193,7 @@ class AnalysisSpec:
     params: dict[str, Any] = field(default_factory=dict)
     line: int = 0
     inputs: dict[str, str] = field(default_factory=dict)
+    uncertainty: bool = False
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ picks the inputs the study names and labels what comes back. The dask wiring is 
 from __future__ import annotations
 
 import io as _bytes_io
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from multiscale.analysis.families import family_named
 from multiscale.analysis.family import results_frame
 from multiscale.errors import StudyError
 from multiscale.registration.placement import place_section, section_pose_error
+from multiscale.registration.uncertainty import lattice_points, transform_samples, uncertainty_mm
 
 from .graph import frames_of, mask_frames
 from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SectionSpec, SubjectSpec, parse_map_name
@@ -173,6 +175,9 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
             exc.add_note(f"while registering {edge.name} ({edge.method})")
             raise
     truth = reg.truth_transform(edge.truth[0], edge.truth[1], dim) if edge.truth is not None else None
+    samples = []
+    if edge.uncertainty and edge.method not in ("identity", "file"):
+        samples = transform_samples(f, m, t, n=edge.uncertainty, seed=int(edge.options.get("seed", 0)))
     m_on_f = reg.resample(m, f, t)
     fa = np.asarray(f.data, dtype=float)
     ma = np.asarray(m_on_f.data, dtype=float)
@@ -185,6 +190,9 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     if truth is not None:
         out["truth"] = {"file": str(edge.truth[0]), "key": edge.truth[1]}
         out["truth_transform"] = truth
+    if samples:
+        out["samples"] = samples
+        out["quality"].update(uncertainty_mm(samples, t, lattice_points(f)))
     return out
 
 
@@ -213,6 +221,10 @@ def place_section_step(link: SectionSpec, section: xr.DataArray, volume: xr.Data
         quality.update(section_pose_error(sec, t, truth))
         out["truth"] = {"file": str(link.truth[0]), "key": link.truth[1]}
         out["truth_transform"] = truth
+    if link.uncertainty:
+        out["samples"] = transform_samples(sec, vol, t, n=link.uncertainty, register=reg.register_slice_to_volume,
+                                           **link.options)
+        quality.update(uncertainty_mm(out["samples"], t, lattice_points(sec)))
     placement = (t.info or {}).get("placement") or {}
     if placement.get("chosen_z_mm") is not None:
         quality["section_z_mm"] = float(placement["chosen_z_mm"])
@@ -235,6 +247,16 @@ def resample_step(image: xr.DataArray, reference: xr.DataArray, registrations: l
         out = out.copy(deep=False)
         out.attrs = dict(out.attrs, warnings=list(dict.fromkeys(carried)))
     return out
+
+
+def resample_sample_step(image: xr.DataArray, reference: xr.DataArray, registrations: list[dict[str, Any]],
+                         k: int, interpolation: str = "linear", smooth_to: float | None = None) -> xr.DataArray:
+    """:func:`resample_step` with each registration's ``k``-th uncertainty sample instead of its result.
+
+    A registration without samples contributes its result.
+    """
+    chain = [dict(r, transform=r["samples"][k % len(r["samples"])]) if r.get("samples") else r for r in registrations]
+    return resample_step(image, reference, chain, interpolation, smooth_to)
 
 
 def _expand_maps(names: tuple[str, ...], maps: Mapping[str, xr.DataArray]) -> list[tuple[str, xr.DataArray]]:
@@ -271,13 +293,47 @@ def _input_warnings(inputs: Mapping[str, Any]) -> list[str]:
 
 
 def analysis_step(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr.DataArray],
-                  masks: Mapping[str, xr.DataArray]) -> dict[str, Any]:
+                  masks: Mapping[str, xr.DataArray],
+                  alternatives: list[tuple[Mapping[str, xr.DataArray], Mapping[str, xr.DataArray]]] | None = None,
+                  ) -> dict[str, Any]:
     """Run one analysis of a subject: its family's ``evaluate`` for every map (or pair) and region.
 
     Returns ``rows`` (the tidy rows, labelled with subject, region, map and analysis) and
     ``results``: one entry per map/pair and region with the family's result (its images and figure
-    data), for the figure and map-writing steps.
+    data), for the figure and map-writing steps. ``alternatives`` are the same maps and masks
+    resampled under transforms drawn from their registrations' uncertainty: every row then gets
+    ``registration_lo``/``registration_hi``, the range of its value over the result and the
+    alternatives (same family, same parameters).
     """
+    out = _analysis_rows(subject_id, analysis, maps, masks)
+    if alternatives:
+        key = ["region", "map", "metric", "bin"]
+
+        def keys(rows: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+            return [tuple(str(r.get(k, "")) for k in key) for r in rows]
+
+        main_keys = keys(out["rows"])
+        values = [np.array([r["value"] for r in out["rows"]], dtype=float)]
+        for alt_maps, alt_masks in alternatives:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the result's own warnings are what the rows carry
+                alt_rows = _analysis_rows(subject_id, analysis, alt_maps, alt_masks)["rows"]
+            found = dict(zip(keys(alt_rows), (r["value"] for r in alt_rows)))
+            values.append(np.array([found.get(k, np.nan) for k in main_keys], dtype=float))
+        stack = np.vstack(values)
+        lo, hi = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
+        for row, a, b in zip(out["rows"], lo, hi):
+            row["registration_lo"], row["registration_hi"] = float(a), float(b)
+            detail = row.get("detail")
+            detail = detail if isinstance(detail, str) else ""
+            row["detail"] = (detail + ", " if detail else "") + \
+                f"registration range over {len(alternatives)} transform samples"
+    return out
+
+
+def _analysis_rows(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, xr.DataArray],
+                   masks: Mapping[str, xr.DataArray]) -> dict[str, Any]:
+    """The rows and results of one analysis over its maps and regions (see :func:`analysis_step`)."""
     family = family_named(analysis.type)
     regions = [(m, masks[m]) for m in analysis.masks] if analysis.masks else [("all", None)]
     extra = {role: _named_input(name, maps, masks) for role, name in analysis.inputs.items()}

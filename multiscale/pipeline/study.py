@@ -126,14 +126,14 @@ REGISTRATION_METHODS: tuple[str, ...] = (
 _TOP_FIELDS = ("name", "description", "output", "reference", "defaults", "subjects", "analyses", "report")
 _DEFAULT_FIELDS = ("images", "masks", "registration", "reference", "grids", "sections")
 _SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids", "sections")
-_SECTION_FIELDS = ("section", "volume", "z_mm", "index", "search_mm", "step_mm", "options", "truth")
+_SECTION_FIELDS = ("section", "volume", "z_mm", "index", "search_mm", "step_mm", "options", "truth", "uncertainty")
 _GRID_FIELDS = ("spacing", "smooth")
 _IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
 _MASK_FIELDS = ("path", "on", "label", "resample", "options")
-_EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks")
+_EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks", "uncertainty")
 _LANDMARK_FIELDS = ("fixed", "moving", "use")
 _TRUTH_FIELDS = ("file", "key")
-_ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "inputs", "params")
+_ANALYSIS_FIELDS = ("type", "name", "maps", "masks", "pairs", "inputs", "params", "uncertainty")
 
 
 
@@ -520,6 +520,21 @@ def _number(doc: _Doc, value: Any, loc: tuple, what: str, minimum: float | None 
     return float(value)
 
 
+def _flag(doc: _Doc, value: Any, loc: tuple, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise doc.error(loc, f"{what} must be true or false, got {value!r}")
+    return value
+
+
+def _samples(doc: _Doc, value: Any, loc: tuple) -> int:
+    """An edge's ``uncertainty``: how many transforms to draw around its result (0: none, at most 32)."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 32:
+        raise doc.error(loc, f"uncertainty must be a number of samples from 0 to 32 (e.g. 4), got {value!r}")
+    return int(value)
+
+
 def _parse_section(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> SectionSpec:
     """A section link: ``{section: fluo:vessels, volume: vessels, z_mm: 10, search_mm: 1, truth: ...}``."""
     d = _check_fields(doc, raw, loc, _SECTION_FIELDS, "section link")
@@ -545,6 +560,7 @@ def _parse_section(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -
         options=_options(doc, d.get("options"), loc + ("options",), "options"),
         truth=_truth(doc, d.get("truth"), loc + ("truth",), subject, check),
         line=doc.line(loc),
+        uncertainty=_samples(doc, d.get("uncertainty"), loc + ("uncertainty",)),
     )
 
 
@@ -613,6 +629,7 @@ def _parse_edge(doc: _Doc, raw: Any, loc: tuple, subject: str, check: bool) -> E
         transform=transform,
         truth=truth,
         line=doc.line(loc),
+        uncertainty=_samples(doc, d.get("uncertainty"), loc + ("uncertainty",)),
     )
 
 
@@ -786,6 +803,7 @@ def _parse_analysis(doc: _Doc, raw: Any, loc: tuple, index: int) -> AnalysisSpec
         params=params,
         line=doc.line(loc),
         inputs=extra,
+        uncertainty=_flag(doc, d.get("uncertainty", False), loc + ("uncertainty",), "uncertainty"),
     )
 
 

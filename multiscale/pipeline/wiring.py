@@ -31,6 +31,7 @@ from .steps import (
     place_section_step,
     register_step,
     registration_figures_step,
+    resample_sample_step,
     resample_step,
 )
 
@@ -150,18 +151,22 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
     for r, g in subject.grids.items():
         grid[r] = node(f"grid-{r}", grid_step, images[r], g["spacing"], r)
         smooth[r] = g["spacing"] if g.get("smooth", True) else None
-    maps = {}
+    maps: dict[str, Any] = {}
+    masks: dict[str, Any] = {}
+    # how each map and mask reaches its frame: (source, grid, registrations of its chain, interpolation, smoothing)
+    recipe: dict[str, tuple] = {}
     for k in subject.images:
         chain = chain_to_reference(subject, k)
         r = frame_of[k]
         if not chain and r not in subject.grids:
             maps[k] = images[k]
         else:
+            recipe[k] = (images[k], grid[r], [e.name for e in chain], "linear", smooth[r])
             maps[k] = node(f"resample-{k}", resample_step, images[k], grid[r],
                            [regs[e.name] for e in chain], "linear", smooth[r])
-    masks = {}
     for k, spec in subject.masks.items():
         chain = chain_to_reference(subject, spec.on)
+        recipe[k] = (masks_raw[k], grid[frame_of[spec.on]], [e.name for e in chain], "nearest", None)
         masks[k] = node(f"resample-mask-{k}", resample_step, masks_raw[k], grid[frame_of[spec.on]],
                         [regs[e.name] for e in chain], "nearest")
     # a section placed in a volume: the volume frame's maps and masks, resampled once onto the section's plane
@@ -173,20 +178,44 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
     for name, (kind, source, section_frame) in linked_names(subject).items():
         link = next(x for x in subject.sections if x.section_image == section_frame)
         if kind == "map":
-            chain = [regs[e.name] for e in chain_to_reference(subject, source)] + [regs[link.name]]
-            maps[name] = node(f"resample-{name}", resample_step, images[source], grid[section_frame], chain,
-                              "linear", smooth[section_frame])
+            chain = [e.name for e in chain_to_reference(subject, source)] + [link.name]
+            recipe[name] = (images[source], grid[section_frame], chain, "linear", smooth[section_frame])
+            maps[name] = node(f"resample-{name}", resample_step, images[source], grid[section_frame],
+                              [regs[c] for c in chain], "linear", smooth[section_frame])
         else:
             on = subject.masks[source].on
-            chain = [regs[e.name] for e in chain_to_reference(subject, on)] + [regs[link.name]]
+            chain = [e.name for e in chain_to_reference(subject, on)] + [link.name]
+            recipe[name] = (masks_raw[source], grid[section_frame], chain, "nearest", None)
             masks[name] = node(f"resample-mask-{name}", resample_step, masks_raw[source], grid[section_frame],
-                               chain, "nearest")
+                               [regs[c] for c in chain], "nearest")
+    # registrations that draw transforms around their result (``uncertainty: n``)
+    sampled = {e.name: e.uncertainty for e in subject.edges if e.uncertainty}
+    sampled.update({x.name: x.uncertainty for x in subject.sections if x.uncertainty})
+    alt_cache: dict[tuple[str, int], Any] = {}
+
+    def alternative(name: str, k: int, default: Any) -> Any:
+        """``name`` resampled under the k-th transform sample of every sampled registration of its chain."""
+        if name not in recipe or not any(c in sampled for c in recipe[name][2]):
+            return default
+        if (name, k) not in alt_cache:
+            source, grid_node, chain, interp, smooth_to = recipe[name]
+            alt_cache[(name, k)] = node(f"resample-sample{k}-{name}", resample_sample_step, source, grid_node,
+                                        [regs[c] for c in chain], k, interp, smooth_to)
+        return alt_cache[(name, k)]
+
     results = []
     for a in study.analyses:
         needed = {parse_map_name(n)[0] for n in list(a.maps) + [m for p in a.pairs for m in p]
                   + [n for n in a.inputs.values() if n not in masks]}
+        used_masks = set(a.masks) | {n for n in a.inputs.values() if n in masks}
+        alternatives = None
+        affected = [n for n in needed | used_masks if n in recipe and any(c in sampled for c in recipe[n][2])]
+        if a.uncertainty and affected:
+            n_samples = max(sampled[c] for n in affected for c in recipe[n][2] if c in sampled)
+            alternatives = [({k: alternative(k, j, maps[k]) for k in needed},
+                             {k: alternative(k, j, masks[k]) for k in used_masks}) for j in range(n_samples)]
         results.append(node(f"analysis-{a.name}", analysis_step, sid, a, {k: maps[k] for k in needed},
-                            {k: masks[k] for k in set(a.masks) | {n for n in a.inputs.values() if n in masks}}))
+                            {k: masks[k] for k in used_masks}, alternatives))
     # figures in tasks of their own (one per reference frame, registration and analysis), so that
     # the workers share a subject's figures instead of one worker drawing them all at its end
     # a frame's tasks get that frame's maps and masks only (fewer images to move between workers)

@@ -43,6 +43,7 @@ from .resample import analysis_grid, anti_alias, resample, resample_chain
 from .slice_to_volume import register_slice_to_volume, section_pose
 from .stacks import reconstruct_stack
 from .transform import Transform, compose, compose_chain, identity, linear_parts, linear_summary
+from .warnings import RegistrationWarning
 
 __all__ = [
     "overlay_figure",
@@ -52,6 +53,7 @@ __all__ = [
     "Transform",
     "TransformError",
     "RegistrationError",
+    "RegistrationWarning",
     "compose",
     "identity",
     "linear_parts",

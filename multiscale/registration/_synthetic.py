@@ -141,3 +141,77 @@ def remap_multimodal(v: np.ndarray) -> np.ndarray:
     """A non-monotonic intensity mapping: a second modality that only mutual information can match."""
     v = np.asarray(v, float)
     return np.sin(2.2 * v) ** 2 + 0.3 * v
+
+
+class Section:
+    """A 2-D tissue section: an asymmetric textured outline (a body, a lobe and a notch).
+
+    ``value(p)`` is a tissue density in [0, 1] (0 outside); :func:`section_pair` turns it into a
+    bright-background (histology: tissue darker than the glass) or dark-background (fluorescence,
+    MSI) image. The outline has no symmetry, so every rotation and mirror is distinguishable.
+    """
+
+    def __init__(self, extent: float, seed: int = 0) -> None:
+        self.extent = float(extent)
+        self.texture = Phantom(2, extent, seed=seed, n_blobs=40, n_shapes=8)
+        self.edge = 0.008 * extent
+
+    def _soft(self, rho: np.ndarray, r: float) -> np.ndarray:
+        return 0.5 * (1 - np.tanh((rho - 1) * r / self.edge))
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        p = np.asarray(pts, float)
+        e = self.extent
+
+        def ellipse(cx: float, cy: float, rx: float, ry: float) -> np.ndarray:
+            rho = np.sqrt((((p - np.array([cx, cy]) * e) / (np.array([rx, ry]) * e)) ** 2).sum(1))
+            return self._soft(rho, min(rx, ry) * e)
+
+        body = ellipse(-0.05, 0.02, 0.26, 0.18)
+        lobe = ellipse(0.17, -0.15, 0.09, 0.07)
+        notch = ellipse(-0.2, 0.16, 0.08, 0.06)
+        shape = np.clip(np.maximum(body, lobe) - notch, 0.0, 1.0)
+        tex = self.texture(p)
+        tex = tex / (np.abs(tex).max() + 1e-9) if tex.size else tex
+        return shape * (0.35 + 0.65 * np.clip(tex, 0.0, 1.0))
+
+
+def rigid_true(angle_deg: float, translation: Sequence[float] = (0.0, 0.0), center: Sequence[float] = (0.0, 0.0),
+               flip: bool = False):
+    """A known 2-D fixed -> moving map ``p -> R F (p - c) + c + t`` (``F`` mirrors x when ``flip``)."""
+    a = np.deg2rad(float(angle_deg))
+    r = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    mat = r @ np.diag([-1.0, 1.0]) if flip else r
+    c, t = np.asarray(center, float), np.asarray(translation, float)
+    inv = np.linalg.inv(mat)
+    return (lambda p: (np.asarray(p) - c) @ mat.T + c + t), (lambda q: (np.asarray(q) - c - t) @ inv.T + c)
+
+
+def section_pair(angle_deg: float = 0.0, translation: Sequence[float] = (0.0, 0.0), flip: bool = False,
+                 n: int = 128, extent: float = 5.12, background: str = "bright", seed: int = 4,
+                 noise: float = 0.01):
+    """Fixed and moving sections (``n`` x ``n``, ``extent`` mm) related by :func:`rigid_true`.
+
+    ``background="bright"``: both look like brightfield histology (glass ~0.92, tissue darker;
+    the moving one another stain: a different contrast curve). ``"dark"``: the fixed is
+    fluorescence-like (tissue bright on black) and the moving MSI-like (another remap, noisier).
+    Returns ``(fixed, moving, truth, points)``; points lie inside the tissue.
+    """
+    sec = Section(extent, seed=seed)
+    fwd, inv = rigid_true(angle_deg, translation, (0.0, 0.0), flip)
+    sp = extent / n
+    org = (-extent / 2 + sp / 2,) * 2
+    if background == "bright":
+        rf = lambda v: 0.92 - 0.75 * v  # noqa: E731
+        rm = lambda v: 0.95 - 0.6 * np.sqrt(np.clip(v, 0, None))  # noqa: E731
+        mods = ("HISTO", "HISTO")
+    else:
+        rf = lambda v: 0.05 + v  # noqa: E731
+        rm = lambda v: 0.02 + 0.5 * v + 0.5 * v**2  # noqa: E731
+        mods = ("FLUO", "MSI")
+    fixed = sample_image(sec, (n, n), (sp, sp), org, remap=rf, noise=noise, seed=seed + 1, modality=mods[0])
+    moving = sample_image(sec, (n, n), (sp, sp), org, inverse=inv, remap=rm, noise=noise, seed=seed + 2,
+                          modality=mods[1])
+    pts = grid_points((8, 8), (0.05 * extent, 0.05 * extent), (-0.2 * extent, -0.2 * extent))
+    pts = pts[sec(pts) > 0.2]
+    return fixed, moving, fwd, pts

@@ -7,6 +7,7 @@ maps fixed-frame points into the moving frame; resample the moving image with it
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,11 +20,13 @@ from multiscale.errors import RegistrationError
 from ._grids import grid_box_xyz, grid_from_reference
 from ._multires import channel_image, to_working, working_spacing
 from ._optimiser import METRICS, Context, full_transform, sitk_identity, thread_count
+from ._search import mirror_image, mirror_transform, search, tissue_image, tissue_polarity
 from .landmarks import landmark_transform
 from .slice_to_volume import register_slice_to_volume
-from .transform import Transform
+from .transform import Transform, linear_parts
+from .warnings import RegistrationWarning
 
-__all__ = ["register", "RegistrationError", "METRICS", "STAGES", "metric_value"]
+__all__ = ["register", "RegistrationError", "RegistrationWarning", "METRICS", "STAGES", "metric_value"]
 
 STAGES = ("translation", "rigid", "similarity", "affine", "bspline")
 PRESETS = {
@@ -54,8 +57,11 @@ _DEFAULTS: dict[str, Any] = {
     "bspline_samples": None,  # the same for the B-spline stage; default: `samples` ("lbfgsb"), 20,000 otherwise
     "sampling": None,  # or a fixed fraction of voxels per level
     "bins": None,  # Mattes histogram bins; default 0.75 sqrt(voxels of the level), within [24, 64]
-    "rotation_search": None,  # default: on in 2-D, off in 3-D
-    "rotation_step_deg": 15.0,
+    "rotation_search": None,  # default: on in 2-D (not for a translation), off in 3-D
+    "rotation_step_deg": 30.0,  # candidates of the refined search (each refined by a short rigid fit)
+    "flip_search": None,  # default: with the rotation search, also try the mirrored section (face down)
+    "rotation_margin": 0.05,  # a kept rotation > 30 deg or a flip needs the runner-up this much worse
+    "accept_worse": False,  # keep a result that the final check finds worse than the initial pose
     "keep_tolerance": 0.01,  # "auto": affine is kept when it lowers the metric by this fraction
     "bspline_keep_tolerance": 0.05,  # "auto": B-spline must lower it by this much (it can overfit)
     "threads": None,
@@ -80,11 +86,14 @@ def register(
 ) -> Transform:
     """Register ``moving`` to ``fixed``: the transform mapping fixed-frame points into the moving frame.
 
-    The default, ``transform="auto"``, is a robust multimodal pipeline: initialisation (centres of
-    mass and of the images, plus a coarse rotation search in 2-D, or the landmarks / ``initial``
-    when given), then rigid, affine and B-spline stages. Rigid is always kept; affine and B-spline
-    are kept only when they lower the metric at the working resolution (full sampling) by 1% and
-    5% respectively and, when landmarks are given, do not increase their error by more than 5%. Explicit presets keep every stage.
+    The default, ``transform="auto"``, is a robust multimodal pipeline: initialisation (in 2-D a
+    refined rotation and mirror search from the tissue centroids; in 3-D centres of mass and of
+    the images; or the landmarks / ``initial`` when given), then rigid, affine and B-spline
+    stages. The first stage is always kept; in ``"auto"`` affine and B-spline are kept only when
+    they lower the metric at the working resolution (full sampling) by 1% and 5% respectively
+    and, when landmarks are given, do not increase their error by more than 5%; explicit presets
+    keep a later stage unless it raises the metric. Finally the result is checked against the
+    initial pose (see ``accept_worse`` below): it is never silently worse than where it started.
 
     The B-spline stage (Mattes MI, the default) runs its own metric: SimpleITK's metric treats a
     B-spline as a global transform, so each of its evaluations costs samples x parameters (about a
@@ -138,8 +147,23 @@ def register(
         ``bspline_optimizer``: "lbfgsb" (default; Mattes MI only, and no non-linear ``initial``:
         otherwise "lbfgs2" is used), "lbfgs2" or "gd" (SimpleITK's optimisers; see the B-spline
         stage notes below).
-        Initialisation: ``rotation_search`` (default on in 2-D), ``rotation_step_deg`` (15);
-        ``landmark_kind`` ("rigid", "similarity", "affine").
+        Initialisation: ``rotation_search`` (default on in 2-D unless the first stage is a
+        translation), ``rotation_step_deg`` (30), ``flip_search`` (default: with the rotation
+        search, unless ``initial`` is non-linear), ``rotation_margin`` (0.05); ``landmark_kind``
+        ("rigid", "similarity", "affine"). The 2-D search detects the tissue first (background =
+        the mode near the border; bright background = brightfield histology, tissue darker), starts
+        every candidate from the tissue centroids, refines each rotation (and mirror: a section
+        mounted face down) by a short rigid fit on a copy of the tissue images at most 64 pixels
+        across and keeps the best refined Mattes MI; it runs on one thread and every pixel, so it does not depend on
+        ``threads``. With ``metric="ncc"`` or ``"mean_squares"``, a bright-background image is
+        inverted when the other image has a dark background.
+        Final check: the result is compared with the initial pose (identity, ``initial`` or the
+        landmark fit) on the metric at the working resolution (every voxel), on the landmark error
+        and on the Dice of the two masks when given. When it is worse, the initial pose is returned
+        instead (unless ``accept_worse=True``) and a :class:`RegistrationWarning` is issued; so it
+        is when the search keeps a rotation over 30 degrees (or a mirror) whose runner-up scores
+        within ``rotation_margin``. Both are recorded in ``info["warnings"]`` and
+        ``info["quality_check"]``.
         Keeping stages in ``"auto"``: ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance``
         (0.05), the relative metric gain affine and B-spline must bring.
         Other: ``threads`` (fix with ``seed`` for bit-identical runs); ``slice_to_volume``;
@@ -149,7 +173,9 @@ def register(
     -------
     Transform
         ``info`` records the metric (as SimpleITK reports it: lower is better, Mattes MI negated)
-        before and after, each stage with kept/iterations/time, and the working spacing.
+        before and after, each stage with kept/iterations/time, the working spacing, the
+        initialisation (``angle_deg``, ``flipped``, ``margin``, the refined candidates), the
+        tissue detection, ``quality_check`` and ``warnings`` (a list of str, empty when all is well).
 
     Raises
     ------
@@ -246,7 +272,20 @@ def _register(fixed, moving, stages, metric, fixed_mask, moving_mask, landmarks,
         fm_s = _match_grid(fm_s, f_s)
     if mm_s is not None:
         mm_s = _match_grid(mm_s, m_s)
+
+    # ---------------- tissue: background level and polarity of each image
+    pol_f, pol_m = tissue_polarity(f_s), tissue_polarity(m_s)
+    tissue_record = {"fixed": pol_f, "moving": pol_m, "inverted": []}
+    if metric != "mattes_mi" and pol_f["bright"] != pol_m["bright"]:
+        # correlation / mean squares compare intensities: make the tissue bright in both
+        if pol_f["bright"]:
+            f_s = sitk_invert(f_s)
+            tissue_record["inverted"].append("fixed")
+        else:
+            m_s = sitk_invert(m_s)
+            tissue_record["inverted"].append("moving")
     ctx = Context(f_s, m_s, fm_s, mm_s, metric, seed, opts, threads)
+    ctx0 = ctx  # the unmirrored context: the final check compares poses on it
 
     # ---------------- initialisation
     ident = Transform(sitk_identity(dim))
@@ -256,11 +295,65 @@ def _register(fixed, moving, stages, metric, fixed_mask, moving_mask, landmarks,
         outer, current = initial, None
     else:
         current = initial
+    post = None  # a mirror of the moving frame chosen by the search: the result is post(T(x))
     init_record: dict[str, Any] = {}
-    if current is None:
+    warn: list[str] = []
+    kind = "translation" if stages[0] == "translation" else "rigid"
+    rotate = opts["rotation_search"]
+    if rotate is None:
+        rotate = dim == 2 and kind != "translation"
+    if current is None and dim == 2 and rotate:
+        flips = opts["flip_search"]
+        if flips is None:
+            flips = outer is None
+        if flips and outer is not None:
+            raise RegistrationError("flip_search=True cannot be combined with a non-linear initial transform")
+        t_search = time.perf_counter()
+        # the search sees copies at most ~128 px across (the stages' own cached pyramid level; the
+        # smoothing and shrinking are line-wise, so they do not depend on the thread count)
+        s0 = int(2 ** max(0, np.ceil(np.log2(min(f_s.GetSize()) / 128.0) - 1e-9)))
+        f_small, m_small = ctx.level_images(s0)
+        with thread_count(1):  # every filter and metric of the search on one thread: thread-invariant
+            found = search(tissue_image(f_small, pol_f), tissue_image(m_small, pol_m), fm_s, mm_s, opts,
+                           flips=bool(flips), rotate=True, outer=outer.sitk if outer is not None else None)
+        current = found.pop("transform")
+        if found["flipped"]:
+            c_m = np.asarray(found["mirror_center"], float)
+            post = mirror_transform(c_m)
+            ctx = Context(f_s, mirror_image(m_s, c_m), fm_s, mirror_image(mm_s, c_m) if mm_s is not None else None,
+                          metric, seed, opts, threads)
+        init_record = {"method": "refined rotation search", **found,
+                       "time_s": float(time.perf_counter() - t_search)}
+        angle = (found["angle_deg"] + 180.0) % 360.0 - 180.0
+        if (abs(angle) > 30.0 or found["flipped"]) and found["margin"] is not None \
+                and found["margin"] < float(opts["rotation_margin"]):
+            ru = found["runner_up"]
+            warn.append(
+                f"the initial pose search kept a rotation of {angle:.0f} deg{' with a mirror' if found['flipped'] else ''}"
+                f" but the runner-up ({(ru['angle_deg'] + 180) % 360 - 180:.0f} deg"
+                f"{' mirrored' if ru['flipped'] else ''}) scores within {100 * found['margin']:.1f}% of it; "
+                "check the result, or pass initial= (or landmarks=) to place the section"
+            )
+    elif current is None:
         current, init_record = _initialise(ctx, dim, opts, stages, outer)
     else:
         init_record = {"method": "given" if landmarks is None or initial is not lm_init else "landmarks"}
+
+    def finish(t: Any) -> Any:
+        full = full_transform(t, outer)
+        if post is None:
+            return full
+        import SimpleITK as sitk
+
+        if full.IsLinear():
+            a, b = linear_parts(full)
+            pa, pb = linear_parts(post)
+            out = sitk.AffineTransform(dim)
+            out.SetMatrix(tuple((pa @ a).reshape(-1)))
+            out.SetTranslation(tuple(pa @ b + pb))
+            return out
+        return sitk.CompositeTransform([post, full])
+
     metric_init = ctx.evaluate(full_transform(current, outer))
     init_record["metric"] = metric_init
 
@@ -269,17 +362,18 @@ def _register(fixed, moving, stages, metric, fixed_mask, moving_mask, landmarks,
     kept: list[str] = []
     best = current
     best_metric = metric_init
-    best_tre = _tre(lm, full_transform(best, outer)) if lm is not None else None
+    best_tre = _tre(lm, finish(best)) if lm is not None else None
     checked = transform == "auto"
     for k, stage in enumerate(stages):
         t0 = time.perf_counter()
         cand, iters, stop = ctx.run_stage(stage, best, outer)
         after = ctx.evaluate(full_transform(cand, outer))
-        tre_after = _tre(lm, full_transform(cand, outer)) if lm is not None else None
+        tre_after = _tre(lm, finish(cand)) if lm is not None else None
         keep = True
-        if checked and k > 0:
-            tol = opts["bspline_keep_tolerance"] if stage == "bspline" else opts["keep_tolerance"]
-            keep = after < best_metric - tol * abs(best_metric)
+        if k > 0:
+            # "auto" asks a clear gain of an optional stage; an explicit stage must not make it worse
+            tol = (opts["bspline_keep_tolerance"] if stage == "bspline" else opts["keep_tolerance"]) if checked else 0.0
+            keep = after < best_metric - tol * abs(best_metric) if checked else after <= best_metric
             if keep and lm is not None and tre_after is not None and best_tre is not None:
                 keep = tre_after <= best_tre * 1.05 + 1e-9
         rec = {
@@ -300,24 +394,123 @@ def _register(fixed, moving, stages, metric, fixed_mask, moving_mask, landmarks,
             best, best_metric = cand, after
             best_tre = tre_after if tre_after is not None else best_tre
             kept.append(stage)
-    final = full_transform(best, outer)
+    final = finish(best)
+
+    # ---------------- never silently worse: the result against the initial pose
+    pose0 = initial.sitk if initial is not None else sitk_identity(dim)
+    check = _quality_check(ctx0, pose0, final, lm, fm_s, mm_s)
+    returned_initial = False
+    if check["worse"]:
+        what = "identity" if initial is None else ("the landmark fit" if lm is not None and initial is lm_init
+                                                   else "the initial transform")
+        if opts["accept_worse"]:
+            warn.append(f"the registration ended worse than {what} ({'; '.join(check['reasons'])}); "
+                        "kept because accept_worse=True")
+        else:
+            warn.append(f"the registration ended worse than {what} ({'; '.join(check['reasons'])}); returning "
+                        f"{what} instead: check that the images show the same tissue, or give landmarks=/initial=,"
+                        " or pass accept_worse=True to keep the result")
+            final = pose0
+            kept = []
+            returned_initial = True
+    check["returned_initial"] = returned_initial
     info = _base_info(fixed, moving, metric, seed, kept, time.perf_counter() - t_start)
     info.update(
         {
             "metric_identity": float(metric_identity),
             "metric_before": float(metric_init),
-            "metric_after": float(best_metric),
+            "metric_after": float(check["metric_after"] if not returned_initial else check["metric_initial"]),
             "initialisation": init_record,
+            "tissue": tissue_record,
             "stages": records,
             "iterations": int(sum(r["iterations"] for r in records)),
             "working_spacing_mm": float(ws),
             "working_shape": {"fixed": list(f_s.GetSize())[::-1], "moving": list(m_s.GetSize())[::-1]},
             "options": {k: v for k, v in opts.items() if k not in ("verbose",)},
+            "quality_check": check,
+            "warnings": warn,
         }
     )
     if lm is not None:
         info["landmark_tre_mm"] = float(_tre(lm, final))
+    for w in warn:
+        warnings.warn(w, RegistrationWarning, stacklevel=3)
     return Transform(final, info)
+
+
+def sitk_invert(s: Any) -> Any:
+    """``1 - s`` for a working image in [0, 1] (a bright background made dark)."""
+    import SimpleITK as sitk
+
+    return sitk.Cast(1.0 - s, sitk.sitkFloat32)
+
+
+def _mask_dice(ctx: Context, t: Any, fm: Any, mm: Any) -> float:
+    import SimpleITK as sitk
+
+    moved = sitk.Resample(mm, fm, sitk.Transform(t), sitk.sitkNearestNeighbor, 0)
+    a = sitk.GetArrayViewFromImage(fm) > 0
+    b = sitk.GetArrayViewFromImage(moved) > 0
+    s = a.sum() + b.sum()
+    return float(2.0 * (a & b).sum() / s) if s else 1.0
+
+
+def _null_levels(ctx: Context, t: Any, shrink: int = 1, draws: int = 3) -> list[float]:
+    """Metric of ``t`` with the fixed image's pixels shuffled (``draws`` reproducible shuffles)."""
+    import SimpleITK as sitk
+
+    f, m = ctx.level_images(shrink)
+    arr = sitk.GetArrayFromImage(f)
+    rng = np.random.default_rng(ctx.seed + 104729)
+    out = []
+    for _ in range(draws):
+        sh = sitk.GetImageFromArray(rng.permutation(arr.reshape(-1)).reshape(arr.shape))
+        sh.CopyInformation(f)
+        v = Context(sh, m, ctx.fm, ctx.mm, ctx.metric, ctx.seed, ctx.opts, ctx.threads).evaluate(t)
+        if np.isfinite(v):
+            out.append(float(v))
+    return out
+
+
+def _quality_check(ctx: Context, pose0: Any, final: Any, lm, fm, mm) -> dict[str, Any]:
+    """The final pose against the initial one: metric (every voxel), landmark error, mask Dice."""
+    m0, m1 = ctx.evaluate(pose0), ctx.evaluate(final)
+    out: dict[str, Any] = {"measure": f"{ctx.metric} at the working resolution, every voxel (lower is better)",
+                           "metric_initial": float(m0), "metric_after": float(m1)}
+    reasons = []
+    tol = 1e-6 * max(abs(m0), 1e-12)
+    if not np.isfinite(m1) or (np.isfinite(m0) and m1 > m0 + tol):
+        reasons.append(f"metric {m1:.5g} vs {m0:.5g} at the start")
+    if lm is not None:
+        e0, e1 = _tre(lm, pose0), _tre(lm, final)
+        out["landmark_tre_mm_initial"], out["landmark_tre_mm_after"] = float(e0), float(e1)
+        if e1 > e0 * 1.05 + 1e-9:
+            reasons.append(f"landmark error {e1:.4g} mm vs {e0:.4g} mm at the start")
+    if fm is not None and mm is not None:
+        d0, d1 = _mask_dice(ctx, pose0, fm, mm), _mask_dice(ctx, final, fm, mm)
+        out["mask_dice_initial"], out["mask_dice_after"] = d0, d1
+        if d1 < d0 - 0.02:
+            reasons.append(f"mask Dice {d1:.3f} vs {d0:.3f} at the start")
+    # is any structure matched at all? the same evaluation with the fixed pixels shuffled is the
+    # metric's chance level (Mattes MI's bias for this many samples and bins); the result must beat
+    # it clearly, or what the optimiser found is noise fitted (a pair that cannot be registered)
+    # (on a copy at most ~256 px across: chance is a matter of structure, not of fine detail)
+    shrink = int(2 ** max(0, np.ceil(np.log2(min(v for v in ctx.f.GetSize() if v > 1) / 256.0) - 1e-9)))
+    null = _null_levels(ctx, final, shrink)
+    if shrink > 1:
+        m1 = ctx.evaluate(final, shrink=shrink)
+        out["metric_after_coarse"] = float(m1)
+    if null:
+        mean, sd = float(np.mean(null)), float(np.std(null))
+        need = max(0.25 * abs(mean), 4.0 * sd, 1e-9)
+        out["metric_chance"] = mean
+        out["supported"] = bool(np.isfinite(m1) and mean - m1 > need)
+        if not out["supported"]:
+            reasons.append(f"no structure matched: metric {m1:.5g} is within chance of {mean:.5g} (the same "
+                           "images with the fixed pixels shuffled)")
+    out["worse"] = bool(reasons)
+    out["reasons"] = reasons
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

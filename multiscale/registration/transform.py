@@ -247,7 +247,9 @@ class Transform:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Transform:
         """Read a transform file: ITK ``.tfm``/``.txt``/``.h5``/``.mat`` (ANTs writes these too),
-        an elastix ``TransformParameters*.txt`` (Translation, Euler, Similarity, Affine), or a
+        an elastix ``TransformParameters*.txt`` (Translation, Euler, Similarity, Affine, BSpline;
+        ``InitialTransformParametersFileName`` chains composed as elastix does, the initial
+        transform first: ``T(p) = T_this(T_initial(p))``), or a
         displacement-field image (``.nii[.gz]``, ``.mha``, ``.nrrd``: an ANTs ``Warp`` file).
 
         The JSON sidecar written by :meth:`save`, when present, restores ``info``.
@@ -524,10 +526,12 @@ def _read_elastix(path: Path) -> Any:
         t.SetCenter(tuple(center))
         t.SetMatrix(tuple(a.reshape(-1)))
         t.SetTranslation(tuple(params[dim * dim : dim * dim + dim]))
+    elif kind in ("BSplineTransform", "RecursiveBSplineTransform"):
+        t = _elastix_bspline(path, p, dim, params)
     else:
         raise TransformError(
-            f"{path}: elastix transform {kind!r} is not supported here (Translation, Euler, Similarity, "
-            "Affine are); apply it with transformix, or export it as an ITK transform"
+            f"{path}: (Transform {kind!r}) is not supported here (Translation, Euler, Similarity, Affine, "
+            "BSpline are); apply it with transformix, or export it as an ITK transform"
         )
     initial = p.get("InitialTransformParametersFileName", ["NoInitialTransform"])[0]
     if initial not in ("NoInitialTransform", "", None):
@@ -544,6 +548,55 @@ def _read_elastix(path: Path) -> Any:
         if how != "Compose":
             raise TransformError(f"{path}: HowToCombineTransforms {how!r} is not supported (only Compose)")
         t = sitk.CompositeTransform([t, first])
+    return t
+
+
+def _elastix_bspline(path: Path, p: dict[str, list[Any]], dim: int, params: np.ndarray) -> Any:
+    """elastix's B-spline as ``sitk.BSplineTransform``: the same control-point grid and coefficients.
+
+    elastix's ``GridSize``/``GridIndex``/``GridSpacing``/``GridOrigin``/``GridDirection`` describe the
+    coefficient grid (ITK's fixed parameters of a ``BSplineTransform``; the direction written column
+    by column, as elastix writes every direction), and ``TransformParameters`` holds the
+    coefficients dimension-major (every x, then every y[, then every z]), ITK's parameter order. Both
+    map fixed points to moving points: ``T(p) = p + sum_k c_k B(p - g_k)``.
+    """
+    sitk = _sitk()
+
+    def field(key: str, n: int, default: list[float] | None = None) -> np.ndarray:
+        vals = p.get(key, default)
+        if vals is None:
+            raise TransformError(f"{path}: elastix B-spline field ({key} ...) is missing")
+        try:
+            arr = np.asarray(vals, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TransformError(f"{path}: ({key} ...) must hold {n} numbers, got {vals}") from exc
+        if arr.size != n:
+            raise TransformError(f"{path}: ({key} ...) must hold {n} numbers for a {dim}-D B-spline, got {arr.size}")
+        return arr
+
+    size = field("GridSize", dim).astype(int)
+    index = field("GridIndex", dim, [0.0] * dim)
+    spacing = field("GridSpacing", dim)
+    origin = field("GridOrigin", dim)
+    direction = field("GridDirection", dim * dim, list(np.eye(dim).reshape(-1))).reshape(dim, dim).T
+    order = int(p.get("BSplineTransformSplineOrder", [3])[0])
+    if np.any(index != 0):
+        raise TransformError(f"{path}: (GridIndex {' '.join(f'{v:g}' for v in index)}) is not supported (only 0)")
+    if order not in (1, 2, 3):
+        raise TransformError(f"{path}: (BSplineTransformSplineOrder {order}) is not supported (1, 2 or 3)")
+    if str(p.get("UseCyclicTransform", ["false"])[0]).lower() == "true":
+        raise TransformError(f"{path}: (UseCyclicTransform \"true\") is not supported")
+    if np.any(size < order + 1) or np.any(spacing <= 0):
+        raise TransformError(f"{path}: (GridSize ...) / (GridSpacing ...) do not describe a {dim}-D grid")
+    n = dim * int(np.prod(size))
+    if params.size != n:
+        raise TransformError(
+            f"{path}: (TransformParameters ...) holds {params.size} values; a {'x'.join(map(str, size))} grid "
+            f"in {dim}-D needs {n}"
+        )
+    t = sitk.BSplineTransform(dim, order)
+    t.SetFixedParameters(tuple(float(v) for v in np.concatenate([size, origin, spacing, direction.reshape(-1)])))
+    t.SetParameters(tuple(float(v) for v in params))
     return t
 
 

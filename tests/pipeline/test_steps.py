@@ -62,3 +62,24 @@ def test_loader_and_registration_warnings_reach_the_rows_flags():
     assert len(flags) == 1
     (flag,) = flags
     assert "CorrectedImage lacks DECY" in flag and "registration pet_to_mri" in flag
+
+
+def test_registration_range_spans_the_values_under_alternative_maps():
+    """With maps resampled under transforms drawn around a registration, each row gets the range of its value."""
+    from multiscale.pipeline.spec import AnalysisSpec
+    from multiscale.pipeline.steps import analysis_step
+
+    z, y, x = np.mgrid[:8, :8, :8]
+    pet = spatial_image(1.0 + z + 0.1 * x, spacing=1.0, units="SUVbw")
+    shifted = [spatial_image(c + z + 0.1 * x, spacing=1.0, units="SUVbw") for c in (0.5, 1.5)]
+    mask = spatial_image(((z > 1) & (z < 6)).astype(np.uint8), spacing=1.0)
+    spec = AnalysisSpec(type="uptake", name="u", maps=("pet",), masks=("tumour",),
+                        params={"peak_volume_ml": 0.001}, uncertainty=True)
+    out = analysis_step("m1", spec, {"pet": pet}, {"tumour": mask}, [({"pet": s}, {"tumour": mask}) for s in shifted])
+    rows = {r["metric"]: r for r in out["rows"]}
+    assert rows["suv_max"]["value"] == pytest.approx(6.7)
+    assert (rows["suv_max"]["registration_lo"], rows["suv_max"]["registration_hi"]) == pytest.approx((6.2, 7.2))
+    assert rows["suv_sd"]["registration_lo"] == pytest.approx(rows["suv_sd"]["registration_hi"])  # a shift moves no SD
+    assert "registration range over 2 transform samples" in rows["suv_max"]["detail"]
+    plain = analysis_step("m1", spec, {"pet": pet}, {"tumour": mask})
+    assert "registration_lo" not in plain["rows"][0]

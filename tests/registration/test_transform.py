@@ -124,9 +124,9 @@ def test_reads_elastix_parameter_files_with_initial_chain(tmp_path):
     expected = (expected_euler - [1.0, 1.0]) @ a.T + [1.0, 1.0] + [0.3, 0.2]
     np.testing.assert_allclose(chain.transform_points(pts), expected, atol=1e-12)
     (tmp_path / "TransformParameters.2.txt").write_text(
-        '(Transform "BSplineTransform")\n(TransformParameters 0 0)\n(FixedImageDimension 2)\n'
+        '(Transform "SplineKernelTransform")\n(TransformParameters 0 0)\n(FixedImageDimension 2)\n'
     )
-    with pytest.raises(TransformError, match="BSplineTransform.*not supported"):
+    with pytest.raises(TransformError, match=r"TransformParameters.2.txt: \(Transform 'SplineKernelTransform'\) is not supported"):
         Transform.load(tmp_path / "TransformParameters.2.txt")
 
 
