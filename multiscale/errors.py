@@ -25,6 +25,7 @@ survive.
     MultiscaleWarning
     ├── CalibrationWarning       no physical calibration in a file
     ├── ImzMLWarning             a recoverable imzML problem
+    ├── RegistrationWarning      a registration no better than its start, or an ambiguous pose
     └── AnalysisWarning          a result is NaN or was computed on part of the input
         └── TextureWarning
 
@@ -57,6 +58,7 @@ __all__ = [
     "StudyError",
     "CalibrationWarning",
     "ImzMLWarning",
+    "RegistrationWarning",
     "AnalysisWarning",
     "TextureWarning",
 ]
@@ -119,6 +121,14 @@ class CalibrationWarning(MultiscaleWarning):
 
 class ImzMLWarning(MultiscaleWarning):
     """A recoverable problem in an imzML/.ibd pair (UUID mismatch, missing pixel size, ...)."""
+
+
+class RegistrationWarning(MultiscaleWarning):
+    """A registration ended no better than its start, or its retained rotation/flip is ambiguous.
+
+    The same text is in the result's ``info["warnings"]``; ``info["quality_check"]`` holds the
+    before/after values it was decided on.
+    """
 
 
 class AnalysisWarning(MultiscaleWarning):

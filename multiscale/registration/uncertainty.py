@@ -98,7 +98,7 @@ def transform_samples(
     kind : {"rigid", "affine", "similarity", "translation"}, optional
         The refit's transform; default ``transform.info["stages_kept"][-1]`` or ``"affine"``.
     shift_mm : float, optional
-        SD of the start's random shift; default two voxels of the coarser image.
+        SD of the start's random shift; default one voxel of the coarser image.
     angle_deg : float
         SD of the start's random rotation.
     register : callable, optional
@@ -130,7 +130,7 @@ def transform_samples(
     kind = kind or next((s for s in reversed(stages) if s in ("rigid", "affine", "similarity", "translation")),
                         "affine")
     coarse = max(max(mi.spacing(fixed)), max(mi.spacing(moving)))
-    shift = float(shift_mm if shift_mm is not None else 2.0 * coarse)
+    shift = float(shift_mm if shift_mm is not None else coarse)
     pts = lattice_points(fixed, n=3)
     centre = pts.mean(axis=0)
     if len(centre) != transform.dimension:  # a 2-D section placed in a 3-D volume: rotate in its plane

@@ -5,21 +5,13 @@
 
 Examples
 --------
->>> from multiscale.errors import MultiscaleWarning
+>>> from multiscale.errors import MultiscaleWarning, RegistrationWarning
 >>> issubclass(RegistrationWarning, MultiscaleWarning)
 True
 """
 
 from __future__ import annotations
 
-from multiscale.errors import MultiscaleWarning
+from multiscale.errors import MultiscaleWarning, RegistrationWarning
 
-__all__ = ["RegistrationWarning"]
-
-
-class RegistrationWarning(MultiscaleWarning):
-    """A registration ended no better than its start, or its retained rotation/flip is ambiguous.
-
-    The same text is in the result's ``info["warnings"]``; ``info["quality_check"]`` holds the
-    before/after values it was decided on.
-    """
+__all__ = ["RegistrationWarning", "MultiscaleWarning"]
