@@ -26,6 +26,8 @@ def reconstruct_stack(
     reference_index: int | None = None,
     interpolation: str = "linear",
     z0: float = 0.0,
+    positions_mm: Sequence[float] | None = None,
+    allow_gaps: bool = False,
     **options: Any,
 ) -> tuple[xr.DataArray, list[Transform]]:
     """Rebuild a volume from serial sections: each registered to its neighbour, chains composed.
@@ -48,6 +50,12 @@ def reconstruct_stack(
         For the final resampling.
     z0 : float
         z (mm) of the first section in the output volume.
+    positions_mm : sequence of float, optional
+        Each section's cutting position (mm, increasing). Sections must then sit ``spacing_z`` apart;
+        a missing section (a gap of two or more spacings) is an error unless ``allow_gaps``.
+    allow_gaps : bool
+        With ``positions_mm``: leave a missing section's plane empty (NaN) instead of refusing, and
+        record it in ``attrs["warnings"]``; neighbours across a gap are registered to each other.
 
     Returns
     -------
@@ -61,8 +69,32 @@ def reconstruct_stack(
     >>> # volume, transforms = reconstruct_stack([s0, s1, s2, s3], spacing_z=0.05)
     """
     secs = list(sections)
+    missing = [i for i, s in enumerate(secs) if s is None]
+    if missing:
+        raise RegistrationError(f"reconstruct_stack: section(s) {missing} are missing (None); drop them and pass "
+                                "positions_mm= with each remaining section's cutting position (and allow_gaps=True "
+                                "to leave their planes empty)")
     if len(secs) < 2:
         raise RegistrationError("reconstruct_stack needs at least two sections")
+    slots = list(range(len(secs)))
+    if positions_mm is not None:
+        pos = np.asarray(positions_mm, dtype=float)
+        if pos.shape != (len(secs),) or not np.all(np.isfinite(pos)):
+            raise RegistrationError(f"positions_mm must give one finite position per section ({len(secs)}), got "
+                                    f"{list(positions_mm)}")
+        if np.any(np.diff(pos) <= 0):
+            raise RegistrationError(f"positions_mm must increase in cutting order, got {pos.tolist()}")
+        steps = (pos - pos[0]) / float(spacing_z) if spacing_z > 0 else pos * 0
+        slots = [int(round(v)) for v in steps]
+        off = [i for i, (v, k) in enumerate(zip(steps, slots)) if abs(v - k) > 0.25]
+        if off:
+            raise RegistrationError(f"sections {off} are not on the {spacing_z:g} mm spacing from the first "
+                                    f"(positions {pos.tolist()} mm); check positions_mm or spacing_z")
+        gaps = sorted(set(range(slots[-1] + 1)) - set(slots))
+        if gaps and not allow_gaps:
+            raise RegistrationError(f"reconstruct_stack: {len(gaps)} section(s) missing from the stack at "
+                                    f"{[round(float(pos[0]) + g * spacing_z, 6) for g in gaps]} mm (slots {gaps}); "
+                                    "pass allow_gaps=True to leave their planes empty, or supply the sections")
     for i, s in enumerate(secs):
         if len(mi.spatial_dims(mi.validate(s))) != 2:
             raise RegistrationError(f"section {i} is not 2-D (dims {s.dims})")
@@ -80,6 +112,11 @@ def reconstruct_stack(
         chains[i].info["pair"] = {"fixed_section": nb, "moving_section": i, "info": pair.info}
     reference = secs[ref]
     planes = [resample(s, reference, chains[i], interpolation=interpolation) for i, s in enumerate(secs)]
+    gap_slots = sorted(set(range(slots[-1] + 1)) - set(slots))
+    if gap_slots:
+        empty = planes[0].astype(np.float32) * np.nan
+        by_slot = dict(zip(slots, [p.astype(np.float32) for p in planes]))
+        planes = [by_slot.get(k, empty) for k in range(slots[-1] + 1)]
     stacked = xr.concat(planes, dim="z")
     lead = [d for d in stacked.dims if d not in mi.SPATIAL_DIMS]
     stacked = stacked.transpose(*lead, "z", "y", "x")
@@ -101,5 +138,9 @@ def reconstruct_stack(
     )
     vol.attrs["provenance"] = {**dict(attrs.get("provenance") or {}),
                                "reconstructed": {"sections": len(secs), "reference_index": ref,
-                                                 "spacing_z_mm": float(spacing_z), "transform": transform}}
+                                                 "spacing_z_mm": float(spacing_z), "transform": transform,
+                                                 "empty_slots": gap_slots}}
+    if gap_slots:
+        vol.attrs["warnings"] = list(vol.attrs.get("warnings", [])) + [
+            f"reconstruct_stack: planes {gap_slots} are empty (NaN): no section was cut there"]
     return vol, [c for c in chains if c is not None]

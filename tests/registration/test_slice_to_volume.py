@@ -72,3 +72,23 @@ def test_serial_sections_reconstructed_by_composing_neighbours():
         err = np.linalg.norm(t.transform_points(pts) - fwd(pts), axis=1).mean()
         assert err < 0.025
     assert transforms[0].info["pair"] == transforms[0].info["pair"] | {"fixed_section": 1, "moving_section": 0}
+
+
+def test_a_stack_with_a_missing_section_is_refused_or_left_empty():
+    ph = S.Phantom(3, 6.4, seed=11)
+    zs = [-0.1, -0.05, 0.05, 0.1]  # the section at z = 0 was lost
+    sections = [S.sample_image(lambda q, z=z: ph(np.c_[q, np.full(len(q), z)]), (48, 48), (0.1, 0.1),
+                               (-2.35, -2.35), modality="HISTO") for z in zs]
+    with pytest.raises(RegistrationError, match=r"section\(s\) \[1\] are missing"):
+        reconstruct_stack([sections[0], None, sections[1]], spacing_z=0.05, transform="rigid", metric="ncc")
+    with pytest.raises(RegistrationError, match=r"1 section\(s\) missing from the stack at \[0.0\] mm.*allow_gaps"):
+        reconstruct_stack(sections, spacing_z=0.05, positions_mm=zs, transform="rigid", metric="ncc")
+    with pytest.raises(RegistrationError, match="must increase"):
+        reconstruct_stack(sections, spacing_z=0.05, positions_mm=[0.0, 0.1, 0.05, 0.2])
+    with pytest.raises(RegistrationError, match="not on the 0.05 mm spacing"):
+        reconstruct_stack(sections, spacing_z=0.05, positions_mm=[0.0, 0.05, 0.13, 0.2])
+    vol, transforms = reconstruct_stack(sections, spacing_z=0.05, positions_mm=zs, allow_gaps=True,
+                                        transform="rigid", metric="ncc")
+    assert vol.shape == (5, 48, 48) and len(transforms) == 4
+    assert np.isnan(np.asarray(vol[2])).all() and np.isfinite(np.asarray(vol[1])).all()
+    assert "planes [2] are empty" in vol.attrs["warnings"][0]
