@@ -45,6 +45,12 @@ __all__ = [
 #: images at most this large are read into memory when loaded (larger ones stay lazy)
 EAGER_BYTES = 1 << 30
 
+#: options every registration of a study gets unless its edge says otherwise. One thread: SimpleITK's
+#: multi-threaded metric sums differ in the last digits with the thread count, so a study run on another
+#: machine or with another number of workers would not give identical numbers (``options: {threads: 2}``
+#: trades that for speed).
+REGISTRATION_DEFAULTS: dict[str, Any] = {"threads": 1}
+
 
 def safe_name(name: str) -> str:
     """``name`` with every run of characters other than letters, digits, ``_.-`` made one ``_``.
@@ -166,7 +172,7 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     elif edge.method == "file":
         t = reg.Transform.load(edge.transform)
     else:
-        opts = dict(edge.options)
+        opts = dict(REGISTRATION_DEFAULTS, **edge.options)
         if lm is not None and edge.use_landmarks:
             opts["landmarks"] = lm
         try:
@@ -177,7 +183,8 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     truth = reg.truth_transform(edge.truth[0], edge.truth[1], dim) if edge.truth is not None else None
     samples = []
     if edge.uncertainty and edge.method not in ("identity", "file"):
-        samples = transform_samples(f, m, t, n=edge.uncertainty, seed=int(edge.options.get("seed", 0)))
+        samples = transform_samples(f, m, t, n=edge.uncertainty, seed=int(edge.options.get("seed", 0)),
+                                    threads=edge.options.get("threads", REGISTRATION_DEFAULTS["threads"]))
     m_on_f = reg.resample(m, f, t)
     fa = np.asarray(f.data, dtype=float)
     ma = np.asarray(m_on_f.data, dtype=float)
@@ -207,7 +214,7 @@ def place_section_step(link: SectionSpec, section: xr.DataArray, volume: xr.Data
     vol = vol.astype(np.float32) if vol.dtype.kind in "biu" else vol
     try:
         t = place_section(sec, vol, z_mm=link.z_mm, index=link.index, search_mm=link.search_mm,
-                          step_mm=link.step_mm, **link.options)
+                          step_mm=link.step_mm, **dict(REGISTRATION_DEFAULTS, **link.options))
     except Exception as exc:
         exc.add_note(f"while placing section {link.section} in {link.volume}")
         raise
@@ -223,7 +230,7 @@ def place_section_step(link: SectionSpec, section: xr.DataArray, volume: xr.Data
         out["truth_transform"] = truth
     if link.uncertainty:
         out["samples"] = transform_samples(sec, vol, t, n=link.uncertainty, register=reg.register_slice_to_volume,
-                                           **link.options)
+                                           **dict(REGISTRATION_DEFAULTS, **link.options))
         quality.update(uncertainty_mm(out["samples"], t, lattice_points(sec)))
     placement = (t.info or {}).get("placement") or {}
     if placement.get("chosen_z_mm") is not None:
