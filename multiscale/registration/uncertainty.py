@@ -20,6 +20,7 @@ import xarray as xr
 from multiscale import image as mi
 from multiscale.errors import RegistrationError
 
+from .methods import register as register_default
 from .transform import Transform, linear_parts
 
 __all__ = ["transform_samples", "uncertainty_mm", "landmark_uncertainty_mm", "lattice_points"]
@@ -122,10 +123,7 @@ def transform_samples(
     if not transform.is_linear:
         raise RegistrationError("transform_samples: the transform is not linear; sample the linear part (the "
                                 "B-spline stage is not re-fitted)")
-    if register is None:
-        from .methods import register as register_fn
-    else:
-        register_fn = register
+    register_fn = register if register is not None else register_default
     stages = (transform.info or {}).get("stages_kept") or []
     kind = kind or next((s for s in reversed(stages) if s in ("rigid", "affine", "similarity", "translation")),
                         "affine")
