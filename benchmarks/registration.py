@@ -14,9 +14,20 @@ tissue. Methods, measured in the same run:
   registration call only. Its defaults assume roughly unit voxels, so it gets both images scaled by
   one common factor making the fixed voxel 1 (displacements are scaled back).
 
+A fourth workload, ``sections`` (not part of BENCHMARKS.md's three), is cross-stain 2-D section
+pairs built from a real immunohistochemistry image shipped with scikit-image
+(``skimage.data.immunohistochemistry()``, bundled, no network): the tissue, cut to an irregular
+outline, sits on a bright (white) slide background; fixed = its haematoxylin channel rendered as a
+brightfield image, moving = its DAB channel (a different stain), turned by 90/180/270 degrees or
+mirrored, plus a small extra rotation, a shift and a slight anisotropic shrink, all known. Errors
+there are in pixels and in % of the image diagonal (ANHIR's rTRE convention), on a lattice of
+fixed points inside the tissue; the methods are ``register(fixed, moving)`` with its defaults,
+the plain SimpleITK rigid + affine pipeline (geometry-centred start) and elastix's default rigid
++ affine maps. Ours runs twice per pair (the mapped points must be identical).
+
 Usage::
 
-    .venv/bin/python benchmarks/registration.py [--workloads 2d msi 3d] [--repeats 1] [--out FILE]
+    .venv/bin/python benchmarks/registration.py [--workloads 2d msi 3d sections] [--repeats 1] [--out FILE]
 
 Ratios printed: our error / best anchor error, our time / elastix time (the targets are <= 1).
 """
@@ -91,6 +102,192 @@ def workload_3d():
 
 
 WORKLOADS = {"2d": workload_2d, "msi": workload_msi, "3d": workload_3d}
+ALL_WORKLOADS = [*WORKLOADS, "sections"]
+
+
+# ------------------------------------------------------------------------------------ sections
+
+SECTION_N = 512  # canvas (px)
+SECTION_SP = 0.004  # mm per pixel (a slide at ~2.5x, as ANHIR's pairs are usually registered)
+SECTION_BG = 0.98  # brightfield slide background: the glass, white (noise 0.01 on top)
+SECTION_TISSUE_T = 0.95  # transmission of unstained tissue (optical density ~0.02): darker than the glass
+# name: (quarter turns, mirror x, extra rotation deg, shift px (x, y), scale (x, y))
+SECTION_PAIRS = {
+    "rot90": (1, False, 6.0, (12.0, -8.0), (1.02, 0.985)),
+    "rot180": (2, False, -7.0, (-10.0, 14.0), (0.985, 1.015)),
+    "rot270": (3, False, 5.0, (8.0, 10.0), (1.015, 1.0)),
+    "mirror": (0, True, 8.0, (-12.0, -6.0), (1.0, 1.02)),
+    "mirror+rot90": (1, True, -4.0, (6.0, 12.0), (1.02, 1.0)),
+    "small (control)": (0, False, 9.0, (14.0, -10.0), (1.01, 0.99)),
+}
+
+
+def _stain_images():
+    """Haematoxylin and DAB channels of skimage's IHC image, each rendered as a brightfield grey image."""
+    from skimage import data
+    from skimage.color import hed2rgb, rgb2gray, rgb2hed
+    from skimage.transform import resize
+
+    hed = rgb2hed(data.immunohistochemistry())
+    z = np.zeros_like(hed[..., 0])
+    h = rgb2gray(hed2rgb(np.stack([hed[..., 0], z, z], -1)))
+    d = rgb2gray(hed2rgb(np.stack([z, z, hed[..., 2]], -1)))
+    m = 400  # the tissue patch, from 512 px
+    return (resize(h, (m, m), anti_aliasing=True, order=1), resize(d, (m, m), anti_aliasing=True, order=1))
+
+
+def _section_canvas(patch, mask):
+    """The patch on a white slide: tissue inside the irregular outline (soft edge), glass elsewhere."""
+    n, m = SECTION_N, patch.shape[0]
+    out = np.full((n, n), SECTION_BG)
+    a = (n - m) // 2
+    out[a:a + m, a:a + m] = SECTION_TISSUE_T * patch * mask + SECTION_BG * (1 - mask)
+    return out
+
+
+def _section_mask(m: int) -> np.ndarray:
+    """Irregular tissue outline (radius varying with angle, no symmetry), soft 3-px edge, in [0, 1]."""
+    yy, xx = np.mgrid[:m, :m] - (m - 1) / 2.0
+    r, th = np.hypot(xx, yy), np.arctan2(yy, xx)
+    rad = 0.40 * m * (1 + 0.12 * np.sin(2 * th + 0.4) + 0.09 * np.sin(3 * th + 1.9) + 0.05 * np.sin(5 * th + 0.7))
+    return np.clip((rad - r) / 3.0 + 0.5, 0.0, 1.0)
+
+
+def section_truth(pair):
+    """(A, b) of the true map fixed -> moving in world (x, y) mm: A (p - c) + c + b, c the canvas centre."""
+    quarter, mirror, extra, shift, scale = SECTION_PAIRS[pair]
+    th = np.deg2rad(90.0 * quarter + extra)
+    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    a = rot @ np.diag(scale) @ (np.diag([-1.0, 1.0]) if mirror else np.eye(2))
+    return a, np.asarray(shift, float) * SECTION_SP
+
+
+_STAINS: list = []  # the two stain images, computed once
+
+
+def workload_sections(pair):
+    from scipy import ndimage
+
+    from multiscale.image import spatial_image
+
+    if not _STAINS:
+        _STAINS.extend(_stain_images())
+    h, d = _STAINS
+    mask = _section_mask(h.shape[0])
+    n, sp = SECTION_N, SECTION_SP
+    fixed_np = _section_canvas(h, mask)
+    mov_src = _section_canvas(d, mask)
+    tissue = np.zeros((n, n), bool)  # the outline on the canvas (fixed frame)
+    o = (n - mask.shape[0]) // 2
+    tissue[o:o + mask.shape[0], o:o + mask.shape[0]] = mask > 0.5
+    a, b = section_truth(pair)
+    c = np.full(2, (n - 1) / 2.0 * sp)
+    # moving(q) = source(A^-1 (q - c - b) + c): in (row, col) pixel indices through the swap P
+    ainv = np.linalg.inv(a)
+    P = np.array([[0.0, 1.0], [1.0, 0.0]])
+    c_px, b_px = c / sp, b / sp
+    matrix = P @ ainv @ P
+    offset = P @ (c_px - ainv @ (c_px + b_px))
+    moving_np = ndimage.affine_transform(mov_src, matrix, offset=offset, order=3, mode="constant", cval=SECTION_BG)
+    rng = np.random.default_rng(sum(map(ord, pair)))  # sensor noise, reproducible per pair
+    fixed_np = np.clip(fixed_np + rng.normal(0, 0.01, fixed_np.shape), 0, 1).astype(np.float32)
+    moving_np = np.clip(moving_np + rng.normal(0, 0.01, moving_np.shape), 0, 1).astype(np.float32)
+    fixed = spatial_image(fixed_np, spacing=(sp, sp), name="H", modality="HISTO")
+    moving = spatial_image(moving_np, spacing=(sp, sp), name="DAB", modality="IHC")
+
+    def truth(pts):
+        return (pts - c) @ a.T + c + b
+
+    # lattice of fixed points inside the tissue (every 16 px, at least 6 px inside the outline)
+    inner = ndimage.binary_erosion(tissue, iterations=6)
+    rows, cols = np.meshgrid(np.arange(8, n, 16), np.arange(8, n, 16), indexing="ij")
+    keep = inner[rows, cols]
+    idx = np.stack([rows[keep], cols[keep]], axis=1)
+    pts = np.stack([idx[:, 1] * sp, idx[:, 0] * sp], axis=1)  # (x, y) mm; origin 0
+    name = "sections_" + "".join(ch if ch.isalnum() else "_" for ch in pair)
+    return dict(name=name, fixed=fixed, moving=moving, truth=truth, unit="px", to_unit=1.0 / sp,
+                stages="affine", pts=pts, idx=idx, diag_px=float(np.hypot(n, n)))
+
+
+def run_ours_default(w, pts):
+    """``register(fixed, moving)`` exactly as a user calls it (transform="auto", Mattes MI)."""
+    import warnings as _w
+
+    t0 = time.perf_counter()
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        t = register(w["fixed"], w["moving"])
+    elapsed = time.perf_counter() - t0
+    init = t.info.get("initialisation", {})
+    extra = {
+        "stages_kept": t.info["stages_kept"],
+        "init_angle_deg": None if init.get("angle_deg") is None else round(float(init["angle_deg"]), 1),
+        "flipped": init.get("flipped"),
+        "margin": None if init.get("margin") is None else round(float(init["margin"]), 3),
+        "returned_initial": t.info.get("quality_check", {}).get("returned_initial"),
+        "warnings": len(t.info.get("warnings", [])) or len(caught),
+        "search_s": None if init.get("time_s") is None else round(float(init["time_s"]), 2),
+    }
+    return t.transform_points(pts), elapsed, extra
+
+
+def run_sections(args, exe):
+    """The cross-stain section pairs: per-pair and median rTRE, ratios, start errors, repeatability."""
+    rows, saved = [], {}
+    previous = np.load(args.compare_points) if args.compare_points else None
+    for pair in SECTION_PAIRS:
+        t_gen = time.perf_counter()
+        w = workload_sections(pair)
+        pts, idx = w["pts"], w["idx"]
+        truth = w["truth"](pts)
+        to_px = w["to_unit"]
+        start = float(np.linalg.norm(pts - truth, axis=1).mean()) * to_px
+        print(f"[sections/{pair}] generated in {time.perf_counter() - t_gen:.1f} s; {len(pts)} error points; "
+              f"start error {start:.1f} px ({100 * start / w['diag_px']:.2f} % diag)", flush=True)
+        methods = [("ours", lambda: run_ours_default(w, pts))]
+        if not args.no_sitk:
+            methods.append(("sitk", lambda: run_sitk(w, pts)))
+        if exe:
+            methods.append(("elastix", lambda: run_elastix(w, pts, idx, exe)))
+        res, mapped_ours = {}, []
+        for mname, fn in methods:
+            reps = max(args.repeats, 2) if mname == "ours" else args.repeats  # ours twice: repeatability
+            times, errs, extra = [], [], {}
+            for _ in range(reps):
+                mapped, elapsed, extra = fn()
+                if mname == "ours":
+                    mapped_ours.append(mapped)
+                times.append(elapsed)
+                errs.append(float(np.linalg.norm(mapped - truth, axis=1).mean()) * to_px)
+            e = float(np.median(errs))
+            res[mname] = {"error": e, "rtre_pct": 100 * e / w["diag_px"], "time_s": float(np.median(times)),
+                          "worse_than_start": e > start, **extra}
+            print(f"[sections/{pair}] {mname:8s} error {e:.3g} px ({res[mname]['rtre_pct']:.3g} % diag)  "
+                  f"time {res[mname]['time_s']:.2f} s{'  WORSE THAN START' if e > start else ''}  "
+                  f"{extra if extra else ''}", flush=True)
+        rep = float(max(np.abs(m - mapped_ours[0]).max() for m in mapped_ours[1:])) * to_px
+        res["ours"]["repeat_max_diff_px"] = float(f"{rep:.3g}")
+        saved[pair] = mapped_ours[0]
+        if previous is not None and pair in previous.files:
+            res["ours"]["vs_previous_run_max_diff_px"] = float(
+                f"{float(np.abs(previous[pair] - mapped_ours[0]).max()) * to_px:.3g}")
+            print(f"[sections/{pair}] ours vs --compare-points run: max difference "
+                  f"{res['ours']['vs_previous_run_max_diff_px']:.3g} px", flush=True)
+        anchors = {k: v for k, v in res.items() if k != "ours"}
+        best = min(anchors.values(), key=lambda r: r["error"]) if anchors else None
+        r_err = res["ours"]["error"] / best["error"] if best else float("nan")
+        r_time = res["ours"]["time_s"] / res["elastix"]["time_s"] if "elastix" in res else float("nan")
+        print(f"[sections/{pair}] ours run twice: max difference of mapped points {rep:.3g} px; "
+              f"ratio error ours/best anchor = {r_err:.3g}; time ours/elastix = {r_time:.3g}", flush=True)
+        rows.append((pair, start, 100 * start / w["diag_px"], res, r_err, r_time))
+    print("[sections] median rTRE (% diag): start "
+          f"{np.median([r[2] for r in rows]):.3g}; " + "; ".join(
+              f"{m} {np.median([r[3][m]['rtre_pct'] for r in rows]):.3g}" for m in rows[0][3]), flush=True)
+    worse = [(r[0], m) for r in rows for m in r[3] if r[3][m]["worse_than_start"]]
+    print(f"[sections] pairs ending worse than their start: {worse if worse else 'none'}", flush=True)
+    if args.points_out:
+        np.savez(args.points_out, **saved)
+    return rows
 
 
 def error_points(w) -> np.ndarray:
@@ -225,15 +422,26 @@ def run_elastix(w, pts, idx, exe):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=list(WORKLOADS))
+    ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS), choices=ALL_WORKLOADS)
     ap.add_argument("--repeats", type=int, default=1, help="timing repeats (median reported)")
     ap.add_argument("--out", default=str(HERE / "results" / "registration.md"))
     ap.add_argument("--no-elastix", action="store_true")
     ap.add_argument("--no-sitk", action="store_true")
+    ap.add_argument("--sections-grey-glass", action="store_true",
+                    help="sections: the first, harsher design (glass 0.93, unstained tissue as bright as white, so "
+                         "the DAB image's pale stroma is brighter than the glass)")
+    ap.add_argument("--points-out", help="sections: save our mapped points (npz) to compare runs")
+    ap.add_argument("--compare-points", help="sections: an npz of --points-out from an earlier run")
     args = ap.parse_args(argv)
+    if args.sections_grey_glass:
+        global SECTION_BG, SECTION_TISSUE_T
+        SECTION_BG, SECTION_TISSUE_T = 0.93, 1.0
     exe = None if args.no_elastix else elastix_python()
-    rows = []
+    rows, section_rows = [], None
     for name in args.workloads:
+        if name == "sections":
+            section_rows = run_sections(args, exe)
+            continue
         t_gen = time.perf_counter()
         w = WORKLOADS[name]()
         pts, idx = error_points(w)
@@ -263,11 +471,11 @@ def main(argv=None) -> int:
         print(f"[{name}] ratio error ours/best anchor = {ratio_err:.3g}; time ours/elastix = {ratio_time:.3g}",
               flush=True)
         rows.append((name, w["unit"], start, res, ratio_err, ratio_time))
-    write_results(Path(args.out), rows, args, exe is not None)
+    write_results(Path(args.out), rows, args, exe is not None, section_rows)
     return 0
 
 
-def write_results(path: Path, rows, args, have_elastix: bool) -> None:
+def write_results(path: Path, rows, args, have_elastix: bool, section_rows=None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "# Registration benchmark (BENCHMARKS.md section 3)",
@@ -277,10 +485,9 @@ def write_results(path: Path, rows, args, have_elastix: bool) -> None:
         f"Command: `.venv/bin/python benchmarks/registration.py --workloads {' '.join(args.workloads)} "
         f"--repeats {args.repeats}`",
         f"Anchors: plain SimpleITK pipeline; itk-elastix defaults {'(itk-elastix 0.25.4)' if have_elastix else '(not installed)'}.",
-        "",
-        "| workload | start error | method | error | time (s) | notes |",
-        "| --- | --- | --- | --- | --- | --- |",
     ]
+    if rows:
+        lines += ["", "| workload | start error | method | error | time (s) | notes |", "| --- | --- | --- | --- | --- | --- |"]
     for name, unit, start, res, r_err, r_time in rows:
         for m, r in res.items():
             notes = {k: v for k, v in r.items() if k not in ("error", "time_s")}
@@ -288,6 +495,25 @@ def write_results(path: Path, rows, args, have_elastix: bool) -> None:
                          f"{notes if notes else ''} |")
         lines.append(f"| {name} | | **ratio** | ours/best anchor error **{r_err:.3g}** | ours/elastix time "
                      f"**{r_time:.3g}** | |")
+    if section_rows:
+        lines += [
+            "",
+            "Cross-stain sections (skimage's IHC image: haematoxylin vs DAB, white background, known transform); "
+            "error = mean distance on a lattice inside the tissue, px and % of the image diagonal (rTRE).",
+            "",
+            "| pair | start | method | error (px) | rTRE (% diag) | time (s) | notes |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for pair, start, start_pct, res, r_err, r_time in section_rows:
+            for m, r in res.items():
+                notes = {k: v for k, v in r.items() if k not in ("error", "rtre_pct", "time_s")}
+                lines.append(f"| {pair} | {start:.1f} px ({start_pct:.2f} %) | {m} | {r['error']:.3g} | "
+                             f"{r['rtre_pct']:.3g} | {r['time_s']:.2f} | {notes} |")
+            lines.append(f"| {pair} | | **ratio** | ours/best anchor error **{r_err:.3g}** | | ours/elastix time "
+                         f"**{r_time:.3g}** | |")
+        meds = {m: float(np.median([r[3][m]["rtre_pct"] for r in section_rows])) for m in section_rows[0][3]}
+        lines.append(f"| **median** | {np.median([r[2] for r in section_rows]):.3g} % | | | "
+                     + ", ".join(f"{m} {v:.3g} %" for m, v in meds.items()) + " | | |")
     tmp = path.with_suffix(".md.tmp")
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, path)

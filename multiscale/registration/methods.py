@@ -130,7 +130,9 @@ def register(
     initial : Transform, optional
         Starting transform (fixed -> moving), e.g. a previous result or a section's position.
     seed : int
-        Seed of the metric's random sampling; same seed, same threads, same result.
+        Seed of the metric's random sampling. With ``threads=1`` the same seed gives the same result to
+        the bit; with several threads SimpleITK's threaded sums differ between calls, by up to a few
+        tenths of a pixel on 512 px sections (measured in ``benchmarks/registration.py --workloads sections``).
     **options
         Channels: ``fixed_channel``, ``moving_channel`` (None/"sum"/"tic", "mean", "max", a channel
         label, a position, ``{label: weight}`` or one weight per channel).
@@ -166,7 +168,8 @@ def register(
         ``info["quality_check"]``.
         Keeping stages in ``"auto"``: ``keep_tolerance`` (0.01) and ``bspline_keep_tolerance``
         (0.05), the relative metric gain affine and B-spline must bring.
-        Other: ``threads`` (fix with ``seed`` for bit-identical runs); ``slice_to_volume``;
+        Other: ``threads`` (``threads=1`` with a fixed ``seed`` for bit-identical runs; the study pipeline
+        uses 1); ``slice_to_volume``;
         ``section_thickness`` (mm); ``verbose``.
 
     Returns
