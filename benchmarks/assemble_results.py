@@ -30,9 +30,10 @@ Targets are those of `../shared/BENCHMARKS.md`. Per-topic details follow; each s
 | §2 texture, whole ROI, all families | >= 3x pyradiomics | 4.0-4.9x wall, 4.4-5.0x CPU | yes |
 | §2 texture, voxel maps, every family | >= 100x pyradiomics GLCM map | 166x-1131x | yes |
 | §2 IBSI digital phantom | all 482 values | 482/482 (test suite) | yes |
-| §3 registration, MSI-like cross-resolution | error <= best anchor, time <= elastix | 0.53x best error, 0.24x elastix time (two runs) | yes |
-| §3 registration, 2-D deformable | same | 0.66-0.69x SimpleITK's error (0.154-0.156 vs 0.22 µm), 0.77-0.78x elastix's time (two runs) | yes |
-| §3 registration, 3-D deformable | same | 0.49-0.50x elastix's error (0.35 vs 0.70 mm), 0.47-0.49x its time (10.2-10.7 vs 21.7 s; two runs) | yes |
+| §3 registration, MSI-like cross-resolution | error <= best anchor, time <= elastix | 0.62x elastix's error (0.134 vs 0.216 µm; was 0.115 µm / 0.53x before the 2-D search), 0.21-0.32x elastix's time (2026-12-04, two runs) | yes |
+| §3 registration, 2-D deformable | same | 0.48-0.61x SimpleITK's error (0.145-0.155 vs 0.24-0.32 µm), 0.72-0.75x elastix's time (2026-12-04, two runs) | yes |
+| §3 registration, 3-D deformable | same | 0.50x elastix's error (0.349-0.352 vs 0.704 mm); time 0.74x elastix's on the quieter run (16.2 vs 21.8 s) but 1.09x under a concurrent test suite (32.2 vs 29.7 s); ours took 10.2-10.7 s before the robustness changes | yes (quiet run); no under load |
+| §3 2-D cross-stain sections, 90/180/270° and mirrored (synthetic from a real IHC image; not a BENCHMARKS.md workload) | error <= best anchor | median rTRE 0.078 % of the diagonal (anchors 20 %: both fail every turned or mirrored pair); on the near-identity control pair 1.11-1.13x elastix's error (0.51 vs 0.46 px); time 2.3-5.7x elastix's; real ANHIR pairs (0.19 % target) not reachable from this machine | turned pairs yes; control pair and time no |
 | §4 study scale, linearity in N | T(N) / (N T(1)) near 1 | 0.94-1.07 (N = 2, 4, 8; final code, two runs) | yes |
 | §4 study scale, 2 workers | speed-up >= 1.6x | final code, two runs (best of 2 per configuration): N = 2 1.61x / 1.67x, N = 4 1.67x / 1.66x, N = 8 1.72x / 1.97x (the latter inflated by a slow 1-worker run); before this session's pipeline changes 1.43-1.59x | yes |
 | §4 memory per worker | independent of N | 874-1054 MB for N = 1..8 (full-size subjects; 552-622 MB small) | yes |
