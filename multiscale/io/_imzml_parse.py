@@ -23,7 +23,7 @@ import numpy as np
 from multiscale._util import atomic_write
 from multiscale.errors import ImzMLError, ImzMLWarning
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 
 # --- controlled vocabulary ------------------------------------------------------------------
 MZ_ARRAY = "MS:1000514"
@@ -443,7 +443,10 @@ def repair_signed_offsets(offsets: np.ndarray) -> np.ndarray:
 
 
 def user_cache_dir() -> Path:
-    """Folder for index caches when the data folder is read-only."""
+    """Folder for the index caches: ``$MULTISCALE_CACHE_DIR/imzml``, else the user cache folder (XDG).
+
+    Reading never writes next to the user's data: the caches live here only.
+    """
     env = os.environ.get("MULTISCALE_CACHE_DIR")
     if env:
         return Path(env) / "imzml"
@@ -458,8 +461,12 @@ def _file_key(imzml: Path, ibd: Path) -> dict[str, Any]:
         "imzml": str(imzml.resolve()),
         "imzml_size": a.st_size,
         "imzml_mtime_ns": a.st_mtime_ns,
+        "imzml_inode": a.st_ino,
+        "imzml_ctime_ns": a.st_ctime_ns,
         "ibd_size": b.st_size,
         "ibd_mtime_ns": b.st_mtime_ns,
+        "ibd_inode": b.st_ino,
+        "ibd_ctime_ns": b.st_ctime_ns,
     }
 
 
@@ -474,14 +481,14 @@ def folder_is_writable(folder: Path) -> bool:
 
 
 def cache_candidates(imzml: Path, cache_dir: Path | None) -> list[Path]:
-    """Where the index cache may live: the data folder first, then the user cache folder."""
+    """Where the index cache lives: ``cache_dir`` when given, else the user cache folder (never beside the data).
+
+    The name holds a digest of the file's resolved path; the cache's recorded key (sizes, mtimes,
+    inodes, ctimes) decides whether it is still valid.
+    """
     digest = hashlib.sha1(str(imzml.resolve()).encode()).hexdigest()[:16]
-    if cache_dir is not None:
-        return [Path(cache_dir) / f"{imzml.name}.{digest}.index.npz"]
-    return [
-        imzml.parent / f".{imzml.name}.multiscale-index.npz",
-        user_cache_dir() / f"{imzml.name}.{digest}.index.npz",
-    ]
+    folder = Path(cache_dir) if cache_dir is not None else user_cache_dir()
+    return [folder / f"{imzml.name}.{digest}.index.npz"]
 
 
 def load_cached_index(imzml: Path, ibd: Path, cache_dir: Path | None) -> tuple[ImzMLIndex | None, Path | None]:

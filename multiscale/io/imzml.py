@@ -160,9 +160,9 @@ def read_imzml(
         The binary file, when it is not next to the imzML.
     cache : bool
         Keep the parsed index (offsets, lengths, coordinates) in a ``.npz`` so reopening is instant.
-        It is written next to the data (``.<name>.multiscale-index.npz``) or, when that folder is
-        read-only, in ``$MULTISCALE_CACHE_DIR`` or ``~/.cache/multiscale/imzml``; it is rebuilt
-        whenever either file's size or modification time changes.
+        It is written in the user cache folder (``$MULTISCALE_CACHE_DIR/imzml``, else
+        ``$XDG_CACHE_HOME`` or ``~/.cache/multiscale/imzml``), never next to the data; it is rebuilt
+        whenever either file's size, modification time, inode or ctime changes.
     cache_dir : path-like, optional
         Put the cache in this folder instead.
     check_uuid : {"warn", "raise", "ignore"}

@@ -370,7 +370,9 @@ def test_index_cache_reused_and_invalidated(tmp_path, monkeypatch) -> None:
     rng = np.random.default_rng(15)
     path = write_imzml(tmp_path / "k.imzML", random_spectra(grid(3, 3), rng))
     ds1 = read_imzml(path)
-    assert ds1.cache_path == tmp_path / ".k.imzML.multiscale-index.npz" and ds1.cache_path.is_file()
+    # reading never writes beside the user's data: the index goes to the user cache folder
+    assert sorted(os.listdir(tmp_path)) == ["k.ibd", "k.imzML"]
+    assert ds1.cache_path.is_file() and tmp_path not in ds1.cache_path.parents
     calls = []
     real_parse = mod.parse_imzml
     monkeypatch.setattr(mod, "parse_imzml", lambda p: calls.append(p) or real_parse(p))
@@ -387,7 +389,7 @@ def test_index_cache_reused_and_invalidated(tmp_path, monkeypatch) -> None:
     np.testing.assert_allclose(ds3.tic().values.ravel(), [s[2].sum() for s in spectra])
 
 
-def test_cache_goes_to_user_folder_when_data_folder_is_read_only(tmp_path, monkeypatch) -> None:
+def test_cache_goes_to_the_user_folder_whether_or_not_the_data_folder_is_writable(tmp_path, monkeypatch) -> None:
     data = tmp_path / "ro"
     data.mkdir()
     path = write_imzml(data / "r.imzML", random_spectra(grid(2, 2), np.random.default_rng(16)))
