@@ -45,17 +45,15 @@ def tissue_polarity(s: Any) -> dict[str, Any]:
 
 
 def tissue_image(s: Any, pol: dict[str, Any]) -> Any:
-    """0 on the background, up to 1 in the tissue (inverted for a bright background), float32."""
+    """0 on the background, up to 1 in the tissue (distance from the background level, either way), float32."""
     import SimpleITK as sitk
 
     a = sitk.GetArrayFromImage(s).astype(np.float32)
     bg = pol["background"]
-    if pol["bright"]:
-        lo = float(np.percentile(a, 0.5))
-        t = (bg - a) / max(bg - lo, 1e-6)
-    else:
-        hi = float(np.percentile(a, 99.5))
-        t = (a - bg) / max(hi - bg, 1e-6)
+    lo, hi = (float(v) for v in np.percentile(a, [0.5, 99.5]))
+    # tissue is what differs from the background, in either direction: stained tissue is darker than the
+    # glass, but pale stroma on grey glass is brighter than it (a one-sided test drops it)
+    t = np.abs(a - bg) / max(abs(bg - lo), abs(hi - bg), 1e-6)
     out = sitk.GetImageFromArray(np.clip(t, 0.0, 1.0).astype(np.float32))
     out.CopyInformation(s)
     return out

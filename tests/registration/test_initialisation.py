@@ -161,3 +161,18 @@ def test_tissue_detection_and_mirror_geometry():
     inner = (slice(10, -10), slice(10, -10))
     np.testing.assert_allclose(sitk.GetArrayViewFromImage(via_geometry)[inner],
                                sitk.GetArrayViewFromImage(via_transform)[inner], atol=1e-5)
+
+
+def test_tissue_paler_than_grey_glass_is_still_tissue():
+    """Unstained stroma on grey glass is brighter than the glass: the tissue image must keep it (a one-sided,
+    darker-than-glass test dropped it, and the search then ranked a wrong pose first on such slides)."""
+    a = np.full((64, 64), 0.85, np.float32)      # grey glass
+    a[6:58, 6:48] = 0.40                          # stained tissue, darker than the glass
+    a[6:58, 48:58] = 0.97                         # pale stroma, brighter than the glass
+    s = sitk.GetImageFromArray(a)
+    pol = search_mod.tissue_polarity(s)
+    assert pol["bright"] and abs(pol["background"] - 0.85) < 0.03
+    t = sitk.GetArrayViewFromImage(search_mod.tissue_image(s, pol))
+    assert t[:4].max() < 0.05                     # glass is background
+    assert t[10:54, 10:44].min() > 0.5            # stained tissue is tissue
+    assert t[10:54, 50:56].min() > 0.1            # and so is the pale stroma
