@@ -24,7 +24,7 @@ from typing import Any
 
 from multiscale._util import write_text_atomic
 
-__all__ = ["main", "build_parser", "example_study_path", "ensure_example_data"]
+__all__ = ["main", "build_parser", "example_study_path", "ensure_example_data", "default_example_folder"]
 
 EXIT_OK, EXIT_FAILED_SUBJECTS, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -36,16 +36,35 @@ def example_study_path() -> Path:
     return Path(example_datasets.__file__).resolve().parent / "study.yaml"
 
 
+def default_example_folder() -> Path:
+    """Where the example study's data go by default.
+
+    ``example_datasets/generated`` in a source checkout (what ``make demo`` uses); for an installed
+    package (inside site-packages, or a folder this user may not write) the user data folder
+    (``$MULTISCALE_DATA_DIR``, else ``$XDG_DATA_HOME/multiscale/example`` or
+    ``~/.local/share/multiscale/example``), so running the demo never writes into the installation.
+    """
+    env = os.environ.get("MULTISCALE_DATA_DIR")
+    if env:
+        return Path(env).expanduser() / "example"
+    package = example_study_path().parent
+    installed = any(part in ("site-packages", "dist-packages") for part in package.parts)
+    if not installed and os.access(package, os.W_OK):
+        return package / "generated"
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "multiscale" / "example"
+
+
 def ensure_example_data(size: str = "full", seed: int = 0, folder: str | Path | None = None,
                         progress: Any = print) -> Path:
-    """Generate the example study's data into ``folder`` (default ``example_datasets/generated``) unless it is there.
+    """Generate the example study's data into ``folder`` (default :func:`default_example_folder`) unless it is there.
 
     The generator's manifest records the seed and size; data of another size or seed (or
     edited files) are regenerated.
     """
     from example_datasets.generate import generate, study_is_complete
 
-    folder = Path(folder).resolve() if folder else example_study_path().parent / "generated"
+    folder = Path(folder).resolve() if folder else default_example_folder()
     if study_is_complete(folder, seed=seed, size=size):
         return folder
     if progress:

@@ -202,3 +202,18 @@ def test_the_local_dashboard_listens_on_loopback_only():
     assert _dashboard("none") is None
     args = build_parser().parse_args(["run", "study.yaml", "--dashboard-address", "0.0.0.0:8787", "--force"])
     assert args.dashboard_address == "0.0.0.0:8787" and args.force
+
+
+def test_demo_data_never_go_into_an_installed_package(tmp_path, monkeypatch):
+    """From a source checkout the example data go to example_datasets/generated; from an installed package
+    (site-packages) to the user data folder, so the demo never writes into the installation."""
+    from multiscale import cli
+
+    monkeypatch.delenv("MULTISCALE_DATA_DIR", raising=False)
+    assert cli.default_example_folder() == cli.example_study_path().parent / "generated"
+    fake = tmp_path / "lib" / "python3.11" / "site-packages" / "example_datasets" / "study.yaml"
+    monkeypatch.setattr(cli, "example_study_path", lambda: fake)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert cli.default_example_folder() == tmp_path / "data" / "multiscale" / "example"
+    monkeypatch.setenv("MULTISCALE_DATA_DIR", str(tmp_path / "mine"))
+    assert cli.default_example_folder() == tmp_path / "mine" / "example"
