@@ -23,7 +23,9 @@ Reading
 Spectra are read in file order in chunks of about ``chunk_bytes`` bytes of .ibd (memory-mapped,
 zero-copy when uncompressed and aligned), so peak memory depends on the chunk size, not on the
 file size. All m/z targets are handled in the same pass (numba kernel when numba is installed,
-else one ``numpy.searchsorted`` per spectrum and one ``reduceat`` per chunk).
+else one ``numpy.searchsorted`` per spectrum and one ``reduceat`` per chunk). Continuous files share
+one m/z axis: each window's index range on it is found once, and the kernel reduces slices of the
+intensity arrays (same values, bit for bit, as the per-spectrum search).
 """
 
 from __future__ import annotations
@@ -42,7 +44,13 @@ import numpy as np
 import xarray as xr
 
 from multiscale.image import spatial_image
-from multiscale.io._imzml_kernels import HAVE_NUMBA, spectrum_stats, window_reduce_into
+from multiscale.io._imzml_kernels import (
+    HAVE_NUMBA,
+    shared_axis_bounds,
+    spectrum_stats,
+    window_reduce_into,
+    window_reduce_shared_into,
+)
 from multiscale.io._imzml_parse import (
     ImzMLError,
     ImzMLIndex,
@@ -243,6 +251,10 @@ class MSIDataset:
         ``polarity``, ``spectrum_type`` (profile/centroid), ``mode`` (continuous/processed),
         ``instrument``, ``uuid``, declared grid, pixel size in µm, data types, compression.
     """
+
+    #: continuous files: find the target windows once on the shared m/z axis (False: search every
+    #: spectrum's axis, as for processed files; identical images, kept for tests and benchmarks)
+    _shared_axis_path: bool = True
 
     def __init__(
         self,
@@ -769,12 +781,24 @@ class MSIDataset:
             raise ValueError(f"dtype must be float64 or float32, got {dtype}")
         out = np.empty((targets.size, self._nz * self._ny * self._nx), dtype=dtype)
         out[:, self._empty_pix] = fill_value
+        # continuous files: every spectrum has the same m/z axis, so each window's index range on it is
+        # found once (on the first chunk) and the kernel only reduces slices of the intensity arrays
+        bounds = None
+        shared = self._shared_axis_path and self._shared_mz()
         for ch in self._iter_chunks():
+            if shared and bounds is None:
+                bounds = shared_axis_bounds(ch.mz_buf[: int(self.index.mz_length[0])], lo_s, hi_s)
+                shared = bounds is not None  # an unsorted or NaN axis keeps the per-spectrum search
             # sorted target k goes to row order[k]; spectrum i to its pixel column
-            window_reduce_into(
-                out, order, self._flat_pix[ch.ids], ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length,
-                lo_s, hi_s, reduce, self.engine,
-            )
+            if bounds is not None:
+                window_reduce_shared_into(
+                    out, order, self._flat_pix[ch.ids], ch.int_buf, ch.int_start, bounds[0], bounds[1], reduce, self.engine
+                )
+            else:
+                window_reduce_into(
+                    out, order, self._flat_pix[ch.ids], ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length,
+                    lo_s, hi_s, reduce, self.engine,
+                )
             del ch
         out = out.reshape(targets.size, self._nz, self._ny, self._nx)
         tol_s = np.broadcast_to(np.asarray(tol, dtype=float), targets.shape)
