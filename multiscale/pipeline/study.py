@@ -27,7 +27,9 @@ replaced by the subject's id.
         necrosis: {path: "data/{subject}/necrosis.nii.gz", on: mri, resample: true}
       registration:
         - {moving: pet, fixed: mri, method: rigid}
-        - {moving: "msi:haem", fixed: "fluorescence:vessels", method: affine}
+        # uncertainty: 4 transforms drawn around the result give a TRE estimate (mm), and analyses
+        # with `uncertainty: true` report each value's range under them (registration_lo/_hi)
+        - {moving: "msi:haem", fixed: "fluorescence:vessels", method: affine, uncertainty: 4}
       grids:                        # optional: analyse a frame on a coarser grid (here the MSI's pixel)
         fluorescence: {spacing: 0.075}
       sections:                     # optional: place a 2-D section frame in a 3-D volume frame
@@ -43,7 +45,7 @@ replaced by the subject's id.
     analyses:
       - {type: uptake, maps: [pet], masks: [tumour]}
       - {type: radial, maps: [pet], masks: [tumour], params: {shells: 5}}
-      - {type: colocalisation, pairs: [["msi:doxorubicin", "fluorescence:nanoparticle dye"]]}
+      - {type: colocalisation, pairs: [["msi:doxorubicin", "fluorescence:nanoparticle dye"]], uncertainty: true}
 
 A *map* is an image key, or ``image:channel`` for one channel of a multichannel image (a dye
 name, an MSI target name, or an m/z value). A section link brings every map and mask of the volume's
