@@ -204,6 +204,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                 chains.append(" -> ".join([k] + [e.fixed_image for e in chain]) + f" ({'+'.join(e.method for e in chain)})")
         print(f"  subject {s.id}: {len(s.images)} images, {len(s.masks)} masks; reference "
               f"{', '.join(references_of(s))}; " + ("; ".join(chains) if chains else "no registration"))
+        for link in s.sections:
+            where = f"z {link.z_mm:g} mm" if link.z_mm is not None else f"slice {link.index}"
+            print(f"    section {link.section} placed in the frame of {link.volume} (around {where}, "
+                  f"+-{link.search_mm:g} mm): its maps also appear on the section as <name>@{link.section_image}")
     for a in study.analyses:
         what = ", ".join(f"{x} ~ {y}" for x, y in a.pairs) if a.pairs else ", ".join(a.maps)
         print(f"  analysis {a.name} ({a.type}): {what}" + (f" in {', '.join(a.masks)}" if a.masks else ""))
