@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
-import io as _io
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from multiscale.analysis.families import FAMILIES
+
+from .steps import figure_png
 
 __all__ = ["subject_report_html", "study_report_html", "png_data_uri", "cohort_figure_specs", "cohort_figure_png"]
 
@@ -51,15 +51,6 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _fig_png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = _io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def _plt() -> Any:
     import matplotlib
 
@@ -67,10 +58,6 @@ def _plt() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
 def _img(png: bytes, caption: str) -> str:
@@ -260,7 +247,7 @@ def cohort_figure_png(kind: str, data: pd.DataFrame) -> bytes:
         ax.set_title(f"radial profiles: {map_name} in {region}", fontsize=10)
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
-        return _fig_png(fig)
+        return figure_png(fig)
     if kind != "scalars":
         raise ValueError(f"unknown cohort figure kind {kind!r} (radial, scalars)")
     # one heatmap, metrics x subjects, z-scored per metric: one axes whatever the cohort size (a panel
@@ -291,7 +278,7 @@ def cohort_figure_png(kind: str, data: pd.DataFrame) -> bytes:
     ax.set_xticklabels(labels, rotation=45 if n_subj > 6 else 0, ha="right" if n_subj > 6 else "center", fontsize=7)
     fig.colorbar(im, cax=cax, label="z-score across subjects")
     ax.set_title("metrics per subject", fontsize=10)
-    return _fig_png(fig)
+    return figure_png(fig)
 
 
 def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
