@@ -8,7 +8,9 @@ Each measurement runs in a fresh process (so its peak RSS is its own): the map i
 ``feature_map(...).data.compute()`` on dask's threaded scheduler after a warm-up that loads the
 compiled kernels. The anchor, pyradiomics 3.0.1's GLCM voxel map (``voxelBased=True``,
 ``kernelRadius=2``, ``binCount=32``), is measured in the same run on a smaller sphere of the same
-volume (it runs at a few hundred voxels/s), in the benchmark-only environment ``benchmarks/_env``.
+volume (it runs at a few hundred voxels/s), in the benchmark-only environment ``benchmarks/_env_pyrad`` (or
+``benchmarks/_env``): ``python3 -m venv benchmarks/_env_pyrad && pip install numpy setuptools wheel versioneer &&
+pip install --no-build-isolation pyradiomics==3.0.1``.
 
 Run::
 
@@ -38,7 +40,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DATA = HERE / "data" / "texture_maps"
 RESULTS = HERE / "results" / "texture_maps.md"
-PYRAD_PYTHON = HERE / "_env" / "bin" / "python"
+#: benchmark-only environments holding pyradiomics 3.0.1 (the first that exists is used)
+PYRAD_ENVS = (HERE / "_env_pyrad", HERE / "_env")
+PYRAD_PYTHON = next((e / "bin" / "python" for e in PYRAD_ENVS if (e / "bin" / "python").exists()), PYRAD_ENVS[0] / "bin" / "python")
 FAMILIES = ("glcm", "glrlm", "glszm", "gldzm", "ngtdm", "ngldm")
 PYRAD_CLASSES = {"glcm": "glcm", "glrlm": "glrlm", "glszm": "glszm", "ngtdm": "ngtdm", "ngldm": "gldm"}
 SHAPE = (64, 256, 256)
@@ -77,7 +81,7 @@ def make_workload(noise: str) -> Path:
     return path
 
 
-def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str) -> dict:
+def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str, crop: bool = False) -> dict:
     """One family's map in this process (called in a child process)."""
     import dask
 
@@ -92,20 +96,25 @@ def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str) -> dict:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with dask.config.set(scheduler="threads"):
         t0 = time.perf_counter()
-        fmap = feature_map(image, mask, family=family, radius=2, bins=32, chunks=chunk)
+        fmap = feature_map(image, mask, family=family, radius=2, bins=32, chunks=chunk, crop=crop)
         if sink == "zarr":  # stream chunk by chunk to disk: memory stays bounded by the chunks
             store = DATA / f"map_{family}.zarr"
             fmap.data.to_zarr(str(store), overwrite=True)
             seconds = time.perf_counter() - t0
             import zarr
 
-            values = zarr.open_array(str(store), mode="r")[:, SHAPE[0] // 2]
-            finite = float(np.isfinite(values[:, mask[SHAPE[0] // 2]]).mean())
+            if crop:  # the small ROI box: read it all
+                values = zarr.open_array(str(store), mode="r")[:]
+                finite = float(np.isfinite(values[0]).sum() / mask.sum())
+            else:  # the middle slice only, so the check does not load the whole grid
+                values = zarr.open_array(str(store), mode="r")[:, SHAPE[0] // 2]
+                finite = float(np.isfinite(values[:, mask[SHAPE[0] // 2]]).mean())
             result_mb = fmap.data.nbytes / 2**20
         else:
             values = fmap.data.compute()
             seconds = time.perf_counter() - t0
-            finite = float(np.isfinite(values[:, mask]).mean())
+            finite = float(np.isfinite(values[0]).sum() / mask.sum()) if crop else float(
+                np.isfinite(values[:, mask]).mean())
             result_mb = values.nbytes / 2**20
     n = int(mask.sum())
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -146,10 +155,10 @@ def run_pyradiomics(cls: str, noise: str) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child(family: str, noise: str, roi: str, chunk: int, sink: str) -> dict:
+def child(family: str, noise: str, roi: str, chunk: int, sink: str, crop: bool = False) -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", family, "--noise", noise, "--roi", roi, "--chunk", str(chunk),
-         "--sink", sink],
+         "--sink", sink] + (["--crop"] if crop else []),
         capture_output=True, text=True, check=False, cwd=str(ROOT),
     )
     if out.returncode != 0:
@@ -164,13 +173,15 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=64)
     ap.add_argument("--sink", choices=("memory", "zarr"), default="memory",
                     help="compute the map into memory, or stream it to a zarr store under benchmarks/data")
+    ap.add_argument("--crop", action="store_true",
+                    help="return the map on the ROI's bounding box grown by the kernel (crop=True), not the whole grid")
     ap.add_argument("--families", nargs="*", default=list(FAMILIES))
     ap.add_argument("--repeats", type=int, default=1, help="runs per family; the median is reported")
     ap.add_argument("--pyradiomics-all", action="store_true", help="also time pyradiomics' other voxel maps")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_ours(args.child, args.noise, args.roi, args.chunk, args.sink)))
+        print(json.dumps(run_ours(args.child, args.noise, args.roi, args.chunk, args.sink, args.crop)))
         return
     make_workload(args.noise)
     anchor = run_pyradiomics("glcm", args.noise)
@@ -181,7 +192,7 @@ def main() -> None:
                 others[fam] = run_pyradiomics(cls, args.noise)
     rows = []
     for fam in args.families:
-        runs = [child(fam, args.noise, args.roi, args.chunk, args.sink) for _ in range(args.repeats)]
+        runs = [child(fam, args.noise, args.roi, args.chunk, args.sink, args.crop) for _ in range(args.repeats)]
         runs.sort(key=lambda r: r["voxels_per_s"])
         rows.append(runs[len(runs) // 2])
     anchor_rate = anchor["voxels_per_s"] if anchor else float("nan")
@@ -189,19 +200,21 @@ def main() -> None:
         f"# Texture voxel maps ({_dt.datetime.now():%Y-%m-%d %H:%M})",
         "",
         f"Command: `.venv/bin/python benchmarks/texture_maps.py --roi {args.roi} --noise {args.noise} "
-        f"--chunk {args.chunk} --sink {args.sink} --repeats {args.repeats}"
+        f"--chunk {args.chunk} --sink {args.sink}{' --crop' if args.crop else ''} --repeats {args.repeats}"
+        f"{' --families ' + ' '.join(args.families) if list(args.families) != list(FAMILIES) else ''}"
         f"{' --pyradiomics-all' if args.pyradiomics_all else ''}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared; load average "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} at the end).  ",
         f"Workload: 64x256x256 int16, 1 mm, {args.noise} noise; ROI {args.roi}; 32 bins (FBN); 5x5x5 kernel; "
         f"dask chunks {args.chunk}^3, threaded scheduler; float32 output "
-        f"{'streamed to a zarr store' if args.sink == 'zarr' else 'computed into memory (full 64x256x256 grid)'}.",
+        f"{'streamed to a zarr store' if args.sink == 'zarr' else 'computed into memory'} "
+        f"({'ROI bounding box + kernel halo, crop=True' if args.crop else 'full 64x256x256 grid'}).",
         "",
         (
             f"Anchor (same run): pyradiomics 3.0.1 GLCM voxel map, {anchor['voxels']} voxels in "
             f"{anchor['seconds']:.1f} s = **{anchor_rate:.0f} voxels/s**, peak RSS {anchor['peak_rss_mb']:.0f} MB."
             if anchor
-            else "Anchor: pyradiomics not available (benchmarks/_env missing); ratios are NaN."
+            else "Anchor: pyradiomics not available (no benchmarks/_env_pyrad or benchmarks/_env); ratios are NaN."
         ),
         "",
         "| family | ROI voxels | seconds | voxels/s | x pyradiomics GLCM map | peak RSS (MB) | RSS before map (MB) | result (MB) |",

@@ -238,3 +238,57 @@ def test_fixed_bin_size_needs_a_sensible_anchor_and_width():
         feature_map(image, family="ngtdm", radius=1, bin_width=20.0, min_anchor=1000.0)
     with pytest.raises(ValueError, match="grey levels"):
         feature_map(image, family="ngtdm", radius=1, bin_width=1e-3, resegment_range=(0.0, 400.0))
+
+
+def _two_blobs(shape=(16, 40, 40)):
+    mask = np.zeros(shape, bool)
+    mask[2:4, 2:4, 2:4] = True  # one chunk of 8^3
+    mask[12:14, 30:33, 30:33] = True  # four chunks (across y = 32 and x = 32)
+    return mask
+
+
+@pytest.mark.parametrize("family", ["glcm", "gldzm"])
+def test_chunks_without_roi_voxels_skip_the_kernel(family, monkeypatch):
+    import multiscale.analysis.texture.maps as maps
+
+    image = volume(shape=(16, 40, 40), seed=7)
+    mask = _two_blobs()
+    calls = []
+    worker = maps.map_features
+
+    def counting(q, centres, *args, **kwargs):
+        calls.append(q.shape)
+        return worker(q, centres, *args, **kwargs)
+
+    monkeypatch.setattr(maps, "map_features", counting)
+    fmap = feature_map(image, mask, family=family, radius=1, bins=8, chunks=8)
+    skipped = fmap.values
+    # the ROI box (z 1..15, y/x 1..34) holds 2 x 5 x 5 = 50 chunks; only those with ROI voxels run the kernel
+    assert len(calls) == len({(z // 8, y // 8, x // 8) for z, y, x in zip(*np.nonzero(mask))}) == 5
+    assert np.isnan(skipped[:, ~mask]).all() and np.isfinite(skipped[:, mask]).any()
+
+    calls.clear()
+    monkeypatch.setattr(maps, "_any_block", lambda b: np.ones((1,) * b.ndim, bool))  # no skipping
+    every = feature_map(image, mask, family=family, radius=1, bins=8, chunks=8).values
+    assert len(calls) == 50
+    np.testing.assert_array_equal(skipped, every)
+    one = feature_map(image, mask, family=family, radius=1, bins=8, chunks=(16, 40, 40)).values
+    np.testing.assert_array_equal(skipped, one)
+
+
+def test_small_roi_in_a_large_volume_costs_its_box():
+    image = volume(shape=(16, 40, 40), seed=8)
+    mask = _two_blobs()
+    mask[12:14, 30:33, 30:33] = False  # one blob: its box, not the grid, is computed
+    dmask = da.from_array(mask, chunks=8)
+    ref = feature_map(image, mask, family="ngtdm", radius=1, bins=8, chunks=(16, 40, 40))
+    for m in (mask, dmask):
+        fmap = feature_map(image, m, family="ngtdm", radius=1, bins=8, chunks=8)
+        assert fmap.shape == ref.shape and fmap.attrs["provenance"]["texture_map"]["n_roi_voxels"] == 8
+        np.testing.assert_array_equal(fmap.values, ref.values)
+        # outside the box the map is NaN blocks (broadcast scalars); only the box's chunks are computed
+        crop = feature_map(image, m, family="ngtdm", radius=1, bins=8, chunks=8, crop=True)
+        assert crop.shape == (5, 4, 4, 4)
+        np.testing.assert_array_equal(crop.values, ref.values[:, 1:5, 1:5, 1:5])
+        pad = fmap.data.blocks[(0,) + tuple(n - 1 for n in fmap.data.numblocks[1:])].compute()
+        assert np.isnan(pad).all()

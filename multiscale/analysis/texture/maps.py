@@ -11,9 +11,15 @@ How it is computed
 * The image is discretised once, blockwise, for the whole map (fixed bin number over the minimum and
   maximum of the voxels that can enter a kernel, or fixed bin size from the IBSI minimum anchor), so
   one grey level means one intensity range everywhere in the map.
-* Only the ROI's bounding box, grown by the kernel radius, is computed; the rest of the grid is NaN.
-* The grey-level volume is split into dask chunks with a halo of ``radius`` voxels
-  (``dask.array.map_overlap``); a numba kernel (``nogil``, so dask threads run in parallel) walks the
+* Only the ROI's bounding box, grown by the kernel radius, is computed; the rest of the grid is NaN,
+  as read-only broadcast blocks that hold no memory until the map is assembled or written. The image
+  and mask are cut to the mask's bounding box (grown by the radius) before any dask work, so the
+  ROI statistics, the grey-level range and the task graph scale with the ROI, not the grid.
+* Within that box, a dask chunk holding no ROI voxel skips the kernel: a per-chunk "has ROI" table,
+  computed with the grey-level range, makes its block a NaN block (its grey levels are still
+  discretised, as the halo of its neighbours). A small ROI in a large volume costs its own chunks.
+* The grey-level volume (with the ROI flag in bit 24 of the same int32 array, one halo exchange) is
+  split into dask chunks with a halo of ``radius`` voxels (``dask.array.map_overlap``); a numba kernel (``nogil``, so dask threads run in parallel) walks the
   chunk's ROI voxels, copies each kernel into a small buffer, builds the merged matrix from tables
   of the kernel box's geometry computed once per chunk (neighbour pairs, run lines, the distance map
   of a full kernel), and calls the same compiled feature formulas as the whole-ROI families
@@ -32,6 +38,7 @@ the image edge never count.
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -41,6 +48,8 @@ import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 from numba import njit
 
 from multiscale import image as msi
@@ -68,6 +77,8 @@ _ALIASES = {"cm": "glcm", "rlm": "glrlm", "szm": "glszm", "dzm": "gldzm", "ngt":
 
 #: default dask chunk (voxels per side) when the image is not chunked already
 DEFAULT_CHUNK = 64
+#: bit of the per-chunk int32 grey-level array that flags ROI voxels (maps allow at most 4096 levels)
+_ROI_BIT = 24
 
 
 # ---------------------------------------------------------------------------------------------
@@ -547,9 +558,77 @@ def _dilated(mask: da.Array, radius: tuple[int, int, int]) -> da.Array:
     )
 
 
-def _block_features(q: np.ndarray, centres: np.ndarray, family: str, radius: tuple[int, int, int], n_levels: int,
-                    planar: bool, sel: list[int], settings: dict[str, Any], out_dtype: Any) -> np.ndarray:
-    return map_features(q, centres, family, radius, n_levels, planar, sel, settings, out_dtype)
+def _reach_box(mask: Any, radius: Sequence[int]) -> tuple[slice, ...] | None:
+    """The mask's bounding box grown by the kernel radius (clipped to the grid); None: no mask or an empty one."""
+    if mask is None:
+        return None
+    axes = tuple(range(mask.ndim))
+    spans = [mask.any(axis=tuple(a for a in axes if a != k)) for k in axes]
+    if any(isinstance(x, da.Array) for x in spans):
+        spans = list(dask.compute(*spans))
+    box = []
+    for k, span in enumerate(spans):
+        hit = np.flatnonzero(np.asarray(span))
+        if hit.size == 0:
+            return None
+        box.append(slice(max(int(hit[0]) - int(radius[k]), 0), min(int(hit[-1]) + int(radius[k]) + 1, mask.shape[k])))
+    return tuple(box)
+
+
+def _any_block(b: np.ndarray) -> np.ndarray:
+    """One bool per block: does it hold any True voxel (the per-chunk "has ROI" table)."""
+    return np.full((1,) * b.ndim, bool(b.any()))
+
+
+def _nan_block(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    """A read-only all-NaN block that holds no memory (a broadcast scalar)."""
+    return np.broadcast_to(np.array(np.nan, dtype=dtype), shape)
+
+
+def _nan_array(chunks: tuple[tuple[int, ...], ...], dtype: Any) -> da.Array:
+    """An all-NaN dask array whose blocks are broadcast scalars (no memory until assembled)."""
+    dtype = np.dtype(dtype)
+    name = "texture-map-nan-" + tokenize(chunks, dtype.str)
+    dsk = {
+        (name,) + idx: (_nan_block, tuple(c[i] for c, i in zip(chunks, idx)), dtype)
+        for idx in itertools.product(*(range(len(c)) for c in chunks))
+    }
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    return da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
+
+
+def _nan_padded(core: da.Array, pads: Sequence[tuple[int, int]], dtype: Any) -> da.Array:
+    """``core`` padded with NaN (``da.pad``'s result, but the padding blocks are broadcast scalars)."""
+    out = core
+    for axis, (before, after) in enumerate(pads):
+        pieces = []
+        for width in (before, after):
+            chunks = out.chunks[:axis] + ((int(width),),) + out.chunks[axis + 1 :]
+            pieces.append(_nan_array(chunks, dtype) if width else None)
+        parts = [p for p in (pieces[0], out, pieces[1]) if p is not None]
+        if len(parts) > 1:
+            out = da.concatenate(parts, axis=axis)
+    return out
+
+
+def _levels_roi_block(v: np.ndarray, keep: np.ndarray, roi: np.ndarray, method: str, n_levels: int, lo: float,
+                      hi: float, width: float, anchor: float) -> np.ndarray:
+    """:func:`_levels_block` with the ROI flag in bit ``_ROI_BIT`` (grey levels stay below it)."""
+    q = _levels_block(v, keep, method, n_levels, lo, hi, width, anchor)
+    q[roi] |= 1 << _ROI_BIT
+    return q
+
+
+def _block_features(q: np.ndarray, family: str, radius: tuple[int, int, int], n_levels: int,
+                    planar: bool, sel: list[int], settings: dict[str, Any], out_dtype: Any,
+                    has_roi: np.ndarray | None = None, block_id: tuple[int, ...] | None = None) -> np.ndarray:
+    """One chunk's map from levels + ROI bit (:func:`_levels_roi_block`); a chunk without ROI voxels (per
+    ``has_roi``, indexed by its block) is a NaN block without running the kernel."""
+    if has_roi is not None and block_id is not None and not has_roi[tuple(block_id[-3:])]:
+        shape = (len(sel),) + tuple(n - 2 * int(r) for n, r in zip(q.shape, radius))
+        return _nan_block(shape, out_dtype)
+    centres = (q >> _ROI_BIT).astype(bool)
+    return map_features(q & ((1 << _ROI_BIT) - 1), centres, family, radius, n_levels, planar, sel, settings, out_dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -671,6 +750,16 @@ def feature_map(
     v = _as_dask(image.data, chunks)
     v = v.rechunk(_chunks_at_least(v.chunks, rad[1:] if is_2d else rad))
     m = _mask_data(image, mask, s.get("label"))
+    # the grid cost ends here: all below runs on the mask's bounding box grown by the kernel's reach
+    full_chunks = (((1,),) + v.chunks) if is_2d else v.chunks
+    pre = _reach_box(m, rad[1:] if is_2d else rad)
+    if pre is not None:
+        if isinstance(image.data, np.ndarray):  # the graph embeds only the box (same chunk boundaries)
+            v = da.from_array(image.data[pre], chunks=v[pre].chunks)
+        else:
+            v = v[pre]
+        m = m[pre]
+    offset = (0,) * (len(full_chunks) - v.ndim) + (tuple(b.start for b in pre) if pre else (0,) * v.ndim)
     finite = da.isfinite(v)
     inside = da.ones(v.shape, dtype=bool, chunks=v.chunks) if m is None else _as_dask(m, v.chunks).astype(bool)
     allowed = finite
@@ -711,11 +800,13 @@ def feature_map(
             box.append(slice(max(int(hit[0]) - rad[axis], 0), min(int(hit[-1]) + rad[axis] + 1, v.shape[axis])))
         box = tuple(box)
         v, roi, allowed = (a[box] for a in (v, roi, allowed))
+        box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset))  # on the image grid
         safe = _chunks_at_least(v.chunks, rad)
         v, roi, allowed = (a.rechunk(safe) for a in (v, roi, allowed))
         sample = roi if masked_kernel else allowed & _dilated(roi, rad)
         big = np.finfo(float).max
-        lo, hi = dask.compute(da.where(sample, v, big).min(), da.where(sample, v, -big).max())
+        has_roi = roi.map_blocks(_any_block, chunks=tuple((1,) * n for n in roi.numblocks), dtype=bool)
+        lo, hi, has_roi = dask.compute(da.where(sample, v, big).min(), da.where(sample, v, -big).max(), has_roi)
         lo, hi = float(lo), float(hi)
         if hi <= lo:
             notes.append("the ROI has constant intensity: every voxel has grey level 1, dispersion features are NaN or 0")
@@ -752,22 +843,24 @@ def feature_map(
 
     out_dtype = np.dtype(dtype)
     if n_roi == 0:
-        result = da.full((len(sel),) + v.shape, np.nan, dtype=out_dtype, chunks=((len(sel),),) + v.chunks)
+        result = _nan_array(((len(sel),),) + full_chunks, out_dtype)
+        box = tuple(slice(0, sum(c)) for c in full_chunks)
     else:
-        q = da.map_blocks(_levels_block, v, sample, method, n_levels, lo, hi, width, anchor, dtype=np.int32)
+        # grey levels and the ROI flag travel in one int32 array: one halo exchange instead of two
+        q = da.map_blocks(_levels_roi_block, v, sample, roi, method, n_levels, lo, hi, width, anchor, dtype=np.int32)
         result = da.map_overlap(
-            _block_features, q, roi,
+            _block_features, q,
             depth={0: rad[0], 1: rad[1], 2: rad[2]}, boundary=0, trim=False, align_arrays=False, new_axis=0,
             chunks=((len(sel),),) + tuple(q.chunks), dtype=out_dtype, meta=np.empty((0, 0, 0, 0), dtype=out_dtype),
             family=family, radius=rad, n_levels=n_levels, planar=planar, sel=sel, settings=_family_settings(s),
-            out_dtype=out_dtype,
+            out_dtype=out_dtype, has_roi=np.asarray(has_roi, dtype=bool),
         )
         if not crop:
             full = (image.sizes["z"],) if not is_2d else (1,)
             full = full + tuple(image.sizes[d] for d in ("y", "x"))
             pads = [(0, 0)] + [(b.start, n - b.stop) for b, n in zip(box, full)]
             if any(p != (0, 0) for p in pads):
-                result = da.pad(result, pads, mode="constant", constant_values=np.nan)
+                result = _nan_padded(result, pads, out_dtype)
     if crop:
         image = image.isel({d: b for d, b in zip(sdims, box[1:] if is_2d else box)})
     if is_2d:
