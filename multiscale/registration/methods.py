@@ -497,8 +497,11 @@ def _quality_check(ctx: Context, pose0: Any, final: Any, lm, fm, mm) -> dict[str
     # is any structure matched at all? the same evaluation with the fixed pixels shuffled is the
     # metric's chance level (Mattes MI's bias for this many samples and bins); the result must beat
     # it clearly, or what the optimiser found is noise fitted (a pair that cannot be registered)
-    # (on a copy at most ~256 px across: chance is a matter of structure, not of fine detail)
-    shrink = int(2 ** max(0, np.ceil(np.log2(min(v for v in ctx.f.GetSize() if v > 1) / 256.0) - 1e-9)))
+    # (on a copy at most ~256 px across in 2-D, ~64 voxels in 3-D: chance is a matter of structure, not of
+    # fine detail, and a full-size 3-D B-spline evaluation costs about a second each)
+    sides = [v for v in ctx.f.GetSize() if v > 1]
+    across = 256.0 if len(sides) < 3 else 64.0
+    shrink = int(2 ** max(0, np.ceil(np.log2(min(sides) / across) - 1e-9)))
     null = _null_levels(ctx, final, shrink)
     if shrink > 1:
         m1 = ctx.evaluate(final, shrink=shrink)
