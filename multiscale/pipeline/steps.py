@@ -10,6 +10,7 @@ picks the inputs the study names and labels what comes back. The dask wiring is 
 from __future__ import annotations
 
 import io as _bytes_io
+import re
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -60,8 +61,6 @@ def safe_name(name: str) -> str:
     >>> safe_name("fluorescence:nanoparticle dye")
     'fluorescence_nanoparticle_dye'
     """
-    import re
-
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
@@ -219,8 +218,9 @@ def place_section_step(link: SectionSpec, section: xr.DataArray, volume: xr.Data
         exc.add_note(f"while placing section {link.section} in {link.volume}")
         raise
     on_plane = reg.resample(vol, sec, t)
-    fa, ma = np.asarray(reg.channel_image(sec).data, dtype=float), np.asarray(on_plane.data, dtype=float)
-    quality = reg.alignment_quality(reg.channel_image(sec), on_plane, t)
+    sec1 = reg.channel_image(sec)
+    fa, ma = np.asarray(sec1.data, dtype=float), np.asarray(on_plane.data, dtype=float)
+    quality = reg.alignment_quality(sec1, on_plane, t)
     out: dict[str, Any] = {"transform": t, "edge": link.name, "method": "slice_to_volume", "quality": quality,
                            "fixed_slice": fa, "moving_slice": ma}
     if link.truth is not None:
