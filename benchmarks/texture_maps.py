@@ -81,7 +81,42 @@ def make_workload(noise: str) -> Path:
     return path
 
 
-def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str, crop: bool = False) -> dict:
+class _RssMonitor:
+    """The process's largest resident set (MB) while the ``with`` block runs, sampled every 10 ms.
+
+    ``ru_maxrss`` keeps the largest value of the whole process (warm-up and the read-back included);
+    this measures the map alone: ``peak_above_mb`` is the largest rise over the RSS at entry.
+    """
+
+    def __enter__(self) -> _RssMonitor:
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self.start_mb = self._proc.memory_info().rss / 2**20
+        self.peak_mb = self.start_mb
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, self._proc.memory_info().rss / 2**20)
+
+    @property
+    def peak_above_mb(self) -> float:
+        return self.peak_mb - self.start_mb
+
+
+def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str, crop: bool = False,
+             dtype: str = "float32") -> dict:
     """One family's map in this process (called in a child process)."""
     import dask
 
@@ -95,14 +130,17 @@ def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str, crop: boo
     feature_map(small, family=family, radius=2, bins=32, chunks=6).data.compute()  # load compiled kernels
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with dask.config.set(scheduler="threads"):
+        monitor = _RssMonitor().__enter__()
         t0 = time.perf_counter()
-        fmap = feature_map(image, mask, family=family, radius=2, bins=32, chunks=chunk, crop=crop)
+        fmap = feature_map(image, mask, family=family, radius=2, bins=32, chunks=chunk, crop=crop, dtype=dtype)
         if sink == "zarr":  # stream chunk by chunk to disk: memory stays bounded by the chunks
             store = DATA / f"map_{family}.zarr"
             fmap.data.to_zarr(str(store), overwrite=True)
             seconds = time.perf_counter() - t0
+            monitor.__exit__(None, None, None)
             import zarr
 
+            # read back after the memory was measured (a slice through every chunk decompresses them all)
             if crop:  # the small ROI box: read it all
                 values = zarr.open_array(str(store), mode="r")[:]
                 finite = float(np.isfinite(values[0]).sum() / mask.sum())
@@ -113,6 +151,7 @@ def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str, crop: boo
         else:
             values = fmap.data.compute()
             seconds = time.perf_counter() - t0
+            monitor.__exit__(None, None, None)
             finite = float(np.isfinite(values[0]).sum() / mask.sum()) if crop else float(
                 np.isfinite(values[:, mask]).mean())
             result_mb = values.nbytes / 2**20
@@ -121,6 +160,7 @@ def run_ours(family: str, noise: str, roi: str, chunk: int, sink: str, crop: boo
     return {
         "family": family, "voxels": n, "seconds": seconds, "voxels_per_s": n / seconds, "peak_rss_mb": rss,
         "rss_before_mb": rss0, "n_features": int(values.shape[0]), "result_mb": result_mb,
+        "map_peak_above_mb": monitor.peak_above_mb,
         "finite_fraction": finite,
     }
 
@@ -155,10 +195,11 @@ def run_pyradiomics(cls: str, noise: str) -> dict | None:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child(family: str, noise: str, roi: str, chunk: int, sink: str, crop: bool = False) -> dict:
+def child(family: str, noise: str, roi: str, chunk: int, sink: str, crop: bool = False,
+          dtype: str = "float32") -> dict:
     out = subprocess.run(
         [sys.executable, __file__, "--child", family, "--noise", noise, "--roi", roi, "--chunk", str(chunk),
-         "--sink", sink] + (["--crop"] if crop else []),
+         "--sink", sink, "--dtype", dtype] + (["--crop"] if crop else []),
         capture_output=True, text=True, check=False, cwd=str(ROOT),
     )
     if out.returncode != 0:
@@ -176,12 +217,16 @@ def main() -> None:
     ap.add_argument("--crop", action="store_true",
                     help="return the map on the ROI's bounding box grown by the kernel (crop=True), not the whole grid")
     ap.add_argument("--families", nargs="*", default=list(FAMILIES))
+    ap.add_argument("--dtype", choices=("float32", "float64"), default="float32", help="the map's dtype")
+    ap.add_argument("--cap-mb", type=float, default=None,
+                    help="a memory cap: report whether the map's own peak (RSS rise while it is computed and "
+                         "stored) stays under it, and the result's size as a multiple of it")
     ap.add_argument("--repeats", type=int, default=1, help="runs per family; the median is reported")
     ap.add_argument("--pyradiomics-all", action="store_true", help="also time pyradiomics' other voxel maps")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_ours(args.child, args.noise, args.roi, args.chunk, args.sink, args.crop)))
+        print(json.dumps(run_ours(args.child, args.noise, args.roi, args.chunk, args.sink, args.crop, args.dtype)))
         return
     make_workload(args.noise)
     anchor = run_pyradiomics("glcm", args.noise)
@@ -192,7 +237,8 @@ def main() -> None:
                 others[fam] = run_pyradiomics(cls, args.noise)
     rows = []
     for fam in args.families:
-        runs = [child(fam, args.noise, args.roi, args.chunk, args.sink, args.crop) for _ in range(args.repeats)]
+        runs = [child(fam, args.noise, args.roi, args.chunk, args.sink, args.crop, args.dtype)
+                for _ in range(args.repeats)]
         runs.sort(key=lambda r: r["voxels_per_s"])
         rows.append(runs[len(runs) // 2])
     anchor_rate = anchor["voxels_per_s"] if anchor else float("nan")
@@ -201,12 +247,14 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python benchmarks/texture_maps.py --roi {args.roi} --noise {args.noise} "
         f"--chunk {args.chunk} --sink {args.sink}{' --crop' if args.crop else ''} --repeats {args.repeats}"
+        f"{' --dtype ' + args.dtype if args.dtype != 'float32' else ''}"
+        f"{f' --cap-mb {args.cap_mb:g}' if args.cap_mb else ''}"
         f"{' --families ' + ' '.join(args.families) if list(args.families) != list(FAMILIES) else ''}"
         f"{' --pyradiomics-all' if args.pyradiomics_all else ''}`  ",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores (shared; load average "
         f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} at the end).  ",
         f"Workload: 64x256x256 int16, 1 mm, {args.noise} noise; ROI {args.roi}; 32 bins (FBN); 5x5x5 kernel; "
-        f"dask chunks {args.chunk}^3, threaded scheduler; float32 output "
+        f"dask chunks {args.chunk}^3, threaded scheduler; {args.dtype} output "
         f"{'streamed to a zarr store' if args.sink == 'zarr' else 'computed into memory'} "
         f"({'ROI bounding box + kernel halo, crop=True' if args.crop else 'full 64x256x256 grid'}).",
         "",
@@ -217,15 +265,24 @@ def main() -> None:
             else "Anchor: pyradiomics not available (no benchmarks/_env_pyrad or benchmarks/_env); ratios are NaN."
         ),
         "",
-        "| family | ROI voxels | seconds | voxels/s | x pyradiomics GLCM map | peak RSS (MB) | RSS before map (MB) | result (MB) |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| family | ROI voxels | seconds | voxels/s | x pyradiomics GLCM map | peak RSS (MB) | RSS before map (MB) "
+        "| result (MB) | map's own peak (RSS rise, MB) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         lines.append(
             f"| {r['family']} | {r['voxels']} | {r['seconds']:.2f} | {r['voxels_per_s']:.0f} | "
             f"{r['voxels_per_s'] / anchor_rate:.0f} | {r['peak_rss_mb']:.0f} | {r['rss_before_mb']:.0f} | "
-            f"{r['result_mb']:.0f} |"
+            f"{r['result_mb']:.0f} | {r['map_peak_above_mb']:.0f} |"
         )
+    if args.cap_mb:
+        for r in rows:
+            ok = r["map_peak_above_mb"] <= args.cap_mb
+            lines.append(
+                f"\n{r['family']}: memory cap {args.cap_mb:g} MB, result {r['result_mb']:.0f} MB = "
+                f"{r['result_mb'] / args.cap_mb:.1f}x the cap; the map's own peak {r['map_peak_above_mb']:.0f} MB "
+                f"({'under' if ok else 'OVER'} the cap)"
+            )
     if others:
         lines += ["", "pyradiomics' other voxel maps (same small sphere): " + ", ".join(
             f"{fam} ({PYRAD_CLASSES[fam]}) {o['voxels_per_s']:.0f} voxels/s" for fam, o in others.items() if o

@@ -292,3 +292,23 @@ def test_small_roi_in_a_large_volume_costs_its_box():
         np.testing.assert_array_equal(crop.values, ref.values[:, 1:5, 1:5, 1:5])
         pad = fmap.data.blocks[(0,) + tuple(n - 1 for n in fmap.data.numblocks[1:])].compute()
         assert np.isnan(pad).all()
+
+
+def test_uncropped_map_keeps_the_grid_chunks_so_zarr_streams_it():
+    """A small ROI's map padded back to the grid has the grid's regular chunks (to_zarr needs no rechunk,
+    which would hold many blocks at once), with the same values as the cropped map."""
+    rng = np.random.default_rng(3)
+    img = spatial_image(rng.integers(0, 50, (20, 40, 40)).astype(np.int16), spacing=1.0)
+    mask = np.zeros((20, 40, 40), bool)
+    mask[7:12, 13:22, 25:31] = True
+    full = feature_map(img, mask, family="glcm", features=["joint_avg"], radius=1, bins=8, chunks=8)
+    cropped = feature_map(img, mask, family="glcm", features=["joint_avg"], radius=1, bins=8, chunks=8, crop=True)
+    assert full.data.chunks == da.zeros((1, 20, 40, 40), chunks=(1, 8, 8, 8)).chunks
+    values = full.values
+    z0, y0, x0 = (int(np.argmin(np.abs(full.coords[d].values - cropped.coords[d].values[0]))) for d in "zyx")
+    sub = values[:, z0:z0 + cropped.sizes["z"], y0:y0 + cropped.sizes["y"], x0:x0 + cropped.sizes["x"]]
+    np.testing.assert_array_equal(sub[:, mask[z0:z0 + cropped.sizes["z"], y0:y0 + cropped.sizes["y"],
+                                             x0:x0 + cropped.sizes["x"]]],
+                                  cropped.values[:, mask[z0:z0 + cropped.sizes["z"], y0:y0 + cropped.sizes["y"],
+                                                         x0:x0 + cropped.sizes["x"]]])
+    assert np.isfinite(values[:, mask]).all()

@@ -64,6 +64,7 @@ from multiscale.analysis.texture._aggregate import (
     face_offsets,
     neighbourhood_offsets,
 )
+from multiscale.analysis.texture._discretise import fbs_range_levels
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
 from multiscale.analysis.texture._settings import ALIASES, DEFAULTS, texture_settings
 from multiscale.analysis.texture.units import feature_unit
@@ -597,13 +598,47 @@ def _nan_array(chunks: tuple[tuple[int, ...], ...], dtype: Any) -> da.Array:
     return da.Array(graph, name, chunks, meta=np.empty((0,) * len(chunks), dtype=dtype))
 
 
-def _nan_padded(core: da.Array, pads: Sequence[tuple[int, int]], dtype: Any) -> da.Array:
-    """``core`` padded with NaN (``da.pad``'s result, but the padding blocks are broadcast scalars)."""
+def _snapped(box: Sequence[slice], chunks: Sequence[Sequence[int]]) -> tuple[slice, ...]:
+    """``box`` grown outwards to the nearest chunk boundaries of ``chunks`` (one slice per axis).
+
+    A map that is padded back to the whole grid then has the grid's own chunks: a zarr store takes its
+    blocks as they are computed instead of rechunking irregular ones (which holds many blocks at once).
+    """
+    out = []
+    for b, sizes in zip(box, chunks):
+        edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        lo = int(edges[np.searchsorted(edges, b.start, side="right") - 1])
+        hi = int(edges[np.searchsorted(edges, b.stop, side="left")])
+        out.append(slice(lo, hi))
+    return tuple(out)
+
+
+def _pad_chunks(sizes: Sequence[int], width: int, before: bool) -> tuple[int, ...]:
+    """The chunk sizes of ``width`` voxels at the start (or end) of an axis chunked as ``sizes``."""
+    seq = list(sizes) if before else list(sizes)[::-1]
+    out, total = [], 0
+    for c in seq:
+        if total >= width:
+            break
+        out.append(min(int(c), width - total))
+        total += out[-1]
+    return tuple(out if before else out[::-1])
+
+
+def _nan_padded(core: da.Array, pads: Sequence[tuple[int, int]], dtype: Any,
+                grid_chunks: Sequence[Sequence[int]] | None = None) -> da.Array:
+    """``core`` padded with NaN (``da.pad``'s result, but the padding blocks are broadcast scalars).
+
+    With ``grid_chunks`` (the chunks of the padded result) the padding follows them, so a core whose
+    edges sit on chunk boundaries gives back exactly the grid's chunks.
+    """
     out = core
     for axis, (before, after) in enumerate(pads):
         pieces = []
-        for width in (before, after):
-            chunks = out.chunks[:axis] + ((int(width),),) + out.chunks[axis + 1 :]
+        for width, first in ((before, True), (after, False)):
+            sizes = ((int(width),) if grid_chunks is None or not width
+                     else _pad_chunks(grid_chunks[axis], int(width), first))
+            chunks = out.chunks[:axis] + (sizes,) + out.chunks[axis + 1 :]
             pieces.append(_nan_array(chunks, dtype) if width else None)
         parts = [p for p in (pieces[0], out, pieces[1]) if p is not None]
         if len(parts) > 1:
@@ -753,6 +788,8 @@ def feature_map(
     # the grid cost ends here: all below runs on the mask's bounding box grown by the kernel's reach
     full_chunks = (((1,),) + v.chunks) if is_2d else v.chunks
     pre = _reach_box(m, rad[1:] if is_2d else rad)
+    if pre is not None and not crop:  # padded back to the grid later: keep the grid's chunk boundaries
+        pre = _snapped(pre, v.chunks)
     if pre is not None:
         if isinstance(image.data, np.ndarray):  # the graph embeds only the box (same chunk boundaries)
             v = da.from_array(image.data[pre], chunks=v[pre].chunks)
@@ -799,6 +836,8 @@ def feature_map(
             hit = np.flatnonzero(span)
             box.append(slice(max(int(hit[0]) - rad[axis], 0), min(int(hit[-1]) + rad[axis] + 1, v.shape[axis])))
         box = tuple(box)
+        if not crop:
+            box = _snapped(box, v.chunks)
         v, roi, allowed = (a[box] for a in (v, roi, allowed))
         box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset))  # on the image grid
         safe = _chunks_at_least(v.chunks, rad)
@@ -832,7 +871,7 @@ def feature_map(
                 )
             n_levels = int(math.floor((hi - anchor) / width)) + 1
             if rng is not None and np.isfinite(rng[1]):
-                n_levels = max(n_levels, int(math.floor((rng[1] - anchor) / width)) + 1)
+                n_levels = max(n_levels, fbs_range_levels(anchor, rng[1], width))
     if n_levels > 4096:
         raise ValueError(
             f"feature_map: {n_levels} grey levels (bin_width {width:g} over {lo:g}..{hi:g}); use a wider bin_width "
@@ -860,7 +899,7 @@ def feature_map(
             full = full + tuple(image.sizes[d] for d in ("y", "x"))
             pads = [(0, 0)] + [(b.start, n - b.stop) for b, n in zip(box, full)]
             if any(p != (0, 0) for p in pads):
-                result = _nan_padded(result, pads, out_dtype)
+                result = _nan_padded(result, pads, out_dtype, grid_chunks=((len(sel),),) + full_chunks)
     if crop:
         image = image.isel({d: b for d, b in zip(sdims, box[1:] if is_2d else box)})
     if is_2d:
