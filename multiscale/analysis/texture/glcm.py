@@ -62,6 +62,9 @@ FEATURES: tuple[tuple[str, str, str], ...] = (
     ("info_corr2", "JN9H", "Information correlation 2"),
 )
 N_FEATURES = len(FEATURES)
+#: ``c * log2(c)`` for integer counts below ``_CLOG_N`` (a kernel's co-occurrence counts are small integers)
+_CLOG_N = 8192
+_CLOG = np.concatenate([[0.0], np.arange(1, _CLOG_N) * np.log2(np.arange(1, _CLOG_N))])
 
 
 @njit(cache=True)
@@ -113,102 +116,132 @@ def feature_kernel_sparse(counts: np.ndarray, n_levels: int, present: np.ndarray
     the matrix itself (IBSI's two sums reduce to it), so no per-pair logarithm is needed.
     """
     ng = counts.shape[0]
+    feature_kernel_sparse_into(counts, n_levels, present, out, np.zeros(ng), np.zeros(ng), np.zeros(ng),
+                               np.zeros(2 * ng + 1))
+
+
+@njit(nogil=True, cache=True)
+def _count_log(v: float) -> float:
+    """``v * log2(v)`` for a count; integer counts below :data:`_CLOG_N` from a table."""
+    iv = int(v)
+    if iv == v and iv < _CLOG_N:
+        return _CLOG[iv]
+    return v * np.log2(v)
+
+
+@njit(nogil=True, cache=True)
+def feature_kernel_sparse_into(counts: np.ndarray, n_levels: int, present: np.ndarray, out: np.ndarray,
+                               pi: np.ndarray, pj: np.ndarray, pdiff: np.ndarray, psum: np.ndarray) -> None:
+    """:func:`feature_kernel_sparse` with caller-owned work arrays (all zero on entry, zero again on return).
+
+    One pass over the matrix's non-zero cells gathers counts only: the marginals ``pi``/``pj``, the
+    diagonal and cross-diagonal marginals, the maximum, the sum of squares, ``sum c log2 c`` and the
+    autocorrelation sum. Every other feature is a moment of a marginal (IBSI defines the difference,
+    sum and cluster features that way: cluster tendency/shade/prominence are moments of the
+    cross-diagonal marginal about ``mu_i + mu_j``), so the per-cell work has no division and, for
+    integer counts, no logarithm (``p log2 p = (c log2 c) / T - (c / T) log2 T``). Voxel-wise maps
+    call it once per voxel without allocating.
+    """
+    ng = counts.shape[0]
+    n_p = present.shape[0]
     total = 0.0
-    for a in range(present.shape[0]):
+    top = 0.0
+    sq = 0.0
+    clog = 0.0
+    auto = 0.0
+    for a in range(n_p):
         i = present[a]
-        for b in range(present.shape[0]):
-            total += counts[i, present[b]]
+        gi = i + 1.0
+        for b in range(n_p):
+            j = present[b]
+            v = counts[i, j]
+            if v == 0.0:
+                continue
+            total += v
+            if v > top:
+                top = v
+            sq += v * v
+            clog += _count_log(v)
+            auto += gi * (j + 1.0) * v
+            pi[i] += v
+            pj[j] += v
+            pdiff[abs(i - j)] += v
+            psum[i + j + 2] += v
     if total <= 0.0:
         for k in range(out.shape[0]):
             out[k] = np.nan
         return
-    pi = np.zeros(ng)
-    pj = np.zeros(ng)
-    pdiff = np.zeros(ng)
-    psum = np.zeros(2 * ng + 1)
-    jmax = 0.0
-    mu_i = mu_j = entr = energy = contrast = dissim = 0.0
-    idiff = idiffn = idm = idmn = autoc = 0.0
+    inv = 1.0 / total
+    log_t = np.log2(total)
     nl = float(n_levels)
-    for a in range(present.shape[0]):
+    mu_i = mu_j = 0.0
+    hx = hy = 0.0
+    for a in range(n_p):
         i = present[a]
-        gi = i + 1.0
-        for b in range(present.shape[0]):
-            j = present[b]
-            v = counts[i, j]
-            if v == 0.0:
-                continue
-            p = v / total
-            gj = j + 1.0
-            d = abs(gi - gj)
-            pi[i] += p
-            pj[j] += p
-            pdiff[int(d)] += p
-            psum[i + j + 2] += p
-            if p > jmax:
-                jmax = p
-            mu_i += gi * p
-            mu_j += gj * p
-            entr -= p * np.log2(p)
-            energy += p * p
-            contrast += d * d * p
-            dissim += d * p
-            idiff += p / (1.0 + d)
-            idiffn += p / (1.0 + d / nl)
-            idm += p / (1.0 + d * d)
-            idmn += p / (1.0 + d * d / (nl * nl))
-            autoc += gi * gj * p
-    var_i = var_j = cov = jvar = ct = cs = cp = 0.0
-    for a in range(present.shape[0]):
-        i = present[a]
-        gi = i + 1.0
-        for b in range(present.shape[0]):
-            j = present[b]
-            v = counts[i, j]
-            if v == 0.0:
-                continue
-            p = v / total
-            gj = j + 1.0
-            var_i += (gi - mu_i) ** 2 * p
-            var_j += (gj - mu_j) ** 2 * p
-            cov += (gi - mu_i) * (gj - mu_j) * p
-            jvar += (gi - mu_i) ** 2 * p
-            s = gi + gj - mu_i - mu_j
-            ct += s * s * p
-            cs += s * s * s * p
-            cp += s * s * s * s * p
-    davg = dvar = dentr = 0.0
-    for k in range(ng):
-        if pdiff[k] > 0.0:
-            davg += k * pdiff[k]
-    for k in range(ng):
-        if pdiff[k] > 0.0:
-            dvar += (k - davg) ** 2 * pdiff[k]
-            dentr -= pdiff[k] * np.log2(pdiff[k])
-    savg = svar = sentr = 0.0
-    for k in range(2 * ng + 1):
-        if psum[k] > 0.0:
-            savg += k * psum[k]
-    for k in range(2 * ng + 1):
-        if psum[k] > 0.0:
-            svar += (k - savg) ** 2 * psum[k]
-            sentr -= psum[k] * np.log2(psum[k])
-    inv_var = 0.0
-    for k in range(1, ng):
-        inv_var += pdiff[k] / (k * k)
-    hx = 0.0
-    hy = 0.0
-    for a in range(present.shape[0]):
-        i = present[a]
+        mu_i += (i + 1.0) * pi[i]
+        mu_j += (i + 1.0) * pj[i]
         if pi[i] > 0.0:
-            hx -= pi[i] * np.log2(pi[i])
+            hx += _count_log(pi[i])
         if pj[i] > 0.0:
-            hy -= pj[i] * np.log2(pj[i])
+            hy += _count_log(pj[i])
+    mu_i *= inv
+    mu_j *= inv
+    hx = log_t - hx * inv
+    hy = log_t - hy * inv
+    var_i = var_j = 0.0
+    for a in range(n_p):
+        i = present[a]
+        var_i += (i + 1.0 - mu_i) ** 2 * pi[i]
+        var_j += (i + 1.0 - mu_j) ** 2 * pj[i]
+        pi[i] = 0.0
+        pj[i] = 0.0
+    var_i *= inv
+    var_j *= inv
+    davg = contrast = idiff = idiffn = idm = idmn = inv_var = dentr = 0.0
+    for k in range(ng):
+        if pdiff[k] > 0.0:
+            pd = pdiff[k] * inv
+            davg += k * pd
+            contrast += k * k * pd
+            idiff += pd / (1.0 + k)
+            idiffn += pd / (1.0 + k / nl)
+            idm += pd / (1.0 + k * k)
+            idmn += pd / (1.0 + k * k / (nl * nl))
+            if k > 0:
+                inv_var += pd / (k * k)
+            dentr += _count_log(pdiff[k])
+    dvar = 0.0
+    for k in range(ng):
+        if pdiff[k] > 0.0:
+            dvar += (k - davg) ** 2 * pdiff[k] * inv
+            pdiff[k] = 0.0
+    dentr = log_t - dentr * inv
+    savg = sentr = 0.0
+    for k in range(2 * ng + 1):
+        if psum[k] > 0.0:
+            savg += k * psum[k] * inv
+            sentr += _count_log(psum[k])
+    sentr = log_t - sentr * inv
+    svar = ct = cs = cp = 0.0
+    m = mu_i + mu_j
+    for k in range(2 * ng + 1):
+        if psum[k] > 0.0:
+            ps = psum[k] * inv
+            svar += (k - savg) ** 2 * ps
+            s = k - m
+            s2 = s * s * ps
+            ct += s2
+            cs += s2 * s
+            cp += s2 * s * s
+            psum[k] = 0.0
+    entr = log_t - clog * inv
+    autoc = auto * inv
+    cov = autoc - mu_i * mu_j
     hxy1 = hx + hy  # -sum p_ij log2(p_i p_j)
     hxy2 = hx + hy  # -sum p_i p_j log2(p_i p_j)
-    out[0] = jmax
+    out[0] = top * inv
     out[1] = mu_i
-    out[2] = jvar
+    out[2] = var_i
     out[3] = entr
     out[4] = davg
     out[5] = dvar
@@ -216,9 +249,9 @@ def feature_kernel_sparse(counts: np.ndarray, n_levels: int, present: np.ndarray
     out[7] = savg
     out[8] = svar
     out[9] = sentr
-    out[10] = energy
+    out[10] = sq * inv * inv
     out[11] = contrast
-    out[12] = dissim
+    out[12] = davg
     out[13] = idiff
     out[14] = idiffn
     out[15] = idm

@@ -316,6 +316,120 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, nb, lines, line_ptr, n
                     out[f, z, y, x] = vals[sel[f]]
 
 
+def _box_pairs(shape: tuple[int, int, int], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The voxel pairs of a kernel box along ``offsets``, as ``(a1, b1, c1, a2, b2, c2)`` box positions.
+
+    Returns every pair, the pairs that leave when the box slides one voxel along x (one voxel in its
+    first column) and the pairs that enter (one voxel in its last column, positions in the new box).
+    """
+    nb = _box_neighbours(shape, offsets)
+    rows = []
+    for p in range(nb.shape[0]):
+        for m in range(nb.shape[1]):
+            n = nb[p, m]
+            if n >= 0:
+                rows.append(np.unravel_index(p, shape) + np.unravel_index(n, shape))
+    pairs = np.asarray(rows, dtype=np.int64).reshape(-1, 6)
+    last = shape[2] - 1
+    leave = pairs[(pairs[:, 2] == 0) | (pairs[:, 5] == 0)]
+    enter = pairs[(pairs[:, 2] == last) | (pairs[:, 5] == last)]
+    return pairs, np.ascontiguousarray(leave), np.ascontiguousarray(enter)
+
+
+@njit(nogil=True, cache=True)
+def _glcm_add(q, z, y, x, pairs, cm, flag, sign):
+    for k in range(pairs.shape[0]):
+        g = q[z + pairs[k, 0], y + pairs[k, 1], x + pairs[k, 2]]
+        if g <= 0:
+            continue
+        h = q[z + pairs[k, 3], y + pairs[k, 4], x + pairs[k, 5]]
+        if h <= 0:
+            continue
+        cm[g - 1, h - 1] += sign
+        if flag:
+            cm[h - 1, g - 1] += sign
+
+
+@njit(nogil=True, cache=True)
+def _glcm_clear(cm, hist):
+    """Zero the co-occurrences among the levels present (all a box can hold) and the level counts."""
+    for i in range(1, hist.shape[0]):
+        if hist[i] > 0:
+            for j in range(1, hist.shape[0]):
+                if hist[j] > 0:
+                    cm[i - 1, j - 1] = 0.0
+    for i in range(hist.shape[0]):
+        hist[i] = 0
+
+
+@njit(nogil=True, cache=True)
+def _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, flag, sel, out):
+    """GLCM features of every centre voxel's kernel, the co-occurrence matrix updated as the box slides.
+
+    Along x the next box shares all but two planes with the last: the pairs with a voxel in the
+    leaving plane are subtracted and those with a voxel in the entering plane added (exact integer
+    counts), instead of recounting every pair of the box (:func:`_kernel_block`'s GLCM branch).
+    A run of centres is restarted from a full count after a gap. Levels are visited in ascending
+    order, so a voxel's value does not depend on where its run (or its chunk) starts.
+    """
+    nzo = out.shape[1]
+    nyo = out.shape[2]
+    nxo = out.shape[3]
+    kz = 2 * rz + 1
+    ky = 2 * ry + 1
+    kx = 2 * rx + 1
+    cm = np.zeros((n_levels, n_levels))
+    hist = np.zeros(n_levels + 1, dtype=np.int64)
+    present = np.empty(n_levels, dtype=np.int64)
+    vals = np.empty(32)
+    pi = np.zeros(n_levels)
+    pj = np.zeros(n_levels)
+    pdiff = np.zeros(n_levels)
+    psum = np.zeros(2 * n_levels + 1)
+    for z in range(nzo):
+        for y in range(nyo):
+            last = -2
+            for x in range(nxo):
+                if not centres[z + rz, y + ry, x + rx]:
+                    continue
+                if x == last + 1:  # slide: drop the plane at x - 1, take the plane at x + kx - 1
+                    _glcm_add(q, z, y, x - 1, leave, cm, flag, -1.0)
+                    for a in range(kz):
+                        for b in range(ky):
+                            g = q[z + a, y + b, x - 1]
+                            if g > 0:
+                                hist[g] -= 1
+                            g = q[z + a, y + b, x + kx - 1]
+                            if g > 0:
+                                hist[g] += 1
+                    _glcm_add(q, z, y, x, enter, cm, flag, 1.0)
+                else:  # a new run: count the whole box
+                    if last >= 0:
+                        _glcm_clear(cm, hist)
+                    for a in range(kz):
+                        for b in range(ky):
+                            for c in range(kx):
+                                g = q[z + a, y + b, x + c]
+                                if g > 0:
+                                    hist[g] += 1
+                    _glcm_add(q, z, y, x, pairs, cm, flag, 1.0)
+                last = x
+                n_present = 0
+                for g in range(1, n_levels + 1):
+                    if hist[g] > 0:
+                        present[n_present] = g - 1
+                        n_present += 1
+                if n_present == 0:
+                    for f in range(sel.shape[0]):
+                        out[f, z, y, x] = np.nan
+                    continue
+                glcm.feature_kernel_sparse_into(cm, n_levels, present[:n_present], vals, pi, pj, pdiff, psum)
+                for f in range(sel.shape[0]):
+                    out[f, z, y, x] = vals[sel[f]]
+            if last >= 0:
+                _glcm_clear(cm, hist)
+
+
 def _family_offsets(family: str, planar: bool, settings: dict[str, Any]) -> tuple[np.ndarray, bool, float]:
     """Offsets, boolean flag (GLCM symmetry) and NGLDM coarseness a family's kernel needs."""
     if family == "glcm":
@@ -385,6 +499,11 @@ def map_features(
     if out.size == 0:
         return out
     box = (2 * rz + 1, 2 * ry + 1, 2 * rx + 1)
+    if family == "glcm":
+        pairs, leave, enter = _box_pairs(box, offsets)
+        _glcm_sliding_block(np.ascontiguousarray(q, dtype=np.int32), np.ascontiguousarray(centres, dtype=np.bool_),
+                            rz, ry, rx, int(n_levels), pairs, leave, enter, flag, sel, out)
+        return out
     faces = face_offsets(planar)
     nb = _box_neighbours(box, offsets)
     lines, line_ptr = _box_lines(box, offsets) if family == "glrlm" else (np.zeros(1, np.int64), np.zeros(1, np.int64))
