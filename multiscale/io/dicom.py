@@ -27,6 +27,7 @@ from multiscale.image import ImageError, spatial_image, xyz_to_zyx
 from . import suv as suv_mod
 from ._common import CalibrationWarning, fail, provenance, warn
 from ._geometry import direction_xyz_to_zyx
+from ._time import assign_time, dicom_time_coords, frame_header
 from .format import Format
 
 __all__ = ["list_series", "find_rtstructs", "read_dicom", "is_dicom_file", "looks_like_dicom", "header_modality",
@@ -755,6 +756,10 @@ def read_dicom(
     if data.shape[0] == 1:
         data = data[0]
         dims = ("z", "y", "x")
+        t_coords: tuple[dict, dict] = ({}, {})
+    else:  # frame times (dynamic PET/DCE), echo times or b-values, from each frame's first slice
+        firsts = [next(s for s in row if s is not None) for row in grid]
+        t_coords = dicom_time_coords([frame_header(s.header, s.frame) for s in firsts], where)
 
     sp = np.asarray(geo["spacing_zyx"], dtype=float)
     if spacing is not None:
@@ -776,10 +781,11 @@ def read_dicom(
     out_attrs["provenance"] = provenance(where, "pydicom", series=chosen.uid, suv=suv, spacing=spacing,
                                          allow_missing=allow_missing or None, files=len(chosen.files))
     try:
-        return spatial_image(data, spacing=sp, origin=xyz_to_zyx(geo["origin_xyz"]),
-                             direction=direction_xyz_to_zyx(geo["direction_xyz"]), dims=dims, **out_attrs)
+        image = spatial_image(data, spacing=sp, origin=xyz_to_zyx(geo["origin_xyz"]),
+                              direction=direction_xyz_to_zyx(geo["direction_xyz"]), dims=dims, **out_attrs)
     except ImageError as exc:
         raise fail(where, "ImageOrientationPatient/ImagePositionPatient", str(exc)) from exc
+    return assign_time(image, *t_coords)
 
 
 #: options of :func:`load_dicom` (files and folders)

@@ -34,6 +34,7 @@ from ._common import (
     warn,
 )
 from ._geometry import direction_xyz_to_zyx, direction_zyx_to_xyz, split_affine_xyz
+from ._time import assign_time, nifti_time_coords, write_time_sidecar
 from .format import Format
 
 __all__ = ["read_nifti", "write_nifti", "nifti_magic", "LPS_FROM_RAS", "ATTRS_KEY", "FORMAT"]
@@ -345,7 +346,7 @@ def _read_nifti(path: Path, *, modality: str, spacing: Any, lazy: bool | None, *
     if channels is not None and len(channels) != data.shape[0]:
         channels = None
     try:
-        return spatial_image(
+        image = spatial_image(
             data,
             spacing=np.asarray(sp_xyz)[::-1],
             origin=np.asarray(org_xyz)[::-1],
@@ -356,6 +357,9 @@ def _read_nifti(path: Path, *, modality: str, spacing: Any, lazy: bool | None, *
         )
     except ImageError as exc:
         raise fail(path, field, str(exc)) from exc
+    if dims[0] == "t":  # frame times from the BIDS sidecar, b-values from the .bval
+        image = assign_time(image, *nifti_time_coords(path, int(data.shape[0])))
+    return image
 
 
 def _image_affine_ras(image: xr.DataArray) -> np.ndarray:
@@ -424,7 +428,10 @@ def write_nifti(image: xr.DataArray, path: str | os.PathLike) -> Path:
     )
     target = Path(path)
     suffix = ".nii.gz" if target.name.lower().endswith(".gz") else ".nii"
-    return atomic_write(target, lambda tmp: nib.save(nimg, str(tmp)), suffix=suffix)
+    out = atomic_write(target, lambda tmp: nib.save(nimg, str(tmp)), suffix=suffix)
+    if lead == ["t"]:
+        write_time_sidecar(image, out)
+    return out
 
 
 def nifti_magic(head: bytes) -> bool:

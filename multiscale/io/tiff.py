@@ -38,6 +38,7 @@ from ._common import (
     restore_attrs,
     warn,
 )
+from ._time import assign_time, ome_time_coords
 from .format import Format
 
 __all__ = ["read_tiff", "write_ome_tiff", "ATTRS_TAG", "TIFF_MAGIC", "FORMAT"]
@@ -67,6 +68,27 @@ def _ome_pixels(xml: str, index: int) -> tuple[dict[str, str], list[str | None]]
         return {}, []
     names = [ch.get("Name") for ch in pixels if _local(ch.tag) == "Channel"]
     return dict(pixels.attrib), names
+
+
+def _ome_delta_t(xml: str, index: int) -> list[float | None]:
+    """``DeltaT`` in seconds (from each Plane's ``DeltaTUnit``, s by default) of the first plane of each T index."""
+    root = ET.fromstring(xml)
+    images = [el for el in root if _local(el.tag) == "Image"]
+    if not images:
+        return []
+    pixels = next((el for el in images[min(index, len(images) - 1)] if _local(el.tag) == "Pixels"), None)
+    if pixels is None:
+        return []
+    scale = {"s": 1.0, "ms": 1e-3, "min": 60.0, "h": 3600.0}
+    found: dict[int, float] = {}
+    for pl in pixels:
+        if _local(pl.tag) != "Plane" or pl.get("DeltaT") is None:
+            continue
+        t = int(pl.get("TheT", 0))
+        if t not in found:
+            found[t] = float(pl.get("DeltaT")) * scale.get(pl.get("DeltaTUnit", "s"), 1.0)
+    nt = int(pixels.get("SizeT", 1))
+    return [found.get(i) for i in range(nt)]
 
 
 def _resolution_spacing(page: Any) -> tuple[float | None, float | None]:
@@ -350,8 +372,11 @@ def _read_tiff(path: Path, *, level: int | None, resolution: float | None, spaci
             cal: dict[str, float] = {}
             units_src = "none"
             names: list[str | None] = []
+            pix: dict[str, str] = {}
+            deltas: list[float | None] = []
             if tif.is_ome and tif.ome_metadata:
                 pix, names = _ome_pixels(tif.ome_metadata, series)
+                deltas = _ome_delta_t(tif.ome_metadata, series)
                 for dim, key in (("x", "PhysicalSizeX"), ("y", "PhysicalSizeY"), ("z", "PhysicalSizeZ")):
                     v = pix.get(key)
                     if v is None:
@@ -367,6 +392,9 @@ def _read_tiff(path: Path, *, level: int | None, resolution: float | None, spaci
             elif tif.is_imagej:
                 cal = _imagej_spacing(tif, page)
                 units_src = "ImageJ calibration"
+                finterval = (tif.imagej_metadata or {}).get("finterval")
+                if finterval:
+                    pix = {"TimeIncrement": str(finterval), "TimeIncrementUnit": "s"}
             else:
                 dy, dx = _resolution_spacing(page)
                 if dy is not None and dx is not None:
@@ -474,9 +502,12 @@ def _read_tiff(path: Path, *, level: int | None, resolution: float | None, spaci
     out_attrs["provenance"] = provenance(path, "tifffile", level=lvl, resolution=resolution, spacing=spacing,
                                          series=series, calibration=units_src)
     try:
-        return spatial_image(arr, spacing=sp_level, origin=org,
-                             direction=st_dir if (st_dir is not None and lvl == 0) else None,
-                             dims=dims, channels=channels, **out_attrs)
+        image = spatial_image(arr, spacing=sp_level, origin=org,
+                              direction=st_dir if (st_dir is not None and lvl == 0) else None,
+                              dims=dims, channels=channels, **out_attrs)
+        if "t" in dims:   # time-lapse: OME DeltaT / TimeIncrement, ImageJ finterval
+            image = assign_time(image, *ome_time_coords(pix, deltas, int(arr.shape[0]), path))
+        return image
     except ImageError as exc:
         raise fail(path, "geometry", str(exc)) from exc
 
@@ -510,6 +541,10 @@ def write_ome_tiff(image: xr.DataArray, path: str | os.PathLike) -> Path:
         vals = list(image.coords["c"].values)
         meta["Channel"] = {"Name": [str(v) for v in vals]}
         keep["channels"] = [v.item() if hasattr(v, "item") else v for v in vals]
+    if "t" in image.dims and "t" in image.coords:   # frame times as OME Plane DeltaT (s), T outermost
+        per_t = int(np.prod([image.sizes[d] for d in image.dims if d not in ("t", "y", "x")] or [1]))
+        meta["Plane"] = {"DeltaT": np.repeat(np.asarray(image["t"].values, float), per_t).tolist(),
+                         "DeltaTUnit": ["s"] * (per_t * image.sizes["t"])}
     text = attrs_to_json(keep)
 
     def _write(tmp: Path) -> None:

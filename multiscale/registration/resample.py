@@ -173,6 +173,9 @@ def resample(
 
     dims = tuple(lead) + tuple(grid.dims)
     coords: dict[str, Any] = {d: image.coords[d].values for d in lead if d in image.coords}
+    for name, co in image.coords.items():  # frame durations, echo times, b-values... along t / c travel too
+        if name not in coords and co.dims and set(co.dims) <= set(lead):
+            coords[name] = (co.dims, co.values)
     for i, d in enumerate(grid.dims):
         coords[d] = grid.origin[i] + np.arange(grid.shape[i], dtype=float) * grid.spacing[i]
     attrs = dict(image.attrs)

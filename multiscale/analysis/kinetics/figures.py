@@ -1,0 +1,87 @@
+"""Figures of the time families: curves with their fits, and parameter maps (Agg canvas, no pyplot).
+
+Examples
+--------
+>>> import numpy as np
+>>> t = np.arange(10.0)
+>>> fig = curves_figure(t, {"tumour": np.exp(-t / 5)}, units="mM", title="demo")
+>>> fig.axes[0].get_xlabel()
+'time (s)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..figures import new_figure
+
+__all__ = ["curves_figure", "dce_figure", "maps_panel"]
+
+
+def curves_figure(
+    t: Any,
+    curves: Mapping[str, Any],
+    *,
+    fits: Mapping[str, Any] | None = None,
+    units: str = "",
+    title: str = "",
+    bands: Mapping[str, Any] | None = None,
+) -> Any:
+    """Curves over time (s), optional fitted curves (dashed) and +-SD bands."""
+    fig = new_figure((5.0, 3.4))
+    ax = fig.add_subplot()
+    t = np.asarray(t, float)
+    for name, c in curves.items():
+        (line,) = ax.plot(t, np.asarray(c, float), "o-", ms=3, lw=1, label=name)
+        if bands and name in bands:
+            sd = np.asarray(bands[name], float)
+            ax.fill_between(t, np.asarray(c) - sd, np.asarray(c) + sd, color=line.get_color(), alpha=0.15, lw=0)
+        if fits and name in fits:
+            ax.plot(t, np.asarray(fits[name], float), "--", color=line.get_color(), lw=1.5, label=f"{name} fit")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(units or "signal")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def maps_panel(fig: Any, maps: Mapping[str, Any], row: int, nrows: int, truth: Mapping[str, Any] | None = None) -> None:
+    """Mid-slice of each map in one row of ``fig`` (with the truth beside it when given)."""
+    ncols = max(1, len(maps) * (2 if truth else 1))
+    k = 0
+    for name, m in maps.items():
+        arr = np.asarray(m.values if hasattr(m, "values") else m, float)
+        if arr.ndim == 3:
+            z = int(np.nanargmax(np.isfinite(arr).sum(axis=(1, 2))))
+            arr = arr[z]
+        for label, a in [(name, arr)] + (
+            [(f"{name} truth", np.asarray(truth[name], float))] if truth and name in truth else []
+        ):
+            ax = fig.add_subplot(nrows, ncols, row * ncols + k + 1)
+            im = ax.imshow(a, cmap="viridis")
+            ax.set_title(f"{label} ({getattr(m, 'attrs', {}).get('units', '')})", fontsize=7)
+            ax.axis("off")
+            fig.colorbar(im, ax=ax, shrink=0.7)
+            k += 1
+
+
+def dce_figure(data: Mapping[str, Any], title: str = "") -> Any:
+    """The region's mean concentration (+-SD), the model fit, the AIF, and the first two parameter maps."""
+    fig = new_figure((8.0, 6.0))
+    ax = fig.add_subplot(2, 1, 1)
+    t = np.asarray(data["t"], float)
+    ax.fill_between(t, data["mean"] - data["sd"], data["mean"] + data["sd"], alpha=0.2, lw=0)
+    ax.plot(t, data["mean"], "o", ms=3, label="region mean")
+    ax.plot(t, data["fit"], "-", lw=1.5, label=f"{data['model']} fit")
+    ax2 = ax.twinx()
+    ax2.plot(t, data["aif"], ":", color="grey", label="AIF (plasma)")
+    ax2.set_ylabel("AIF (mM)", fontsize=8)
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel(f"concentration ({data['units']})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    maps_panel(fig, data.get("maps", {}), 1, 2, truth=data.get("truth"))
+    return fig
