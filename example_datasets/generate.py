@@ -42,6 +42,7 @@ from example_datasets._geometry import (
     rotation_matrix,
     rotation_matrix2d,
 )
+from example_datasets import _dynamic, _spectral
 from example_datasets._writers import deterministic_uuid, write_imzml, write_ome_tiff, write_volume
 
 __all__ = [
@@ -54,7 +55,7 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = "4"  # bump whenever the output changes: older studies are then regenerated
+GENERATOR_VERSION = "5"  # bump whenever the output changes: older studies are then regenerated
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
 MANIFEST = "manifest.json"
 #: data files of a study, in the order they are written (plus ``ground_truth.json`` and the manifest)
@@ -68,6 +69,13 @@ DATA_FILES: tuple[str, ...] = (
     "msi.imzML",
     "msi.ibd",
 )
+#: the study's other parts, each its own small frame: (ground-truth key, files, writer(folder, seed) -> truth).
+#: The writers live beside this file (``_<topic>.py``), one per capability the demo shows.
+EXTRAS: tuple[tuple[str, tuple[str, ...], Any], ...] = (
+    ("dynamic", tuple(_dynamic.FILES), _dynamic.write_dynamic),
+    ("spectral", tuple(_spectral.FILES), _spectral.write_spectral),
+)
+DATA_FILES = DATA_FILES + tuple(f for _, files, _ in EXTRAS for f in files)
 FILES: tuple[str, ...] = DATA_FILES + ("ground_truth.json", MANIFEST)
 
 Size = Literal["full", "small"]
@@ -726,6 +734,8 @@ def generate(
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the study is an ordinary folder
     try:
         gt = _build(tmp, seed, size)
+        for key, _files, write in EXTRAS:
+            gt[key] = write(tmp, seed)
         files = {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in DATA_FILES}
         gt["files"] = files
         (tmp / "ground_truth.json").write_text(json.dumps(gt, indent=1, allow_nan=False) + "\n")
