@@ -133,7 +133,11 @@ def write_imzml(
 
     ``spectra`` yields ``(mz float64, intensity float32, (x, y))`` with 1-based x (column), y (row).
     """
-    from pyimzml.ImzMLWriter import ImzMLWriter
+    try:
+        from pyimzml.ImzMLWriter import ImzMLWriter
+    except ImportError as exc:
+        raise ImportError("writing the example study's imzML needs pyimzML, in the 'example' extra: "
+                          "pip install 'multiscale[example]' (or '.[example]' in a source checkout)") from exc
 
     path = Path(path)
     ibd = path.with_suffix(".ibd")

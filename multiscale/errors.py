@@ -56,11 +56,14 @@ __all__ = [
     "RoiError",
     "TextureSettingsError",
     "StudyError",
+    "StatsError",
     "CalibrationWarning",
     "ImzMLWarning",
     "RegistrationWarning",
     "AnalysisWarning",
     "TextureWarning",
+    "UnitsWarning",
+    "KineticsWarning",
 ]
 
 
@@ -115,6 +118,10 @@ class StudyError(MultiscaleError):
     """
 
 
+class StatsError(MultiscaleError):
+    """A statistics request cannot be answered from the table given (missing column, subject or design)."""
+
+
 class CalibrationWarning(MultiscaleWarning):
     """A file carries no physical calibration; spacing 1 was used and ``attrs['spacing_known']`` is False."""
 
@@ -135,5 +142,13 @@ class AnalysisWarning(MultiscaleWarning):
     """Warned when a result is NaN or was computed after dropping some input (NaN voxels...)."""
 
 
+class UnitsWarning(AnalysisWarning):
+    """An analysis got an image in units it does not expect (e.g. uptake metrics on an image that is not SUV)."""
+
+
 class TextureWarning(AnalysisWarning):
     """Emitted when texture features are NaN or voxels were dropped."""
+
+
+class KineticsWarning(AnalysisWarning):
+    """Time-series analysis: negative concentrations, fits that did not converge (NaN + flag), missing frames."""

@@ -55,6 +55,7 @@ __all__ = [
     "Grid",
     "select_channel",
     "binary_mask",
+    "as_image",
     "MODALITIES",
     "ASPECTS",
 ]
@@ -773,3 +774,43 @@ def binary_mask(image: xr.DataArray, label: int | None = None, source: Any = "",
         which = f"label {label}" if label is not None else "non-zero voxels"
         raise ImageError(f"{where}{what} has no {which}; check the file or the 'label' field")
     return like(m, sel.astype(np.uint8), aspect="mask", units="")
+
+
+def as_image(data: Any, spacing: Sequence[float] | float | None = None, *, like: xr.DataArray | None = None,
+             **attrs: Any) -> xr.DataArray:
+    """``data`` as an image: an image is returned as it is; a plain array needs ``spacing=`` (mm), as in scikit-image,
+    or ``like=`` an image whose grid it is on (a mask beside its image).
+
+    The analysis functions call this first, so ``uptake_metrics(array, mask, spacing=(2, 1, 1))`` works.
+
+    Raises
+    ------
+    ImageError
+        A plain array without ``spacing``, or an image with a ``spacing=`` that contradicts its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = as_image(np.zeros((2, 3, 4)), spacing=(2.0, 1.0, 0.5), units="SUVbw")
+    >>> spacing(img), img.attrs["units"], as_image(img) is img
+    ((2.0, 1.0, 0.5), 'SUVbw', True)
+    """
+    if is_spatial_image(data):
+        if spacing is not None:
+            want = np.broadcast_to(np.asarray(spacing, dtype=float), (len(spatial_dims(data)),))
+            if not np.allclose(want, _spacing_of(data), rtol=1e-6):
+                raise ImageError(f"spacing={tuple(want.tolist())} contradicts the image's own spacing "
+                                 f"{_spacing_of(data)}; drop spacing= for an image")
+        return data
+    if isinstance(data, xr.DataArray):
+        data = data.data
+    if like is not None and spacing is None:
+        return _like_of(like, data, **attrs)
+    if spacing is None:
+        raise ImageError("a plain array needs spacing= (voxel size in mm, z y x order, e.g. spacing=(2.0, 1.0, 1.0)) "
+                         "or an image from multiscale.image.spatial_image / multiscale.io.load")
+    return spatial_image(data, spacing=spacing, **attrs)
+
+
+_spacing_of = spacing  # the functions, shadowed by as_image's arguments
+_like_of = like

@@ -14,9 +14,53 @@ import xarray as xr
 
 from multiscale import image as mi
 
-__all__ = ["napari_layers", "view"]
+__all__ = ["napari_layers", "view", "robust_limits"]
 
-_COLORMAPS = ("gray", "magma", "green", "cyan", "yellow", "magenta", "red", "blue")
+#: colormaps of the image layers after the first (grey); napari's built-in names
+_COLORMAPS = ("magma", "green", "cyan", "yellow", "magenta", "red", "blue", "bop orange")
+
+
+def _omero_windows(path: Path) -> dict[str, tuple[float, float]]:
+    """``{channel label: (start, end)}`` from an OME-Zarr's ``omero`` rendering metadata (empty if none)."""
+    import json
+
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return {}
+    try:
+        attrs = json.loads(meta.read_text()).get("attributes", {})
+    except ValueError:
+        return {}
+    chans = (attrs.get("ome", {}).get("omero") or attrs.get("omero") or {}).get("channels", [])
+    out = {}
+    for ch in chans:
+        w = ch.get("window") or {}
+        if "label" in ch and "start" in w and "end" in w:
+            out[str(ch["label"])] = (float(w["start"]), float(w["end"]))
+    return out
+
+
+def robust_limits(data: Any, n_samples: int = 200_000) -> tuple[float, float]:
+    """Contrast limits of a map: its 0.5 and 99.5 percentiles over finite values (subsampled), so one hot voxel
+    does not turn the rest black (and MRI is not saturated).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = np.arange(1000.0); v[0] = 1e9
+    >>> [round(x, 1) for x in robust_limits(v)]
+    [6.0, 995.0]
+    """
+    arr = np.asarray(data)
+    step = max(1, int(arr.size // max(1, n_samples)))
+    v = arr.ravel()[::step].astype(np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return 0.0, 1.0
+    lo, hi = (float(x) for x in np.percentile(v, [0.5, 99.5]))
+    if not hi > lo:
+        lo, hi = float(v.min()), float(v.max())
+    return (lo, hi) if hi > lo else (lo, lo + 1.0)
 
 
 def napari_layers(source: str | Path | xr.DataArray) -> list[tuple[Any, dict[str, Any], str]]:
@@ -32,9 +76,11 @@ def napari_layers(source: str | Path | xr.DataArray) -> list[tuple[Any, dict[str
     -------
     list of tuple
         ``scale`` is the voxel spacing (mm) and ``translate`` the first voxel centre (mm), so
-        layers from different frames and resolutions overlay in physical space. Channels named
-        ``mask:...`` become labels layers, the first channel a grey base layer, the others
-        additive colour layers. Oblique images carry their direction as ``rotate``.
+        layers from different frames and resolutions overlay in physical space. Masks (channels
+        ``mask:...``, the OME-Zarr's NGFF labels) become labels layers; the first map a grey base
+        layer, the others additive colour layers. Each map's ``contrast_limits`` are its own: the
+        OME-Zarr's ``omero`` window, else its 0.5-99.5 percentiles (:func:`robust_limits`). Oblique
+        images carry their direction as ``rotate``.
 
     Examples
     --------
@@ -45,12 +91,14 @@ def napari_layers(source: str | Path | xr.DataArray) -> list[tuple[Any, dict[str
     >>> [(kw["name"], kind, kw["scale"]) for _, kw, kind in napari_layers(img)]
     [('mri', 'image', (0.5, 0.5)), ('mask:tumour', 'labels', (0.5, 0.5))]
     """
+    windows: dict[str, tuple[float, float]] = {}
     if isinstance(source, xr.DataArray):
         image = source
     else:
         from multiscale import io
 
         image = io.load(Path(source))
+        windows = _omero_windows(Path(source))
     mi.validate(image)
     if "t" in image.dims:
         image = image.isel(t=0, drop=True)
@@ -60,6 +108,7 @@ def napari_layers(source: str | Path | xr.DataArray) -> list[tuple[Any, dict[str
     units = image.attrs.get("channel_units") or {}
     channels = [str(c) for c in image.coords["c"].values] if "c" in image.dims else [str(image.name or "image")]
     layers = []
+    k = 0
     for i, name in enumerate(channels):
         data = image.isel(c=i, drop=True).data if "c" in image.dims else image.data
         kwargs: dict[str, Any] = {
@@ -69,13 +118,15 @@ def napari_layers(source: str | Path | xr.DataArray) -> list[tuple[Any, dict[str
         }
         if not np.allclose(direction, np.eye(len(scale))):
             kwargs["rotate"] = direction.tolist()
-        if name.startswith("mask:"):
+        if name.startswith("mask:") or image.attrs.get("aspect") == "mask":
             layers.append((data.astype(np.uint8) if hasattr(data, "astype") else data, kwargs, "labels"))
             continue
-        kwargs["colormap"] = _COLORMAPS[min(i, len(_COLORMAPS) - 1)] if i else "gray"
-        kwargs["blending"] = "translucent" if i == 0 else "additive"
-        if i:
+        kwargs["colormap"] = _COLORMAPS[(k - 1) % len(_COLORMAPS)] if k else "gray"
+        kwargs["blending"] = "translucent" if k == 0 else "additive"
+        kwargs["contrast_limits"] = windows.get(name) or robust_limits(data)
+        if k:
             kwargs["opacity"] = 0.7
+        k += 1
         layers.append((data, kwargs, "image"))
     return layers
 
@@ -100,8 +151,10 @@ def view(*sources: str | Path | xr.DataArray, block: bool = True) -> Any:
     for src in sources:
         for data, kwargs, kind in napari_layers(src):
             getattr(viewer, f"add_{kind}")(data, **kwargs)
+    # layers are in mm (scale = spacing): the scale bar reads mm, not pixels
     viewer.scale_bar.visible = True
     viewer.scale_bar.unit = "mm"
+    viewer.dims.axis_labels = tuple(d for d in ("z", "y", "x")[-viewer.dims.ndim:])
     if block:
         napari.run()
     return viewer

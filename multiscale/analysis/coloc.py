@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from multiscale.image import same_grid
+from multiscale.image import as_image, is_spatial_image, same_grid
 
 from ._masks import AnalysisError, AnalysisWarning, bounding_slices, check_mask, masked_values, single_channel, to_numpy
 from .family import Family, FamilyResult, image_units, tidy_rows
@@ -352,13 +352,16 @@ def colocalisation(
     n_randomisations: int = 100,
     seed: int = 0,
     convention: str = "coloc2",
+    *,
+    spacing: Any = None,
 ) -> dict[str, Any]:
     """Colocalisation coefficients of two maps on the same grid.
 
     Parameters
     ----------
-    a, b : xarray.DataArray
-        Channel 1 and channel 2 (numpy or dask; integer images are cast to float64).
+    a, b : xarray.DataArray or numpy.ndarray
+        Channel 1 and channel 2 (numpy or dask; integer images are cast to float64); plain arrays with
+        ``spacing=`` (mm).
     mask : xarray.DataArray, optional
         Region of interest (all voxels when not given).
     threshold : "costes", "none" or (ta, tb)
@@ -398,6 +401,10 @@ def colocalisation(
         raise AnalysisError(f"convention={convention!r}; use 'coloc2' or 'jacop'")
     if costes_method not in ("bisection", "stepper"):
         raise AnalysisError(f"costes_method={costes_method!r}; use 'bisection' or 'stepper'")
+    if spacing is not None:  # plain arrays, as scikit-image takes them
+        a, b = as_image(a, spacing=spacing), as_image(b, spacing=spacing)
+    if mask is not None and is_spatial_image(a) and not is_spatial_image(mask):  # a plain mask on a's grid
+        mask = as_image(mask, like=a)
     a, b, m, x, y, dtype = _pair_values(a, b, mask)
     out: dict[str, Any] = {"n": int(x.size), "convention": convention}
     if np.ptp(x) == 0 or np.ptp(y) == 0:

@@ -7,16 +7,29 @@ pipeline loops over :data:`FAMILIES` and never names a family.
 Examples
 --------
 >>> [f.name for f in FAMILIES]
-['uptake', 'radial', 'colocalisation', 'texture', 'texture_map', 'spatial']
+['uptake', 'radial', 'colocalisation', 'texture', 'texture_map', 'spatial', 'unmixing', 'ratiometric', 'spectral_ct', 'fluorescence_calibration', 'stains', 'cells', 'cell_patterns', 'hotspots', 'vessels', 'perivascular', 'dce', 'curves', 'relaxometry', 'extravasation', 'change', 'msi_colocalisation', 'msi_segmentation', 'msi_quantitation']
 >>> family_named("radial").optional
 ('vessels',)
 """
 
 from __future__ import annotations
 
-from . import coloc, radial, spatial, texture, uptake
+from . import coloc, fluorescence, histology, radial, spatial, spectral_ct, texture, unmixing, uptake
 from .family import Family
+from .kinetics import change as kinetics_change
+from .kinetics import curves as kinetics_curves
+from .kinetics import dce as kinetics_dce
+from .kinetics import extravasation as kinetics_extravasation
+from .kinetics import relaxometry as kinetics_relaxometry
+from .msi import colocalisation as msi_colocalisation
+from .msi import quantitation as msi_quantitation
+from .msi import segmentation as msi_segmentation
+from .objects import cells as objects_cells
+from .spatial import cell_patterns, hotspots
 from .texture import maps as texture_maps
+from .unmixing import ratiometric
+from .vessels import network as vessel_network
+from .vessels import perivascular
 
 __all__ = ["FAMILIES", "family_named"]
 
@@ -27,6 +40,21 @@ FAMILIES: tuple[Family, ...] = (
     texture.FAMILY,
     texture_maps.FAMILY,
     spatial.FAMILY,
+    unmixing.FAMILY,
+    ratiometric.FAMILY,
+    spectral_ct.FAMILY,
+    fluorescence.FAMILY,
+    histology.FAMILY,
+    objects_cells.FAMILY,
+    cell_patterns.FAMILY,
+    hotspots.FAMILY,
+    vessel_network.FAMILY,
+    perivascular.FAMILY,
+    kinetics_dce.FAMILY, kinetics_curves.FAMILY, kinetics_relaxometry.FAMILY, kinetics_extravasation.FAMILY,
+    kinetics_change.FAMILY,
+    msi_colocalisation.FAMILY,
+    msi_segmentation.FAMILY,
+    msi_quantitation.FAMILY,
 )
 
 

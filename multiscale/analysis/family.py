@@ -186,13 +186,15 @@ class FamilyResult:
 
     ``rows`` is the tidy table (:data:`ROW_COLUMNS`); ``images`` the maps worth saving, by name;
     ``data`` what a figure needs beyond the table (e.g. a joint histogram); ``warnings`` the
-    messages of the warnings raised while computing (also in every row's ``flags``).
+    messages of the warnings raised while computing (also in every row's ``flags``); ``tables``
+    per-object tables by name (one row per cell, spot...), written beside the results as Parquet.
     """
 
     rows: pd.DataFrame
     images: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def _type_ok(value: Any, hint: Any) -> bool:
@@ -259,6 +261,9 @@ class Family:
         For a ``table`` that takes ``**settings``: a function returning the accepted extra names.
     description : str
         One line for ``multiscale validate`` and the report.
+    whole_image : bool
+        The family takes a multi-channel image whole (a spectral stack's wavelengths, an RGB slide's colours):
+        the pipeline passes an image named without a channel as it is, instead of one channel at a time.
     """
 
     name: str
@@ -270,6 +275,7 @@ class Family:
     evaluate_fn: Callable[..., FamilyResult] | None = None
     settings: Callable[[], Sequence[str]] | None = None
     description: str = ""
+    whole_image: bool = False
 
     @property
     def pairwise(self) -> bool:

@@ -16,7 +16,7 @@ from multiscale.image import spacing, spatial_dims
 
 from ._masks import AnalysisError
 
-__all__ = ["radial_profile_figure", "colocalisation_figure", "feature_map_figure", "new_figure"]
+__all__ = ["radial_profile_figure", "colocalisation_figure", "feature_map_figure", "new_figure", "add_scale_bar"]
 
 
 def new_figure(figsize: tuple[float, float]) -> Any:
@@ -28,6 +28,39 @@ def new_figure(figsize: tuple[float, float]) -> Any:
     [3.0, 2.0]
     """
     return _new_figure(figsize)
+
+
+def add_scale_bar(ax: Any, length_mm: float | None = None, *, location: str = "lower right",
+                  color: str = "white") -> Any:
+    """Draw a scale bar on an image axes whose data coordinates are mm (matplotlib's ``AnchoredSizeBar``).
+
+    Without ``length_mm``, a 1-2-5 length near a fifth of the axes' width; labelled in mm, or in
+    µm below 1 mm.
+
+    Examples
+    --------
+    >>> fig = new_figure((3, 3))
+    >>> ax = fig.add_subplot()
+    >>> ax.set_xlim(0, 12.0); ax.set_ylim(0, 12.0)  # doctest: +ELLIPSIS
+    (...)
+    >>> add_scale_bar(ax).txt_label.get_text()
+    '2 mm'
+    """
+    import math
+
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    x0, x1 = ax.get_xlim()
+    width = abs(x1 - x0)
+    if length_mm is None:
+        target = width / 5
+        p = 10 ** math.floor(math.log10(target))
+        length_mm = max(m * p for m in (1, 2, 5) if m * p <= target)
+    label = f"{length_mm:g} mm" if length_mm >= 1 else f"{length_mm * 1000:g} µm"
+    bar = AnchoredSizeBar(ax.transData, length_mm, label, location, pad=0.3, color=color, frameon=False,
+                          size_vertical=width / 100, fontproperties={"size": 7})
+    ax.add_artist(bar)
+    return bar
 
 
 def _new_figure(figsize: tuple[float, float]):
@@ -226,9 +259,11 @@ def feature_map_figure(fmap: Any, title: str = "", max_layers: int = 4) -> Any:
         ys = np.asarray(layer.coords[sd[0]].values, dtype=float)
         ext = [xs[0] - sp[sd[1]] / 2, xs[-1] + sp[sd[1]] / 2, ys[-1] + sp[sd[0]] / 2, ys[0] - sp[sd[0]] / 2]
         im = ax.imshow(a, cmap="magma", extent=ext)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.colorbar(im, ax=ax, fraction=0.046, label=str(layer.attrs.get("units") or fmap.attrs.get("units") or "a.u."))
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("mm", fontsize=8)
+        ax.set_ylabel("mm", fontsize=8)
+        add_scale_bar(ax)
         ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from multiscale.image import like, spacing, voxel_volume
+from multiscale.image import as_image, is_spatial_image, like, voxel_volume
+from multiscale.image import spacing as image_spacing
 
 from ._depth import distance_to_mask_mm, inside_depth_mm, signed_depth_mm
 from ._masks import AnalysisError, check_mask, mask_array, masked_values, single_channel, warn_nan
@@ -87,13 +88,13 @@ def depth_map(mask: xr.DataArray) -> xr.DataArray:
     """
     mask = single_channel(mask, "mask")
     arr = mask_array(mask, mask)
-    sd = signed_depth_mm(arr, spacing(mask))
+    sd = signed_depth_mm(arr, image_spacing(mask))
     return like(mask, sd, units="mm", aspect="depth", modality=mask.attrs.get("modality", ""))
 
 
 def _distances(image: xr.DataArray, m: np.ndarray, vessels: xr.DataArray | None) -> tuple[np.ndarray, str]:
     """Distance (mm) of every mask voxel (C order) from the boundary or from the nearest vessel."""
-    sp = spacing(image)
+    sp = image_spacing(image)
     if vessels is None:
         return inside_depth_mm(m, sp)[m], "boundary"
     v = mask_array(vessels, image, "vessel mask")
@@ -218,6 +219,7 @@ def radial_profile(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    spacing: Any = None,
 ) -> pd.DataFrame:
     """The signal's statistics in shells from the rim (shell 0) to the core.
 
@@ -238,6 +240,9 @@ def radial_profile(
         ``by="depth_mm"`` the shells span 0 to ``max_depth_mm``. Default: the deepest voxel.
     stats : sequence of str
         Any of ``mean, median, std, min, max, sum, n, pNN`` (``p25`` = 25th percentile).
+    spacing : float or sequence of float, optional
+        Voxel spacing (mm) when ``image`` is a plain numpy array, as scikit-image takes it (also in
+        :func:`radial_gradient`, :func:`rim_core_ratio` and :func:`penetration_depth`).
     vessels : xarray.DataArray, optional
         Vessel mask: distances are measured from the nearest vessel voxel centre instead of from the
         boundary (columns ``vessel_distance_mm``, ``normalised_vessel_distance``).
@@ -269,6 +274,10 @@ def radial_profile(
     >>> p["n"].tolist(), bool(p["mean"].is_monotonic_decreasing)
     ([1024.0, 1024.0, 1023.0], True)
     """
+    if spacing is not None:  # plain arrays (scikit-image style)
+        image = as_image(image, spacing=spacing)
+    if is_spatial_image(image) and not is_spatial_image(mask):  # a plain mask on the image's grid
+        mask = as_image(mask, like=image)
     image, vals, dist, maxd, reference = _gather(image, mask, vessels, max_depth_mm)
     lab, edges = _assign_shells(dist, maxd, shells, by, max_depth_mm)
     rng = np.random.default_rng(seed)
@@ -306,6 +315,7 @@ def radial_gradient(
     vessels: xr.DataArray | None = None,
     *,
     ci: float = 0.95,
+    spacing: Any = None,
 ) -> dict[str, float]:
     """Least-squares slope of the signal against depth, per mm and per normalised depth.
 
@@ -329,10 +339,14 @@ def radial_gradient(
     >>> img = spatial_image(100 - 2 * (7 - r), spacing=0.5)
     >>> g = radial_gradient(img, spatial_image(r <= 7, spacing=0.5))
     >>> round(g["slope_per_mm"], 2)
-    -2.02
+    -2.03
     """
     from scipy import stats as st
 
+    if spacing is not None:  # plain arrays (scikit-image style)
+        image = as_image(image, spacing=spacing)
+    if is_spatial_image(image) and not is_spatial_image(mask):  # a plain mask on the image's grid
+        mask = as_image(mask, like=image)
     image, vals, dist, maxd, _ = _gather(image, mask, vessels, max_depth_mm)
     n = vals.size
     if n < 3:
@@ -378,6 +392,7 @@ def rim_core_ratio(
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
+    spacing: Any = None,
 ) -> dict[str, float]:
     """Rim statistic divided by core statistic, with a bootstrap CI.
 
@@ -410,6 +425,10 @@ def rim_core_ratio(
     >>> res["rim_mean"], round(res["core_mean"], 2), round(res["rim_core_ratio"], 2)
     (4.0, 2.27, 1.76)
     """
+    if spacing is not None:  # plain arrays (scikit-image style)
+        image = as_image(image, spacing=spacing)
+    if is_spatial_image(image) and not is_spatial_image(mask):  # a plain mask on the image's grid
+        mask = as_image(mask, like=image)
     image, vals, dist, maxd, _ = _gather(image, mask, vessels)
     if rim_mm is not None:
         if rim_mm <= 0:
@@ -460,6 +479,8 @@ def penetration_depth(
     max_depth_mm: float | None = None,
     vessels: xr.DataArray | None = None,
     background: float = 0.0,
+    *,
+    spacing: Any = None,
 ) -> float:
     """Depth (mm) where the mean signal first falls to ``fraction`` of its rim value.
 
@@ -482,7 +503,7 @@ def penetration_depth(
     if not 0 < fraction < 1:
         raise AnalysisError(f"fraction must be in (0, 1), got {fraction}")
     prof = radial_profile(image, mask, shells=shells, by="depth_mm", max_depth_mm=max_depth_mm,
-                          stats=("mean", "n"), vessels=vessels, n_boot=0)
+                          stats=("mean", "n"), vessels=vessels, n_boot=0, spacing=spacing)
     dcol = "depth_mm" if "depth_mm" in prof else "vessel_distance_mm"
     prof = prof[prof["n"] > 0]
     d, m = prof[dcol].to_numpy(), prof["mean"].to_numpy()

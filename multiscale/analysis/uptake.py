@@ -17,12 +17,15 @@ is never loaded whole.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
-from multiscale.image import index_to_world, spacing, voxel_volume
+from multiscale.errors import UnitsWarning
+from multiscale.image import as_image, index_to_world, is_spatial_image, voxel_volume
+from multiscale.image import spacing as image_spacing
 
 from ._masks import AnalysisError, bounding_slices, check_mask, mask_array, masked_values, to_numpy, warn_nan
 from .family import Family, image_units, tidy_rows
@@ -82,7 +85,7 @@ def suv_peak(suv_image: xr.DataArray, mask: xr.DataArray, volume_ml: float = 1.0
     suv_image, m = check_mask(suv_image, mask, "SUV image")
     if volume_ml <= 0:
         raise AnalysisError(f"volume_ml must be > 0, got {volume_ml}")
-    sp = np.asarray(spacing(suv_image))
+    sp = np.asarray(image_spacing(suv_image))
     radius = (3.0 * volume_ml * 1000.0 / (4.0 * math.pi)) ** (1.0 / 3.0)
     kernel = _sphere_kernel(sp, radius)
     reach = (np.asarray(kernel.shape) - 1) // 2
@@ -129,13 +132,18 @@ def uptake_metrics(
     peak_volume_ml: float = 1.0,
     body_weight_g: float | None = None,
     injected_dose_bq: float | None = None,
+    spacing: Any = None,
 ) -> dict[str, Any]:
     """Uptake metrics of a lesion on an SUV (or activity-concentration) volume.
 
     Parameters
     ----------
-    suv_image : xarray.DataArray
-        3-D SUV map (numpy or dask). NaN voxels are ignored with a warning.
+    suv_image : xarray.DataArray or numpy.ndarray
+        3-D SUV map (numpy or dask). NaN voxels are ignored with a warning. An image whose
+        ``units`` are not SUV (``SUVbw``, ``SUVlbm``, ..., ``g/ml``; ``Bq/ml`` with
+        ``injected_dose_bq``) gives a :class:`~multiscale.errors.UnitsWarning`: the ``suv_*`` keys are
+        then in the image's units and SUV thresholds mean nothing. A plain array needs ``spacing=``
+        and is taken as SUV.
     mask : xarray.DataArray
         The lesion, on the same grid.
     suv_thresholds : tuple of float
@@ -155,6 +163,8 @@ def uptake_metrics(
         ``pidg_peak``).
     injected_dose_bq : float, optional
         For an activity-concentration image in Bq/ml: %ID/g = 100 x C / dose (tissue at 1 g/ml).
+    spacing : float or sequence of float, optional
+        Voxel spacing in mm (z, y, x) when ``suv_image`` is a plain array (its units are then ``SUV``).
 
     Returns
     -------
@@ -170,12 +180,18 @@ def uptake_metrics(
     >>> from multiscale.image import spatial_image
     >>> v = np.full((10, 10, 10), 3.0); v[2:5, 2:5, 2:5] = 8.0
     >>> m = np.zeros(v.shape, bool); m[1:9, 1:9, 1:9] = True
-    >>> u = uptake_metrics(spatial_image(v, spacing=2.0), spatial_image(m, spacing=2.0), suv_thresholds=(5,))
+    >>> u = uptake_metrics(spatial_image(v, spacing=2.0, units="SUVbw"), spatial_image(m, spacing=2.0),
+    ...                    suv_thresholds=(5,))
     >>> u["suv_max"], u["mtv_suv5_ml"], u["tlg_suv5"]   # 27 voxels of 8 mm^3 at SUV 8
     (8.0, 0.216, 1.728)
     """
+    if not is_spatial_image(suv_image):
+        suv_image = as_image(suv_image, spacing=spacing, units="SUV")
+    if not is_spatial_image(mask):  # a plain mask on the image's grid
+        mask = as_image(mask, like=suv_image)
+    _check_suv_units(suv_image, injected_dose_bq)
     suv_image, m = check_mask(suv_image, mask, "SUV image")
-    if len(spacing(suv_image)) != 3:
+    if len(image_spacing(suv_image)) != 3:
         raise AnalysisError("uptake metrics need a 3-D (z, y, x) volume; got a 2-D image")
     if body_weight_g is not None and injected_dose_bq is not None:
         raise AnalysisError("give body_weight_g (SUV image) or injected_dose_bq (Bq/ml image), not both")
@@ -230,6 +246,26 @@ def uptake_metrics(
                    pidg_peak=out["suv_peak"] * scale)
     out["units"] = suv_image.attrs.get("units", "")
     return out
+
+
+#: units that are SUV (or equal to it: g/ml is DICOM's GML)
+SUV_UNITS = ("suv", "g/ml", "gml", "g/ml (suv)")
+
+
+def _check_suv_units(image: xr.DataArray, injected_dose_bq: float | None) -> None:
+    """Warn (:class:`UnitsWarning`) when ``image`` is not in SUV (nor Bq/ml with a dose given)."""
+    units = str(image.attrs.get("units", "") or "")
+    key = units.strip().lower().replace(" ", "")
+    if key.startswith("suv") or key in SUV_UNITS:
+        return
+    if injected_dose_bq is not None and key in ("bq/ml", "bqml", "bq/cc", "kbq/ml", "mbq/ml"):
+        return
+    shown = repr(units) if units else "none"
+    warnings.warn(
+        f"uptake_metrics: the image's units are {shown}, not SUV: suv_* values are in these units and the SUV "
+        "thresholds (e.g. 2.5) mean nothing; convert PET to SUV first (multiscale.io.load(..., suv=True) for "
+        "DICOM, or set attrs['units'] = 'SUVbw' when the values already are SUV)",
+        UnitsWarning, stacklevel=3)
 
 
 def uptake_unit(metric: str, units: str) -> str:

@@ -7,12 +7,29 @@ plus one line below. The order matters where contents overlap:
 * RTSTRUCT and SEG before generic DICOM (all three are DICOM files; the Modality decides), and a
   folder holding only RTSTRUCT files before a DICOM folder;
 * the DICOM folder after every other folder format (it takes any remaining folder);
+* the whole-slide format before TIFF (its sniff takes only SVS/NDPI/SCN and non-OME pyramids);
 * imzML (which also matches by suffix) and MetaImage (a text header) after the formats with magic bytes.
 """
 
 from __future__ import annotations
 
-from . import dicom, dicom_folder, imzml, jpeg, metaimage, nifti, nrrd, omezarr, png, rtstruct, seg, tiff
+from . import (
+    dicom,
+    dicom_folder,
+    geojson,
+    imc,
+    imzml,
+    jpeg,
+    metaimage,
+    nifti,
+    nrrd,
+    omezarr,
+    png,
+    rtstruct,
+    seg,
+    slide,
+    tiff,
+)
 from .format import Format
 
 __all__ = ["FORMATS", "format_named", "formats_table"]
@@ -26,10 +43,13 @@ FORMATS: list[Format] = [
     dicom.FORMAT,
     dicom_folder.FORMAT,
     nrrd.FORMAT,
+    slide.FORMAT,
     tiff.FORMAT,
     png.FORMAT,
     jpeg.FORMAT,
     imzml.FORMAT,
+    imc.FORMAT,
+    geojson.FORMAT,
     metaimage.FORMAT,
 ]
 

@@ -1,10 +1,13 @@
 """OME-Zarr (OME-NGFF): read versions 0.4 (zarr v2) and 0.5 (zarr v3), write 0.5 with a pyramid.
 
 Axis units are converted to mm on read and written as ``millimeter``; channel names go to
-``omero.channels[].label`` (m/z values as their decimal text); our attrs (modality, units, agent,
-direction, the exact channel coordinate values, ...) are kept in the group attributes under the
-key ``"multiscale"``. Writing is atomic: the store is built in a temporary folder next to the
-target and renamed onto it.
+``omero.channels[].label`` (m/z values as their decimal text) with a display window per channel (its 0.5-99.5
+percentiles, from a subsample) and a colour (grey for the first channel, then a fixed palette); our attrs
+(modality, units, agent, direction, the exact channel coordinate values, ...) are kept in the group attributes
+under the key ``"multiscale"``. Channels named ``mask:<name>`` (the pipeline's masks) are written as NGFF
+**labels** (``labels/<name>``, integer images with ``image-label`` metadata, the same pyramid subsampled), not
+as image channels; reading puts them back as channels in their place, so a round trip is unchanged. Writing is
+atomic: the store is built in a temporary folder next to the target and renamed onto it.
 """
 
 from __future__ import annotations
@@ -276,6 +279,7 @@ def _read_omezarr(path: Path, *, level: int | None, resolution: float | None, se
     order = sorted(range(n), key=lambda i: "tczyx".index(names[i]))
     arr = arr.transpose(order)
     dims = tuple(names[i] for i in order)
+    arr = _with_label_channels(g, path, arr, dims, key, gattrs.get(ATTRS_KEY) or {})
     sc, tr = scales[level]
     sp = [float(sc[i] * to_mm[i]) for i in order if names[i] in "zyx"]
     org = [float(tr[i] * to_mm[i]) for i in order if names[i] in "zyx"]
@@ -305,6 +309,79 @@ def _read_omezarr(path: Path, *, level: int | None, resolution: float | None, se
                              **out_attrs)
     except ImageError as exc:
         raise fail(path, "coordinateTransformations", str(exc)) from exc
+
+
+def _with_label_channels(g: Any, path: Path, arr: Any, dims: tuple[str, ...], key: str,
+                         stored: dict[str, Any]) -> Any:
+    """Put the masks our writer stored as NGFF labels back in their channel places (lazy)."""
+    import dask.array as da
+
+    placed = stored.get("label_channels")
+    if not placed or "c" not in dims:
+        return arr
+    c_axis = dims.index("c")
+    n_total = arr.shape[c_axis] + len(placed)
+    parts: list[Any] = []
+    k = 0
+    where = {int(v["index"]): v["label"] for v in placed}
+    for i in range(n_total):
+        if i in where:
+            try:
+                lab = da.from_zarr(g["labels"][where[i]][key])
+            except Exception as exc:
+                raise fail(path, f"labels/{where[i]}/{key}", f"cannot be opened ({type(exc).__name__}: {exc})",
+                           "the store is incomplete; copy it again") from exc
+            parts.append(da.expand_dims(lab.astype(arr.dtype), c_axis))
+        else:
+            parts.append(da.take(arr, [k], axis=c_axis))
+            k += 1
+    return da.concatenate(parts, axis=c_axis)
+
+
+#: label colours (RGBA) in the order masks appear; channel colours after the grey first channel
+LABEL_COLOURS = ((230, 25, 75, 255), (60, 180, 75, 255), (0, 130, 200, 255), (245, 130, 48, 255),
+                 (145, 30, 180, 255), (70, 240, 240, 255), (240, 50, 230, 255), (210, 245, 60, 255))
+CHANNEL_COLOURS = ("FF00FF", "00FF00", "00FFFF", "FFFF00", "FF8000", "0080FF", "FF0000", "8000FF")
+
+
+def _label_name(channel: str, taken: set[str]) -> str:
+    """A zarr-safe label group name for the channel ``mask:<name>``."""
+    base = "".join(ch if ch.isalnum() or ch in "._-@" else "_" for ch in channel[len("mask:"):]) or "mask"
+    base = base.lstrip("_") or "mask"
+    name, k = base, 1
+    while name in taken:
+        k += 1
+        name = f"{base}_{k}"
+    taken.add(name)
+    return name
+
+
+def _windows(data: Any, dims: tuple[str, ...], channels: list[int], n_samples: int = 1_000_000) -> list[dict]:
+    """Per-channel display windows: min/max, start/end the 0.5 and 99.5 percentiles (finite values, subsampled)."""
+    import dask
+    import dask.array as da
+
+    c_axis = dims.index("c")
+    per_channel = int(np.prod([s for i, s in enumerate(data.shape) if i != c_axis]))
+    step = max(1, int(round((per_channel / n_samples) ** (1.0 / max(1, data.ndim - 1)))))
+    sl = tuple(slice(None) if i == c_axis else slice(None, None, step) for i in range(data.ndim))
+    sub = data[sl]
+    picks = [da.take(sub, [c], axis=c_axis).ravel() for c in channels]
+    values = dask.compute(*picks)
+    out = []
+    for v in values:
+        v = np.asarray(v, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            lo = hi = start = end = 0.0
+        else:
+            lo, hi = float(v.min()), float(v.max())
+            start, end = (float(x) for x in np.percentile(v, [0.5, 99.5]))
+            if not end > start:
+                start, end = lo, hi
+        out.append({"min": lo, "max": hi if hi > lo else lo + 1.0, "start": start, "end": end if end > start else
+                    start + 1.0})
+    return out
 
 
 def _downsample(arr: Any, dims: tuple[str, ...], axes_factor: dict[str, int], nearest: bool) -> Any:
@@ -395,6 +472,7 @@ def write_omezarr(
     keep = jsonable(dict(image.attrs))
     keep["direction"] = jsonable(direction(image))
     channel_labels = None
+    label_channels: list[tuple[int, str, str]] = []  # (channel index, label group name, channel name)
     if "c" in dims:
         if "c" in image.coords:
             vals = list(image.coords["c"].values)
@@ -402,59 +480,91 @@ def write_omezarr(
             channel_labels = [str(v.item() if hasattr(v, "item") else v) for v in vals]
         else:
             channel_labels = [str(i) for i in range(image.sizes["c"])]
+        if not nearest:
+            taken: set[str] = set()
+            label_channels = [(i, _label_name(lb, taken), lb) for i, lb in enumerate(channel_labels)
+                              if lb.startswith("mask:")]
+            if len(label_channels) == len(channel_labels):
+                label_channels = []  # only masks: an image of masks stays one
+        if label_channels:
+            keep["label_channels"] = [{"index": i, "label": name, "channel": lb} for i, name, lb in label_channels]
+    masks_at = {i for i, _, _ in label_channels}
+    image_channels = [i for i in range(len(channel_labels or []))] if channel_labels else []
+    if masks_at:
+        image_channels = [i for i in image_channels if i not in masks_at]
+        c_axis = dims.index("c")
+        mask_data = {i: da.take(data, [i], axis=c_axis) for i in masks_at}
+        data = da.take(data, image_channels, axis=c_axis)
     if not np.allclose(direction(image), np.eye(len(sd))):
         keep["direction_note"] = "NGFF 0.5 has no rotation; the direction matrix is kept here"
 
-    def _write(tmp: Path) -> None:
-        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+    def _pyramid(group: Any, arr0: Any, dims_k: tuple[str, ...], axes_k: list[dict], nearest_k: bool,
+                 label: str) -> dict[str, Any]:
         datasets = []
-        arr = data
+        arr = arr0
         factor = np.ones(len(sd))
         for k in range(levels):
             if k > 0:
-                arr = _downsample(arr, dims, {"y": 2, "x": 2}, nearest)
+                arr = _downsample(arr, dims_k, {"y": 2, "x": 2}, nearest_k)
                 factor = factor * np.asarray([1.0 if d == "z" else 2.0 for d in sd])
-            ch = tuple(min(int(default_chunks.get(d, 1)), s) or 1 for d, s in zip(dims, arr.shape))
+            ch = tuple(min(int(default_chunks.get(d, 1)), s) or 1 for d, s in zip(dims_k, arr.shape))
             # every chunk is written, also those equal to the fill value: a missing chunk file then
             # always means a damaged store (the reader refuses it)
-            target = root.create_array(str(k), shape=arr.shape, dtype=arr.dtype, chunks=ch,
-                                       dimension_names=list(dims), fill_value=0,
-                                       config={"write_empty_chunks": True})
+            target = group.create_array(str(k), shape=arr.shape, dtype=arr.dtype, chunks=ch,
+                                        dimension_names=list(dims_k), fill_value=0,
+                                        config={"write_empty_chunks": True})
             da.store(arr.rechunk(ch), target, lock=False)
             scale, trans = [], []
             si = 0
-            for d in dims:
+            for d in dims_k:
                 if d in ("t", "c"):
                     scale.append(1.0)
                     trans.append(0.0)
                 else:
                     s_k = float(sp[si] * factor[si])
                     scale.append(s_k)
-                    trans.append(float(org[si] + (factor[si] - 1.0) / 2.0 * sp[si]) if not nearest else float(org[si]))
+                    trans.append(float(org[si] + (factor[si] - 1.0) / 2.0 * sp[si]) if not nearest_k else
+                                 float(org[si]))
                     si += 1
             datasets.append({"path": str(k), "coordinateTransformations": [
                 {"type": "scale", "scale": scale}, {"type": "translation", "translation": trans}]})
+        return {"name": label, "axes": axes_k, "datasets": datasets,
+                "type": "nearest (subsample)" if nearest_k else "mean (2x2 blocks)"}
+
+    def _write(tmp: Path) -> None:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
         ome: dict[str, Any] = {
             "version": "0.5",
-            "multiscales": [{
-                "name": name or str(image.name or Path(path).name.split(".")[0]),
-                "axes": axes,
-                "datasets": datasets,
-                "type": "nearest (subsample)" if nearest else "mean (2x2 blocks)",
-            }],
+            "multiscales": [_pyramid(root, data, dims, axes, nearest,
+                                     name or str(image.name or Path(path).name.split(".")[0]))],
         }
         if channel_labels is not None:
-            if np.issubdtype(data.dtype, np.integer):
-                info = np.iinfo(data.dtype)
-                lo, hi = float(info.min), float(info.max)
-            else:
-                lo, hi = (float(v) for v in da.compute(da.nanmin(data), da.nanmax(data)))
-                if not np.isfinite(lo) or not np.isfinite(hi):
-                    lo, hi = 0.0, 1.0
+            shown = [channel_labels[i] for i in image_channels]
+            windows = _windows(data, dims, list(range(len(shown))))
             ome["omero"] = {"channels": [
-                {"label": lb, "active": True, "color": "FFFFFF",
-                 "window": {"min": lo, "max": hi, "start": lo, "end": hi}} for lb in channel_labels]}
+                {"label": lb, "active": True, "color": "FFFFFF" if k == 0 else CHANNEL_COLOURS[(k - 1) % 8],
+                 "window": w} for k, (lb, w) in enumerate(zip(shown, windows))]}
         root.attrs.update({"ome": ome, ATTRS_KEY: keep})
+        if label_channels:
+            labels_group = root.create_group("labels")
+            labels_group.attrs.update({"ome": {"version": "0.5", "labels": [nm for _, nm, _ in label_channels]}})
+            dims_l = tuple(d for d in dims if d != "c")
+            axes_l = [a for a in axes if a["name"] != "c"]
+            c_axis = dims.index("c")
+            for k, (i, nm, lb) in enumerate(label_channels):
+                m = da.squeeze(mask_data[i], axis=c_axis)
+                if not np.issubdtype(m.dtype, np.integer):
+                    m = da.rint(da.nan_to_num(m))
+                top = int(da.max(m).compute()) if m.size else 0
+                m = m.astype(np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32)
+                grp = labels_group.create_group(nm)
+                ms_l = _pyramid(grp, m, dims_l, axes_l, True, lb)
+                values = [int(v) for v in np.unique(np.asarray(m[tuple(slice(None, None, 4) for _ in dims_l)]))
+                          if v != 0][:255] or [1]
+                colour = list(LABEL_COLOURS[k % len(LABEL_COLOURS)])
+                grp.attrs.update({"ome": {"version": "0.5", "multiscales": [ms_l], "image-label": {
+                    "colors": [{"label-value": v, "rgba": colour} for v in values],
+                    "source": {"image": "../../"}}}})
 
     try:
         return atomic_write(Path(path), _write, suffix=".ome.zarr")

@@ -49,7 +49,7 @@ from .graph import chain_to_reference, frames_of, mask_frames, references_of
 from .provenance import file_sha256, input_checksums, provenance_record, write_json
 from .results import write_results
 from .spec import Study, SubjectSpec, parse_map_name
-from .steps import analysis_figures_step, analysis_table, registration_figures_step
+from .steps import analysis_figures_step, analysis_table, registration_figures_step, safe_name
 
 __all__ = [
     "SUCCESS_FILE",
@@ -337,7 +337,10 @@ def _frame_stack(frame: str, maps: Mapping[str, xr.DataArray], frame_of: Mapping
         else:
             layers.append((key, img))
     layers += extra
+    # a time series is stored as its time-mean (the frames stay in the input file; the fitted maps are layers)
+    layers = [(f"{n}:time_mean", x.mean("t", keep_attrs=True)) if "t" in x.dims else (n, x) for n, x in layers]
     ref2 = ref.isel(c=0, drop=True) if "c" in ref.dims else ref
+    ref2 = ref2.isel(t=0, drop=True) if "t" in ref2.dims else ref2
     data = np.stack([np.asarray(layer.data, dtype=np.float32) for _, layer in layers])
     units = {name: str(layer.attrs.get("units", "") or "") for name, layer in layers}
     out = mi.spatial_image(
@@ -469,6 +472,13 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
         for fname, png in figures.items():
             (tmp / "figures" / fname).write_bytes(png)
             outputs.append(f"figures/{fname}")
+        for a in analyses:  # per-object tables (one row per cell, spot...) beside the results
+            for item in a["results"]:
+                for tname, frame in (getattr(item["result"], "tables", None) or {}).items():
+                    fname = f"tables/{safe_name(a['name'])}_{safe_name(item['map'])}_{safe_name(item['region'])}_{safe_name(tname)}.parquet"
+                    (tmp / "tables").mkdir(exist_ok=True)
+                    frame.to_parquet(tmp / fname, index=False)
+                    outputs.append(fname)
         timings = dict(timings)
         timings[f"write-{subject.id}"] = time.perf_counter() - t0
         warnings = gather_warnings(maps, masks, registrations)

@@ -23,6 +23,7 @@ __all__ = [
     "SubjectSpec",
     "SectionSpec",
     "AnalysisSpec",
+    "Design",
     "Study",
     "parse_map_name",
 ]
@@ -66,6 +67,8 @@ class MaskSpec:
     options: dict[str, Any] = field(default_factory=dict)
     line: int = 0
     resample: bool = False
+    #: a label image: one region per label value (``<name>#<label>`` in the results), e.g. lesions
+    labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,45 @@ class AnalysisSpec:
 
 
 @dataclass(frozen=True)
+class Design:
+    """The study design: covariates and outcomes per subject (from the study file and/or a CSV table).
+
+    ``values`` maps each subject id to ``{column: value}`` (strings, numbers, booleans; ``None`` when
+    a table cell is empty); ``covariates`` and ``outcomes`` name the columns in order (outcomes are
+    numbers, or 0/1 events). ``source`` names where they came from (the study file, the CSV).
+    The design is not part of a subject's fingerprint: editing a covariate re-runs no subject.
+
+    Examples
+    --------
+    >>> d = Design({"m1": {"group": "treated"}, "m2": {"group": "control"}}, ("group",))
+    >>> d.frame().loc["m2", "group"]
+    'control'
+    """
+
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    covariates: tuple[str, ...] = ()
+    outcomes: tuple[str, ...] = ()
+    source: str = ""
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Every design column: covariates, then outcomes."""
+        return self.covariates + tuple(c for c in self.outcomes if c not in self.covariates)
+
+    def __bool__(self) -> bool:
+        return bool(self.columns)
+
+    def frame(self) -> Any:
+        """The design as a pandas DataFrame indexed by ``subject`` (one column per covariate and outcome)."""
+        import pandas as pd
+
+        frame = pd.DataFrame.from_dict({sid: {c: v.get(c) for c in self.columns} for sid, v in self.values.items()},
+                                       orient="index", columns=list(self.columns))
+        frame.index.name = "subject"
+        return frame
+
+
+@dataclass(frozen=True)
 class Study:
     """A parsed, validated study file."""
 
@@ -207,6 +249,7 @@ class Study:
     analyses: tuple[AnalysisSpec, ...]
     report: dict[str, Any]
     text: str
+    design: Design = field(default_factory=Design)
 
     def subject(self, subject_id: str) -> SubjectSpec:
         """The subject called ``subject_id``."""

@@ -121,7 +121,36 @@ def load_mask_step(spec: MaskSpec, on_image: xr.DataArray | None = None) -> xr.D
                          f"{spec.key!r} to resample it onto that grid (nearest neighbour)")
         raise
     out = mi.binary_mask(m, label=spec.label, source=spec.path, what=f"mask {spec.key!r}")
+    if spec.labels:  # a label image (e.g. lesions): the labels are kept, one region each (region_masks)
+        data = np.asarray(m.data.compute() if hasattr(m.data, "compute") else m.data).reshape(out.shape)
+        if not np.array_equal(data, np.round(data)) or data.min() < 0:
+            raise mi.ImageError(f"{spec.path}: mask {spec.key!r} has labels: true but holds values that are not "
+                                "non-negative integers; give a label image (0 background, 1, 2, ... one per region)")
+        out = mi.like(out, data.astype(np.int32), aspect="mask", units="")
+        out.attrs["label_regions"] = True
     out.attrs["mask_name"] = spec.key
+    return out
+
+
+def region_masks(name: str, mask: xr.DataArray | None) -> list[tuple[str, xr.DataArray | None]]:
+    """``[(name, mask)]``, or for a label image (``labels: true``) one ``("<name>#<label>", 0/1 mask)`` per label.
+
+    Examples
+    --------
+    >>> lab = mi.spatial_image(np.array([[0, 1], [4, 4]], np.int32), spacing=1.0)
+    >>> lab.attrs["label_regions"] = True
+    >>> [(n, m.values.tolist()) for n, m in region_masks("lesions", lab)]
+    [('lesions#1', [[0, 1], [0, 0]]), ('lesions#4', [[0, 0], [1, 1]])]
+    """
+    if mask is None or not mask.attrs.get("label_regions"):
+        return [(name, mask)]
+    values = np.asarray(mask.data.compute() if hasattr(mask.data, "compute") else mask.data)
+    out = []
+    for k in np.unique(values):
+        if k > 0:
+            region = mask.copy(data=(values == k).astype(np.uint8))
+            region.attrs = {a: v for a, v in mask.attrs.items() if a != "label_regions"}
+            out.append((f"{name}#{int(k)}", region))
     return out
 
 
@@ -157,6 +186,8 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
     Quality is :func:`multiscale.registration.alignment_quality` (with the edge's landmarks and
     ground truth when given, and the error inside each mask drawn on the fixed image).
     """
+    # a time series registers on its time-mean; the transform then moves every frame (resample keeps t)
+    fixed, moving = (x.mean("t", keep_attrs=True) if "t" in x.dims else x for x in (fixed, moving))
     # the named channel, or the sum over channels (an MSI's total ion count) to drive the registration
     f = reg.channel_image(mi.select_channel(fixed, parse_map_name(edge.fixed)[1], what=f"fixed {edge.fixed}"),
                           name="fixed")
@@ -280,6 +311,12 @@ def _expand_maps(names: tuple[str, ...], maps: Mapping[str, xr.DataArray]) -> li
     return out
 
 
+def _whole_maps(names: tuple[str, ...], maps: Mapping[str, xr.DataArray]) -> list[tuple[str, xr.DataArray]]:
+    """Each named map as ``(label, image)``; an image named without a channel is passed whole (all its channels)."""
+    return [(name, mi.select_channel(maps[parse_map_name(name)[0]], parse_map_name(name)[1], what=name))
+            for name in names]
+
+
 def _whole(image: xr.DataArray) -> xr.DataArray:
     return mi.like(image, np.ones(mi.shape(image), dtype=np.uint8), dims=mi.spatial_dims(image), units="")
 
@@ -342,14 +379,15 @@ def _analysis_rows(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, x
                    masks: Mapping[str, xr.DataArray]) -> dict[str, Any]:
     """The rows and results of one analysis over its maps and regions (see :func:`analysis_step`)."""
     family = family_named(analysis.type)
-    regions = [(m, masks[m]) for m in analysis.masks] if analysis.masks else [("all", None)]
+    regions = [r for m in analysis.masks for r in region_masks(m, masks[m])] if analysis.masks else [("all", None)]
     extra = {role: _named_input(name, maps, masks) for role, name in analysis.inputs.items()}
     if family.pairwise:
         combos = [((an, a), (bn, b)) for a_name, b_name in analysis.pairs
                   for (an, a), in [_expand_maps((a_name,), maps)] for (bn, b), in [_expand_maps((b_name,), maps)]]
         items = [(f"{an} ~ {bn}", {"a": a, "b": b}) for (an, a), (bn, b) in combos]
     else:
-        items = [(name, {"image": img}) for name, img in _expand_maps(analysis.maps, maps)]
+        expand = _whole_maps if family.whole_image else _expand_maps
+        items = [(name, {"image": img}) for name, img in expand(analysis.maps, maps)]
     rows: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     for region, mask in regions:
@@ -376,7 +414,8 @@ def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, reg
     frame_of = frames_of(subject)
     out: dict[str, bytes] = {}
     for frame in frames:
-        layers = [(k, img) for k, img in maps.items() if frame_of[k] == frame]
+        layers = [(k, img.mean("t", keep_attrs=True) if "t" in img.dims else img)  # a series: its time-mean
+                  for k, img in maps.items() if frame_of[k] == frame]
         contours = [m for k, m in masks.items() if mask_frames(subject)[k] == frame]
         fig = reg.overlay_figure(layers, contours, title=f"frame {frame}")
         out[f"overlay_{safe_name(frame)}.png"] = figure_png(fig)

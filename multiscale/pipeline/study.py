@@ -47,6 +47,23 @@ replaced by the subject's id.
       - {type: radial, maps: [pet], masks: [tumour], params: {shells: 5}}
       - {type: colocalisation, pairs: [["msi:doxorubicin", "fluorescence:nanoparticle dye"]], uncertainty: true}
 
+The **study design** says what each subject is and what happened to it: ``covariates`` (any
+columns: group, formulation, dose, time point, sex, weight...) and ``outcomes`` (numbers such as a
+response or a survival time, and true/false events), under each subject, or in a CSV table joined
+by subject id (every subject needs a row, every row a subject; a value given in both must agree).
+A session or time point of an animal imaged several times is a subject of its own, with the animal
+as a covariate (the unit mixed models group by). The design is not part of a subject's
+fingerprint: editing it re-runs no subject.
+
+.. code-block:: yaml
+
+    covariates: {file: design.csv, id: subject}   # optional table: a 'subject' column, one row per subject
+    outcomes: [response, pfs_days, progressed]    # the table's outcome columns (numbers, 0/1 events)
+    subjects:
+      - id: mouse01
+        covariates: {group: treated, dose_mg_kg: 5, sex: F, animal: m1, day: 3}
+        outcomes: {response: 0.42, pfs_days: 120, progressed: true}
+
 A *map* is an image key, or ``image:channel`` for one channel of a multichannel image (a dye
 name, an MSI target name, or an m/z value). A section link brings every map and mask of the volume's
 frame into the section's frame, on the section's plane, as ``<name>@<section frame>`` (``pet@fluorescence``,
@@ -81,13 +98,24 @@ from typing import Any
 import yaml
 
 from multiscale.analysis.families import FAMILIES, family_named
+from multiscale.analysis.family import COLUMNS as RESULT_COLUMNS
 from multiscale.analysis.family import ParameterError
 from multiscale.errors import StudyError
 from multiscale.image import ASPECTS, MODALITIES
 from multiscale.io.info import describe
 
 from .graph import check_graph, frames_of, linked_names, mask_frames, references_of
-from .spec import AnalysisSpec, EdgeSpec, ImageSpec, MaskSpec, SectionSpec, Study, SubjectSpec, parse_map_name
+from .spec import (
+    AnalysisSpec,
+    Design,
+    EdgeSpec,
+    ImageSpec,
+    MaskSpec,
+    SectionSpec,
+    Study,
+    SubjectSpec,
+    parse_map_name,
+)
 
 __all__ = [
     "StudyError",
@@ -125,13 +153,17 @@ REGISTRATION_METHODS: tuple[str, ...] = (
     "identity", "file",
 )
 
-_TOP_FIELDS = ("name", "description", "output", "reference", "defaults", "subjects", "analyses", "report")
+_TOP_FIELDS = ("name", "description", "output", "reference", "defaults", "subjects", "analyses", "report",
+               "covariates", "outcomes")
 _DEFAULT_FIELDS = ("images", "masks", "registration", "reference", "grids", "sections")
-_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids", "sections")
+_SUBJECT_FIELDS = ("id", "images", "masks", "registration", "reference", "grids", "sections", "covariates", "outcomes")
+_DESIGN_FILE_FIELDS = ("file", "id")
+#: design columns may not take the name of a column of the results table (they are joined to it)
+_RESERVED_DESIGN = frozenset(RESULT_COLUMNS) | {"label", "lesion"}
 _SECTION_FIELDS = ("section", "volume", "z_mm", "index", "search_mm", "step_mm", "options", "truth", "uncertainty")
 _GRID_FIELDS = ("spacing", "smooth")
 _IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
-_MASK_FIELDS = ("path", "on", "label", "resample", "options")
+_MASK_FIELDS = ("path", "on", "label", "labels", "resample", "options")
 _EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks", "uncertainty")
 _LANDMARK_FIELDS = ("fixed", "moving", "use")
 _TRUTH_FIELDS = ("file", "key")
@@ -487,6 +519,13 @@ def _parse_mask(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: 
     resample = d.get("resample", False)
     if not isinstance(resample, bool):
         raise doc.error(loc + ("resample",), f"resample must be true or false, got {resample!r}")
+    labels = d.get("labels", False)
+    if not isinstance(labels, bool):
+        raise doc.error(loc + ("labels",), f"labels must be true or false, got {labels!r} (true: one region per "
+                        "label value of the image, e.g. one per lesion)")
+    if labels and label is not None:
+        raise doc.error(loc + ("labels",), "give either 'label' (one region: that label) or 'labels: true' (one "
+                        "region per label), not both")
     options = _options(doc, d.get("options"), loc + ("options",), "options")
     for reserved in ("reference", "resample"):
         if reserved in options:
@@ -500,6 +539,7 @@ def _parse_mask(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: 
         options=options,
         line=doc.line(loc),
         resample=resample,
+        labels=labels,
     )
 
 
@@ -899,6 +939,234 @@ def _check_analysis_refs(doc: _Doc, analysis: AnalysisSpec, index: int, subject:
                 )
 
 
+# ---------------------------------------------------------------------------------------------
+# the study design: covariates and outcomes per subject
+# ---------------------------------------------------------------------------------------------
+
+
+def _design_key(doc: _Doc, key: Any, loc: tuple, what: str) -> str:
+    name = str(key).strip()
+    if not name or name != str(key):
+        raise doc.error(loc, f"{what} name {key!r} must be non-empty without surrounding spaces")
+    if name in _RESERVED_DESIGN:
+        raise doc.error(loc, f"{what} name {name!r} is a column of the results table the design is joined to; "
+                        "rename it (e.g. 'group', 'dose_mg_kg', 'time_point')")
+    return name
+
+
+def _design_value(doc: _Doc, value: Any, loc: tuple, key: str, outcome: bool) -> Any:
+    if isinstance(value, (Mapping, list)):
+        raise doc.error(loc, f"{'outcome' if outcome else 'covariate'} {key!r} must be one value (text, number or "
+                        f"true/false), got {_kind(value)}")
+    if value is None:
+        return None
+    if outcome:
+        if isinstance(value, bool) or (isinstance(value, (int, float)) and math.isfinite(value)):
+            return value
+        raise doc.error(loc, f"outcome {key!r} must be a number (a survival time, a response) or true/false (an "
+                        f"event), got {value!r}; put text such as groups under 'covariates'")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise doc.error(loc, f"covariate {key!r} is {value!r}; give a finite number, or leave it out when unknown")
+    return value
+
+
+def _cell(text: str, path: Path, line: int, column: str, outcome: bool) -> Any:
+    """A design table's cell: empty -> None, numbers -> int/float, true/false -> bool, else the text."""
+    t = text.strip()
+    if not t:
+        return None
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        v = float(t)
+        if math.isfinite(v):
+            return v
+    except ValueError:
+        pass
+    if outcome:
+        raise StudyError(f"{path}:{line}: {column}: outcome must be a number (a survival time, a response) or "
+                         f"true/false / 0/1 (an event), got {t!r}; fix the cell or list the column as a covariate")
+    return t
+
+
+def _read_design_table(doc: _Doc, loc: tuple, path: Path, id_column: str,
+                       outcomes: tuple[str, ...]) -> tuple[list[str], dict[str, tuple[int, dict[str, Any]]]]:
+    """The rows of a design CSV by subject id: ``(line, {column: value})``, with its columns (id excluded)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if not header or not any(h.strip() for h in header):
+                raise StudyError(f"{path}:1: the design table is empty; write a header line ({id_column},group,...) "
+                                 "and one row per subject")
+            header = [h.strip() for h in header]
+            if id_column not in header:
+                raise doc.error(loc + ("id",), f"{path.name} has no column {id_column!r} (columns: {header}); name "
+                                "its subject id column with covariates.id")
+            seen_cols = set()
+            for h in header:
+                if h in seen_cols:
+                    raise StudyError(f"{path}:1: column {h!r} appears twice; give each column once")
+                seen_cols.add(h)
+                if h != id_column:
+                    if not h:
+                        raise StudyError(f"{path}:1: a column has no name; name every column")
+                    if h in _RESERVED_DESIGN:
+                        raise StudyError(f"{path}:1: column {h!r} is a column of the results table the design is "
+                                         "joined to; rename it")
+            missing_outcomes = [o for o in outcomes if o not in header]
+            if missing_outcomes:
+                raise doc.error(("outcomes",), f"outcome(s) {missing_outcomes} are not columns of {path.name} "
+                                f"(columns: {header}); fix the names")
+            idx = header.index(id_column)
+            rows: dict[str, tuple[int, dict[str, Any]]] = {}
+            for rec in reader:
+                line = reader.line_num
+                if not any(c.strip() for c in rec):
+                    continue
+                if len(rec) != len(header):
+                    raise StudyError(f"{path}:{line}: {len(rec)} cells but the header has {len(header)} columns; "
+                                     "quote cells that contain commas")
+                sid = rec[idx].strip()
+                if not sid:
+                    raise StudyError(f"{path}:{line}: {id_column}: empty subject id; give every row its subject")
+                if sid in rows:
+                    raise StudyError(f"{path}:{line}: {id_column}: subject {sid!r} repeats line {rows[sid][0]}; "
+                                     "give one row per subject")
+                rows[sid] = (line, {h: _cell(c, path, line, h, h in outcomes)
+                                    for h, c in zip(header, rec) if h != id_column})
+    except UnicodeDecodeError as exc:
+        raise StudyError(f"{path}: not UTF-8 text ({exc.reason}); save the design table as UTF-8 CSV") from None
+    except csv.Error as exc:
+        raise StudyError(f"{path}: not a readable CSV table ({exc}); save it as comma-separated values") from None
+    return [h for h in header if h != id_column], rows
+
+
+def _parse_design(doc: _Doc, top: dict, raw_subjects: list, subjects: list[SubjectSpec], check: bool) -> Design:
+    """Covariates and outcomes per subject: from ``covariates: {file, id}`` (a CSV) and each subject's own fields.
+
+    Every subject must have a row in the table and every row must name a subject; a value given both
+    in the table and under the subject must agree; outcomes are numbers (or true/false events).
+    """
+    outcomes_raw = top.get("outcomes")
+    outcome_names: list[str] = []
+    if outcomes_raw is not None:
+        if not isinstance(outcomes_raw, list):
+            raise doc.error(("outcomes",), "outcomes must be a list of the design table's outcome columns, e.g. "
+                            "[response, pfs_days, progressed]")
+        outcome_names = [_design_key(doc, _string(doc, v, ("outcomes", i), "outcome"), ("outcomes", i), "outcome")
+                         for i, v in enumerate(outcomes_raw)]
+    values: dict[str, dict[str, Any]] = {s.id: {} for s in subjects}
+    covariates: list[str] = []
+    sources: list[str] = []
+    table_rows: dict[str, tuple[int, dict[str, Any]]] = {}
+    table_path: Path | None = None
+    if top.get("covariates") is not None:
+        loc = ("covariates",)
+        spec = _check_fields(doc, top["covariates"], loc, _DESIGN_FILE_FIELDS, "covariates table")
+        if "file" not in spec:
+            raise doc.error(loc, "covariates needs 'file' (a CSV table with one row per subject) and optionally 'id' "
+                            "(its subject id column, default 'subject')")
+        id_column = _string(doc, spec.get("id", "subject"), loc + ("id",), "id")
+        table_path = _path(doc, spec["file"], loc + ("file",), "", check)
+        if table_path.exists():
+            columns, table_rows = _read_design_table(doc, loc, table_path, id_column, tuple(outcome_names))
+            covariates += [c for c in columns if c not in outcome_names]
+            missing = [s.id for s in subjects if s.id not in table_rows]
+            if missing:
+                raise doc.error(loc + ("file",), f"{table_path.name} has no row for subject(s) {missing}; add one "
+                                f"row per subject ({id_column} column)")
+            ids = {s.id for s in subjects}
+            for sid, (line, row) in table_rows.items():
+                if sid not in ids:
+                    raise StudyError(f"{table_path}:{line}: {id_column}: {sid!r} is not a subject of the study "
+                                     f"(subjects: {sorted(ids)[:20]}); fix the id or remove the row")
+                values[sid].update(row)
+            sources.append(str(table_path))
+    elif outcome_names and not any(isinstance(r, Mapping) and r.get("outcomes") for r in raw_subjects):
+        raise doc.error(("outcomes",), "outcomes name columns of the covariates table; add 'covariates: {file: "
+                        "design.csv}' or give each subject 'outcomes: {...}'")
+    for i, raw in enumerate(raw_subjects):
+        sid = subjects[i].id
+        for field_name, outcome in (("covariates", False), ("outcomes", True)):
+            own = raw.get(field_name) if isinstance(raw, Mapping) else None
+            if own is None:
+                continue
+            floc = ("subjects", i, field_name)
+            if not isinstance(own, Mapping):
+                raise doc.error(floc, f"{field_name} must map names to values, e.g. "
+                                + ("{group: treated, dose_mg_kg: 5}" if not outcome else "{response: 0.4, pfs_days: 120, "
+                                                                                          "progressed: true}"))
+            for key, value in own.items():
+                kloc = floc + (key,)
+                name = _design_key(doc, key, kloc, "outcome" if outcome else "covariate")
+                v = _design_value(doc, value, kloc, name, outcome or name in outcome_names)
+                if name in table_rows.get(sid, (0, {}))[1]:
+                    t = table_rows[sid][1][name]
+                    if t is not None and t != v:
+                        raise doc.error(kloc, f"{name} = {v!r} here but {t!r} in {table_path} line "
+                                        f"{table_rows[sid][0]}; give one value")
+                values[sid][name] = v
+                target = outcome_names if outcome else covariates
+                if name not in covariates and name not in outcome_names:
+                    target.append(name)
+    if any(r.get("covariates") or r.get("outcomes") for r in raw_subjects if isinstance(r, Mapping)):
+        sources.append(str(doc.path))
+    return Design(values={sid: v for sid, v in values.items()}, covariates=tuple(covariates),
+                  outcomes=tuple(outcome_names), source="; ".join(sources))
+
+
+_REPORT_FIELDS = ("mode", "templates", "downloads", "by", "test", "correction", "metrics", "outcome", "method",
+                  "survival", "repeated")
+_SURVIVAL_FIELDS = ("duration", "event", "covariates", "by")
+
+
+def _parse_report(doc: _Doc, value: Any) -> dict[str, Any]:
+    """The report's options: how it is written (mode, templates, downloads) and which statistics it shows."""
+    loc = ("report",)
+    if value is None:
+        return {}
+    d = _check_fields(doc, value, loc, _REPORT_FIELDS, "report")
+    if "mode" in d:
+        _choice(doc, d["mode"], loc + ("mode",), ("inline", "folder"), "report mode")
+    if "downloads" in d:
+        _flag(doc, d["downloads"], loc + ("downloads",), "downloads")
+    if "templates" in d:
+        folder = Path(_string(doc, d["templates"], loc + ("templates",), "templates")).expanduser()
+        if not folder.is_absolute():
+            folder = doc.path.parent / folder
+        if not folder.is_dir():
+            raise doc.error(loc + ("templates",), f"templates folder not found: {folder}; give a folder of Jinja2 "
+                            "templates (e.g. a copy of multiscale/pipeline/templates/style.css) beside the study file")
+    if "test" in d:
+        _choice(doc, d["test"], loc + ("test",), ("welch", "mannwhitney"), "test")
+    if "method" in d:
+        _choice(doc, d["method"], loc + ("method",), ("pearson", "spearman"), "correlation method")
+    if "correction" in d:
+        _choice(doc, d["correction"], loc + ("correction",), ("holm", "bonferroni", "fdr_bh", "fdr_by", "hommel",
+                                                              "none"), "correction")
+    for key in ("by", "outcome", "repeated"):
+        if key in d:
+            _string(doc, d[key], loc + (key,), key)
+    if "metrics" in d:
+        _string_list(doc, d["metrics"], loc + ("metrics",), "metrics")
+    if "survival" in d:
+        sv = _check_fields(doc, d["survival"], loc + ("survival",), _SURVIVAL_FIELDS, "survival")
+        for key in ("duration", "event"):
+            if key not in sv:
+                raise doc.error(loc + ("survival",), f"survival needs '{key}' (design columns: duration, event; "
+                                "optionally covariates: [...] for a Cox model)")
+        _string_list(doc, sv.get("covariates"), loc + ("survival", "covariates"), "covariates")
+    return dict(d)
+
+
 def load_study(path: str | Path, check_files: bool = True) -> Study:
     """Read and validate a study file.
 
@@ -970,9 +1238,20 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
     output = Path(out_text).expanduser()
     if not output.is_absolute():
         output = (path.parent / output).resolve()
-    report = _options(doc, top.get("report"), ("report",), "report")
+    report = _parse_report(doc, top.get("report"))
     name = _string(doc, top.get("name"), ("name",), "name", required=False) or path.stem
-    study = Study(path, name, output, tuple(subjects), tuple(analyses), report, text)
+    design = _parse_design(doc, top, raw_subjects, subjects, check_files)
+    columns = set(design.columns)
+    if columns:
+        for key, rloc in [(k, ("report", k)) for k in ("by", "outcome", "repeated")] + \
+                [(k, ("report", "survival", k)) for k in ("duration", "event", "by")]:
+            name = (report.get(key) if rloc[1] == key else (report.get("survival") or {}).get(key))
+            if name is not None and str(name) not in columns:
+                close = difflib.get_close_matches(str(name), sorted(columns), n=1)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise doc.error(rloc, f"{name!r} is not a column of the study design; {hint}columns are "
+                                f"{sorted(columns)}")
+    study = Study(path, name, output, tuple(subjects), tuple(analyses), report, text, design)
     try:
         check_output(study, output)
     except StudyError as exc:

@@ -17,12 +17,30 @@ from multiscale.image import spatial_image
 
 #: parameters that keep a family fast on the small sample (defaults otherwise)
 SMALL = {
+    "msi_colocalisation": {"n_permutations": 20},
+    "msi_segmentation": {"n_clusters": 2, "n_components": 2},
+    "msi_quantitation": {"calibration": [[0.0, 0.1], [1.0, 1.1], [2.0, 2.0], [4.0, 4.1]]},
     "uptake": {"peak_volume_ml": 0.005},
     "radial": {"shells": 3, "n_boot": 20},
     "colocalisation": {"threshold": "costes"},
     "texture": {"families": ["stat", "glcm"], "bins": 8},
     "texture_map": {"features": ["cm_joint_avg", "cm_contrast"], "radius": 1, "bins": 8},
     "spatial": {},
+    "unmixing": {"endmembers": ["HbO2"], "wavelengths": [800.0]},
+    "ratiometric": {"calibration_ratios": [0.0, 10.0], "calibration_values": [6.0, 8.0], "units": "pH"},
+    "spectral_ct": {"materials": ["water"], "energies_kev": [70.0], "input_units": "1/cm"},
+    "fluorescence_calibration": {"standards_concentration": [0.0, 1.0, 2.0], "standards_intensity": [0.0, 2.0, 4.0]},
+    "stains": {"threshold": 3.0},
+    "cells": {"diameter_um": 2000.0},
+    "cell_patterns": {"diameter_um": 2000.0, "n_simulations": 5},
+    "hotspots": {"n_lags": 6},
+    "vessels": {},
+    "perivascular": {"n_boot": 20},
+    "dce": {"model": "tofts", "aif_delay": 8.0},
+    "curves": {},
+    "relaxometry": {},
+    "extravasation": {},
+    "change": {"threshold": 0.5},
 }
 
 
@@ -35,7 +53,15 @@ def _sample() -> dict[str, object]:
     other = spatial_image(2 * base + rng.random(r.shape), spacing=(1.0, 0.8, 0.8), units="a.u.")
     mask = spatial_image((r < 4.5).astype(np.uint8), spacing=(1.0, 0.8, 0.8))
     vessels = spatial_image((np.abs(x - 6) < 1).astype(np.uint8), spacing=(1.0, 0.8, 0.8))
-    return {"image": img, "a": img, "b": other, "mask": mask, "vessels": vessels, "reference": mask}
+    # a time series (t coords in s, echo times for relaxometry) for the time families: "<role>@<family>"
+    from multiscale.analysis.kinetics import models, population_aif
+
+    t = np.arange(0, 120.0, 4.0)
+    curve = models.tofts(t, population_aif("parker", t, delay=8.0, hematocrit=0.42), 0.2, 0.3)
+    series = spatial_image(1.0 + curve[:, None, None, None] * base[None], spacing=(1.0, 0.8, 0.8), units="mM",
+                           dims=("t", "z", "y", "x")).assign_coords(t=t, echo_time=("t", 0.002 + t / 1e4))
+    timed = {f"image@{name}": series for name in ("dce", "curves", "relaxometry", "extravasation")}
+    return {"image": img, "a": img, "b": other, "mask": mask, "vessels": vessels, "reference": mask, **timed}
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +72,7 @@ def sample() -> dict[str, object]:
 @pytest.fixture(scope="module", params=[f.name for f in FAMILIES])
 def evaluated(request, sample) -> tuple[Family, FamilyResult]:
     family = next(f for f in FAMILIES if f.name == request.param)
-    inputs = {role: sample[role] for role in family.inputs}
+    inputs = {role: sample.get(f"{role}@{family.name}", sample[role]) for role in family.inputs}
     return family, family.evaluate(inputs, SMALL.get(family.name, {}))
 
 
@@ -73,7 +99,8 @@ def test_table_returns_the_schema_with_units(evaluated):
 def test_table_called_directly_gives_the_same_numbers(evaluated, sample):
     """A notebook calling ``table`` and the pipeline calling ``evaluate`` get the same rows."""
     family, res = evaluated
-    direct = family.table(**{role: sample[role] for role in family.inputs}, **SMALL.get(family.name, {}))
+    direct = family.table(**{role: sample.get(f"{role}@{family.name}", sample[role]) for role in family.inputs},
+                          **SMALL.get(family.name, {}))
     direct = pd.DataFrame(list(direct)) if not isinstance(direct, pd.DataFrame) else direct
     assert direct["metric"].tolist() == res.rows["metric"].tolist()
     np.testing.assert_array_equal(direct["value"].to_numpy(float), res.rows["value"].to_numpy(float))

@@ -102,7 +102,7 @@ def test_fbs_uses_the_ibsi_minimum_anchor_not_the_roi_minimum():
 def test_features_anchor_fbs_at_resegmentation_lower_bound(noisy):
     df = features(noisy, families="ih", bin_width=5.0, resegment_range=(0.0, 200.0))
     assert df.attrs["min_anchor"] == 0.0
-    assert df.attrs["n_levels"] == 41  # floor(200 / 5) + 1
+    assert df.attrs["n_levels"] == 40  # [0, 200] in bins of 5 from the lower bound: ceil(200 / 5) (issue 21: not 41)
     v = noisy.values
     q = np.floor(v / 5.0) + 1
     assert _by_tag(df)["ih_min"] == q.min() and _by_tag(df)["ih_mean"] == pytest.approx(q.mean())

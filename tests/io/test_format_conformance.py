@@ -11,6 +11,7 @@ files only, and formats with a writer round-trip geometry exactly.
 from __future__ import annotations
 
 import ast
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,24 @@ def _tiff(tmp: Path) -> Sample:
     return Sample(tmp / "s.ome.tif")
 
 
+def _slide(tmp: Path) -> Sample:
+    base = (np.arange(64 * 64 * 3) % 251).astype(np.uint8).reshape(64, 64, 3)
+    with tifffile.TiffWriter(tmp / "s.tif") as tw:  # a non-OME pyramid with its pixel size (0.5 um) in cm
+        tw.write(base, subifds=1, tile=(16, 16), photometric="rgb", resolution=(2e4, 2e4), resolutionunit="CENTIMETER")
+        tw.write(base[::2, ::2], subfiletype=1, tile=(16, 16), photometric="rgb")
+    return Sample(tmp / "s.tif")
+
+
+def _geojson(tmp: Path) -> Sample:
+    square = [[[1, 1], [5, 1], [5, 4], [1, 4], [1, 1]]]
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": square},
+         "properties": {"objectType": "annotation", "classification": {"name": "Necrosis", "color": [1, 2, 3]}}}]}
+    (tmp / "a.geojson").write_text(json.dumps(doc))
+    slide = spatial_image(np.zeros((6, 8)), spacing=0.0005, modality="HISTO", base_pixel_size_um=0.5)
+    return Sample(tmp / "a.geojson", {"reference": slide})
+
+
 def _png(tmp: Path) -> Sample:
     Image.fromarray(np.arange(6 * 7 * 3, dtype=np.uint8).reshape(6, 7, 3)).save(tmp / "s.png")
     return Sample(tmp / "s.png", {"spacing": 0.0005})
@@ -132,6 +151,12 @@ def _imzml(tmp: Path) -> Sample:
     return Sample(tmp / "s.imzML", {"cache": False})
 
 
+def _imc(tmp: Path) -> Sample:
+    from ._imc_synth import imc_txt
+
+    return Sample(imc_txt(tmp / "s.txt", np.arange(3 * 4 * 5, dtype=float).reshape(3, 4, 5)))
+
+
 #: every format's sample writer; a format of FORMATS missing here fails the tests below
 SAMPLES: dict[str, Callable[[Path], Sample]] = {
     "omezarr": _omezarr,
@@ -141,10 +166,13 @@ SAMPLES: dict[str, Callable[[Path], Sample]] = {
     "dicom": _dicom,
     "dicom-folder": _dicom_folder,
     "nrrd": _nrrd,
+    "slide": _slide,
     "tiff": _tiff,
     "png": _png,
     "jpeg": _jpeg,
     "imzml": _imzml,
+    "imc": _imc,
+    "geojson": _geojson,
     "metaimage": _metaimage,
 }
 

@@ -20,11 +20,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from multiscale.image import as_image
+from multiscale.image import origin as msi_origin
+from multiscale.image import spacing as msi_spacing
+
 from ..family import Family, image_units
-from ._discretise import discretise, n_levels_of
+from ._discretise import discretise, n_levels_of, pyradiomics_bins
 from ._roi import Roi, RoiError, TextureWarning, prepare_roi, warn_once
 from ._rows import COLUMNS
 from ._settings import ALIASES, DEFAULTS, TextureSettingsError, family_settings, texture_settings
+from .processing import IBSI_CT_CONFIGURATIONS, process_roi
 from .units import feature_unit
 
 __all__ = [
@@ -38,6 +43,7 @@ __all__ = [
     "TextureSettingsError",
     "TextureWarning",
     "feature_unit",
+    "IBSI_CT_CONFIGURATIONS",
     "texture_table",
     "FAMILY",
 ]
@@ -110,6 +116,11 @@ def _discretised(roi: Roi, s: dict[str, Any]) -> tuple[np.ndarray, int, float | 
     if v.size == 0:
         return q, int(s["n_bins"] or 1), anchor, notes
     upper = None
+    if s["binning"] == "pyradiomics":  # pyradiomics' edges: FBS anchored at floor(min / w) * w; Ng = top level
+        qv, edges = pyradiomics_bins(v, s["n_bins"] if s["discretisation"] == "fbn" else None, s["bin_width"])
+        q[roi.int_mask] = qv
+        anchor = float(edges[0]) if s["discretisation"] == "fbs" else None
+        return q, max(int(qv.max()), 1), anchor, notes
     if s["discretisation"] == "fbs":
         anchor = s["min_anchor"]
         rng = s["resegment_range"]
@@ -182,14 +193,17 @@ def features(
     mask: Any = None,
     families: str | Iterable[str] | None = None,
     aggregation: str | Sequence[str] | None = None,
+    *,
+    spacing: Any = None,
     **settings: Any,
 ) -> pd.DataFrame:
     """IBSI features of one region of interest.
 
     Parameters
     ----------
-    image : xarray.DataArray
-        A 2-D or 3-D spatial image (:func:`multiscale.image.spatial_image`); spacing in mm.
+    image : xarray.DataArray or numpy.ndarray
+        A 2-D or 3-D spatial image (:func:`multiscale.image.spatial_image`); spacing in mm. A plain array
+        needs ``spacing=``.
     mask : xarray.DataArray or numpy.ndarray, optional
         The ROI on the image's grid (non-zero voxels, or ``label=`` value). A mask on another grid
         is an error. None: the whole image.
@@ -203,7 +217,13 @@ def features(
         ``outlier_sigma``, ``glcm_distance``, ``glcm_symmetric``, ``ngldm_alpha``, ``ngldm_distance``,
         ``ngtdm_distance``, ``ivh_discretisation``, ``ivh_bin_width``, ``ivh_n_bins``, ``ivh_range``,
         ``nan_policy`` (``"omit"``, ``"propagate"``, ``"raise"``), ``label``; ``ibsi_phantom=True`` applies
-        the IBSI digital-phantom settings.
+        the IBSI digital-phantom settings; ``binning="pyradiomics"`` bins as pyradiomics does (see
+        :mod:`.pyradiomics` for parameter files). IBSI image processing first (:mod:`.processing`):
+        ``resample_spacing`` (mm; ``(None, 2, 2)`` in-plane), ``interpolation`` (``"nearest"``, ``"linear"``,
+        ``"cubic"``), ``round_intensities``, ``mask_interpolation``, ``partial_volume`` (0.5); each IBSI
+        CT-phantom configuration is ``features(ct, gtv, **IBSI_CT_CONFIGURATIONS["C"])``.
+    spacing : float or sequence of float, optional
+        Voxel spacing in mm when ``image`` is a plain array.
 
     Returns
     -------
@@ -232,6 +252,15 @@ def features(
     s = texture_settings(**settings)
     fams = resolve_families(families)
     check_aggregation(aggregation)
+    if spacing is not None:
+        image = as_image(image, spacing=spacing)
+    resampled = None
+    if s["resample_spacing"] is not None or s["round_intensities"]:
+        image, mask = process_roi(image, mask, s)
+        if s["resample_spacing"] is not None:
+            s = {**s, "label": None}  # the re-interpolated mask is 0/1
+            resampled = {"shape": tuple(int(n) for n in image.shape), "spacing": msi_spacing(image),
+                         "origin": msi_origin(image), "n_voxels_mask": int(np.count_nonzero(mask.values))}
     roi = prepare_roi(image, mask, s)
     if families is not None and roi.is_2d and "morph" in fams:
         raise TextureSettingsError("morphological features need a 3-D image; drop 'morph' from families")
@@ -253,6 +282,8 @@ def features(
     warn_once(notes)
     df.attrs.update(meta)
     df.attrs["settings"] = s
+    if resampled is not None:
+        df.attrs["resampled"] = resampled  # the IBSI interpolation grid the features were computed on
     return df
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["discretise", "n_levels_of"]
+__all__ = ["discretise", "n_levels_of", "fbs_range_levels", "pyradiomics_bins"]
 
 
 def discretise(
@@ -79,13 +79,64 @@ def discretise(
     raise ValueError(f"discretise: method must be 'fbn' or 'fbs', got {method!r}")
 
 
+def fbs_range_levels(lower: float, upper: float, bin_width: float) -> int:
+    """Number of FBS bins of width ``bin_width`` that cover the re-segmentation range ``[lower, upper]``.
+
+    IBSI counts bins from the lower bound (``X_d = floor((X - lower) / w) + 1``), so the range holds
+    ``ceil((upper - lower) / w)`` bins: [-500, 400] HU at 25 HU is 36 bins (not ``floor(900 / 25) + 1 = 37``,
+    which counts a bin starting at the upper bound). A voxel exactly at an upper bound that falls on a bin edge
+    is level ``ceil(...) + 1`` by the formula: callers take the maximum with the levels present.
+
+    Examples
+    --------
+    >>> fbs_range_levels(-500.0, 400.0, 25.0), fbs_range_levels(-1000.0, 400.0, 25.0), fbs_range_levels(0.0, 10.0, 3.0)
+    (36, 56, 4)
+    """
+    return max(int(np.ceil((float(upper) - float(lower)) / float(bin_width) - 1e-12)), 1)
+
+
 def n_levels_of(q: np.ndarray, method: str, n_bins: int | None = None, bin_width: float | None = None,
                 min_anchor: float | None = None, upper: float | None = None) -> int:
-    """Number of grey levels ``Ng``: ``n_bins`` for FBN; for FBS the level of the re-segmentation upper
-    bound when it is finite, otherwise the highest level present."""
+    """Number of grey levels ``Ng``: ``n_bins`` for FBN; for FBS the number of bins covering the re-segmentation
+    range ``[min_anchor, upper]`` when ``upper`` is finite (:func:`fbs_range_levels`), and never fewer than the
+    highest level present."""
     if str(method).lower() == "fbn":
         return int(n_bins)
     top = int(q.max()) if q.size else 0
     if upper is not None and np.isfinite(upper) and min_anchor is not None and bin_width:
-        top = max(top, int(np.floor((float(upper) - float(min_anchor)) / float(bin_width))) + 1)
+        top = max(top, fbs_range_levels(min_anchor, upper, bin_width))
     return max(top, 1)
+
+
+def pyradiomics_bins(values: np.ndarray, n_bins: int | None = None,
+                     bin_width: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Grey levels as pyradiomics 3.0.1 bins them (``imageoperations.getBinEdges`` + ``numpy.digitize``).
+
+    * ``bin_width``: edges ``lowBound, lowBound + w, ...`` with ``lowBound = min - (min mod w)``, i.e.
+      ``floor(min / w) * w``: bins are anchored at multiples of ``w`` (from 0), not at the ROI minimum or a
+      re-segmentation bound as in IBSI; a maximum on an edge opens a bin of its own.
+    * ``n_bins``: the edges of ``numpy.histogram(values, n_bins)`` with the last edge raised by 1.
+
+    Returns the levels (1, 2, ...) and the edges.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> q, edges = pyradiomics_bins(np.array([54.0, 60.0, 166.0]), bin_width=25.0)
+    >>> q.tolist(), edges.tolist()
+    ([1, 1, 5], [50.0, 75.0, 100.0, 125.0, 150.0, 175.0, 200.0])
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        return np.zeros(v.shape, dtype=np.int64), np.zeros(0)
+    if n_bins is not None:
+        edges = np.histogram(v, int(n_bins))[1]
+        edges[-1] += 1
+    else:
+        w = float(bin_width)
+        lo, hi = float(v.min()), float(v.max())
+        low = lo - (lo % w)
+        edges = np.arange(low, hi + 2 * w, w)
+        if len(edges) == 1:
+            edges = np.array([edges[0] - 0.5, edges[0] + 0.5])
+    return np.digitize(v, edges).astype(np.int64), edges

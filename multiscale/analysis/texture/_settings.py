@@ -12,6 +12,8 @@ from typing import Any
 
 from multiscale.errors import TextureSettingsError
 
+from .processing import check_processing
+
 __all__ = ["DEFAULTS", "ALIASES", "IBSI_PHANTOM", "texture_settings", "TextureSettingsError"]
 
 
@@ -37,6 +39,13 @@ DEFAULTS: dict[str, Any] = {
     "local_volume_cm3": 1.0,  # volume of the local-intensity sphere
     "nan_policy": "omit",  # "omit" (drop NaN voxels, warn), "propagate" (NaN features, warn), "raise"
     "label": None,  # mask value that is the ROI; None: every non-zero voxel
+    "binning": "ibsi",  # "ibsi" (IBSI 2.7), or "pyradiomics": its bin edges (FBS anchored at floor(min / w) * w)
+    # IBSI image processing before the features (see .processing): None keeps the image's grid
+    "resample_spacing": None,  # mm: isotropic float, or (z, y, x) with None keeping an axis (2-D: (None, 2, 2))
+    "interpolation": "linear",  # "nearest", "linear" or "cubic" (spline)
+    "round_intensities": False,  # round to the nearest integer after interpolation (CT)
+    "mask_interpolation": "linear",  # "linear" then the partial-volume threshold, or "nearest"
+    "partial_volume": 0.5,  # ROI voxel kept when its interpolated fraction >= this
 }
 
 #: pyradiomics-style (and other common) names mapped to IBSI names
@@ -185,6 +194,10 @@ def texture_settings(ibsi_phantom: bool = False, **settings: Any) -> dict[str, A
         raise TextureSettingsError("ivh_discretisation='fbn' needs ivh_n_bins, e.g. ivh_n_bins=1000")
     if ivh == "fbs" and not out["ivh_bin_width"]:
         raise TextureSettingsError("ivh_discretisation='fbs' needs ivh_bin_width, e.g. 2.5 (HU) or 0.1 (SUV)")
+    check_processing(out)
+    out["binning"] = str(out["binning"]).lower()
+    if out["binning"] not in ("ibsi", "pyradiomics"):
+        raise TextureSettingsError(f"binning={out['binning']!r}: use 'ibsi' or 'pyradiomics' (pyradiomics' bin edges)")
     if out["nan_policy"] not in ("omit", "propagate", "raise"):
         raise TextureSettingsError(f"nan_policy={out['nan_policy']!r}: use 'omit', 'propagate' or 'raise'")
     if not float(out["local_volume_cm3"]) > 0:

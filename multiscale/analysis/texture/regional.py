@@ -247,5 +247,5 @@ def _grouped_discretise(v: np.ndarray, g: np.ndarray, n: int, s: dict) -> tuple[
     top = np.zeros(n, dtype=np.int64)
     np.maximum.at(top, g, q)
     if rng is not None and np.isfinite(rng[1]):
-        top = np.maximum(top, (np.floor((rng[1] - anchor) / w) + 1).astype(np.int64))
+        top = np.maximum(top, np.maximum(np.ceil((rng[1] - anchor) / w - 1e-12), 1).astype(np.int64))
     return q, np.maximum(top, 1)

@@ -32,8 +32,8 @@ import xarray as xr
 
 from multiscale.image import like, same_grid, spacing, voxel_volume
 
-from ._autocorrelation import grid_autocorrelation
-from ._masks import (
+from .._autocorrelation import grid_autocorrelation
+from .._masks import (
     AnalysisError,
     AnalysisWarning,
     bounding_slices,
@@ -45,7 +45,7 @@ from ._masks import (
     to_numpy,
     warn_nan,
 )
-from .family import Family, image_units, tidy_rows
+from ..family import Family, image_units, tidy_rows
 
 #: largest FFT grid (elements) the all-pairs IBSI autocorrelation may use (about 6 GB of temporaries)
 _MAX_FFT_ELEMENTS = 1.25e8

@@ -1,0 +1,128 @@
+"""The cohort statistics a study report shows, computed by :mod:`multiscale.stats` from the study's design.
+
+``multiscale stats OUTPUT`` (:mod:`multiscale.pipeline.stats_command`) computes the same tables
+with the same functions.
+
+The report's statistics follow the study's ``report:`` options: ``by`` (the design column to
+compare; default ``group`` when the design has it, else the first covariate with 2 to 8 levels),
+``test`` (``welch``/``mannwhitney``), ``correction`` (``holm``...), ``repeated`` (the design column
+naming the unit of repeated measures, e.g. ``animal`` when each session is a subject: a mixed model
+per metric with a random intercept per unit; lesion rows get one per subject automatically),
+``outcome`` (a column to
+correlate every metric with; default every outcome that is not a survival field) and ``survival``
+(``{duration: pfs_days, event: progressed, covariates: [...]}`` for a Cox model and a log-rank test).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the command line builds its parser from here: keep this import light
+    import pandas as pd
+
+    from .spec import Study
+
+#: metrics that describe another metric (CI bounds, counts, settings): left out of the report's statistics
+HELPER_METRICS = r"ci_low|ci_high|_n$|n_voxels|points|radius|^n$|threshold|depth_mm$"
+
+__all__ = ["design_frame", "cohort_statistics", "default_grouping"]
+
+
+def design_frame(study: Study, subjects: list[str] | None = None) -> pd.DataFrame | None:
+    """The study's design as a DataFrame indexed by subject (only ``subjects`` when given); None without one."""
+    if not study.design:
+        return None
+    frame = study.design.frame()
+    if subjects is not None:
+        frame = frame.reindex([s for s in subjects if s in frame.index])
+    return frame
+
+
+def default_grouping(design: pd.DataFrame, options: dict[str, Any]) -> str | None:
+    """The design column the report compares: ``report.by``, else ``group``, else the first with 2-8 levels."""
+    import pandas as pd
+    if options.get("by"):
+        return str(options["by"])
+    if "group" in design.columns and design["group"].nunique() >= 2:
+        return "group"
+    for c in design.columns:
+        levels = design[c].dropna()
+        if 2 <= levels.nunique() <= 8 and not pd.api.types.is_float_dtype(levels):
+            if levels.nunique() < len(levels):
+                return str(c)
+    return None
+
+
+def cohort_statistics(study: Study, table: pd.DataFrame) -> dict[str, Any]:
+    """The report's statistics: group comparisons, correlations with outcomes, Cox and log-rank (when asked).
+
+    Returns a mapping of ``groups`` / ``correlation`` / ``cox`` / ``logrank`` tables (DataFrames or
+    dicts) and ``notes`` (why a table is absent or partial). Never raises for the data: a request
+    that cannot be answered becomes a note.
+    """
+    import pandas as pd
+
+    from multiscale import stats
+
+    notes: list[str] = []
+    out: dict[str, Any] = {"notes": notes}
+    if table.empty or "subject" not in table:
+        return out
+    subjects = list(dict.fromkeys(table["subject"].astype(str)))
+    design = design_frame(study, subjects)
+    if design is None or design.empty:
+        return out
+    missing = [s for s in subjects if s not in design.index]
+    if missing:
+        notes.append(f"subjects without design rows are left out: {missing}")
+    options = dict(study.report or {})
+    by = default_grouping(design, options)
+    keep = table[table["subject"].astype(str).isin(design.index)]
+    if not options.get("metrics"):
+        # the metrics a reader compares: not CI bounds, counts or settings (the same rows as the heatmap's)
+        keep = keep[~keep["metric"].astype(str).str.contains(HELPER_METRICS, regex=True)]
+    if by is not None:
+        out["by"] = by
+        try:
+            out["groups"] = stats.compare_groups(keep, by=by, design=design, test=options.get("test", "welch"),
+                                                 correction=options.get("correction", "holm"),
+                                                 metrics=options.get("metrics"))
+            out["by"] = by
+        except Exception as exc:  # noqa: BLE001 - a statistic that cannot be computed is a note, not a failed run
+            notes.append(f"group comparison by {by!r}: {exc}")
+    unit = options.get("repeated")
+    lesions = bool(keep["region"].astype(str).str.contains("#", regex=False).any())
+    if by is not None and (unit or lesions):
+        try:
+            out["mixed"] = stats.compare_groups_mixed(keep, by=by, unit=str(unit or "subject"), design=design,
+                                                      correction=options.get("correction", "holm"),
+                                                      metrics=options.get("metrics"))
+            out["unit"] = str(unit or "subject")
+        except Exception as exc:  # noqa: BLE001 - as above
+            notes.append(f"repeated-measures comparison by {by!r}: {exc}")
+    survival = options.get("survival") or {}
+    skip = {survival.get("duration"), survival.get("event")}
+    outcomes = [options["outcome"]] if options.get("outcome") else [o for o in study.design.outcomes if o not in skip]
+    frames = []
+    for outcome in outcomes:
+        try:
+            frames.append(stats.correlate(keep, outcome=outcome, design=design, metrics=options.get("metrics"),
+                                          method=options.get("method", "pearson")))
+        except Exception as exc:  # noqa: BLE001 - as above
+            notes.append(f"correlation with {outcome!r}: {exc}")
+    if frames:
+        out["correlation"] = pd.concat(frames, ignore_index=True)
+    if survival:
+        try:
+            if survival.get("covariates"):
+                out["cox"] = stats.cox(keep, duration=survival["duration"], event=survival["event"],
+                                       covariates=survival["covariates"], design=design)
+            split = survival.get("by") or by
+            if split:
+                out["logrank"] = stats.logrank(keep, duration=survival["duration"], event=survival["event"],
+                                               design=design, by=split)
+                out["kaplan_meier"] = stats.kaplan_meier(keep, duration=survival["duration"],
+                                                         event=survival["event"], design=design, by=split)
+        except Exception as exc:  # noqa: BLE001 - as above (lifelines' convergence errors included)
+            notes.append(f"survival: {exc}")
+    return out

@@ -1,0 +1,150 @@
+"""Ranking what co-localises with a reference: preprocessing cross-checked against scipy/numpy (the
+metaspace-converter definition), planted co-localised ions on top with FDR control, datasets vs stacks,
+bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from multiscale.analysis.msi import rank_colocalised
+from multiscale.analysis.msi._kernels import median3x3
+from multiscale.analysis.msi.colocalisation import (
+    block_permutations,
+    colocml_preprocess,
+    rank_images,
+    torus_shifts,
+)
+from multiscale.errors import AnalysisError
+from multiscale.image import spatial_image
+
+from ._synthetic import PX_MM, planted_stack, smooth_field, write_imzml
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("MULTISCALE_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+def _reference_preprocess(stack: np.ndarray, q: float = 0.5) -> np.ndarray:
+    """metaspace-converter's coloc_ml_preprocessing: scipy median (1, 3, 3), then below the per-image percentile -> 0."""
+    out = ndimage.median_filter(stack, size=(1, 3, 3)).reshape(stack.shape[0], -1)
+    out[out < np.percentile(out, q * 100, axis=1)[:, None]] = 0
+    return out.reshape(stack.shape)
+
+
+def test_median_and_preprocessing_equal_scipy_and_numpy():
+    rng = np.random.default_rng(0)
+    a = rng.gamma(1.0, 5.0, (7, 13, 17)).astype(np.float32)
+    a[:, :4] = 0  # ties and an all-zero band
+    np.testing.assert_array_equal(median3x3(a), ndimage.median_filter(a, size=(1, 3, 3)))
+    for q in (0.5, 0.3, 0.0):
+        np.testing.assert_array_equal(colocml_preprocess(a, quantile=q), _reference_preprocess(a, q))
+    # a domain: quantiles over the domain only, zero outside
+    dom = np.zeros((13, 17), bool)
+    dom[2:11, 3:15] = True
+    masked = np.where(dom, a, 0)
+    ref = ndimage.median_filter(masked, size=(1, 3, 3))
+    vals = ref[:, dom]
+    thr = np.percentile(vals, 50, axis=1)
+    want = np.where(dom[None] & (ref >= thr[:, None, None]), ref, 0)
+    np.testing.assert_array_equal(colocml_preprocess(a, dom), want)
+    # other window sizes fall back to scipy
+    np.testing.assert_array_equal(colocml_preprocess(a, median_size=5, quantile=0),
+                                  ndimage.median_filter(a, size=(1, 5, 5)))
+
+
+def test_shuffles_are_permutations_that_keep_tiles_and_shifts():
+    dom = np.ones((12, 12), bool)
+    p = block_permutations(dom, 4, 5, seed=2)
+    grid = np.arange(144).reshape(12, 12)
+    for row in p:
+        assert sorted(row.tolist()) == list(range(144))
+        moved = row.reshape(12, 12)
+        # each 4x4 tile comes from one 4x4 tile, offsets kept
+        tile = moved[:4, :4]
+        assert np.array_equal(tile - tile[0, 0], grid[:4, :4])
+    t = torus_shifts(dom, 3, 10, seed=1)
+    for row in t:
+        img = row.reshape(12, 12)
+        dy, dx = (0 - img[0, 0] // 12) % 12, (0 - img[0, 0] % 12) % 12
+        assert np.array_equal(img, np.roll(grid, (dy, dx), axis=(0, 1)))
+        assert min(dy, 12 - dy) >= 3 or min(dx, 12 - dx) >= 3
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_planted_colocalised_ions_rank_on_top_with_fdr_control(seed):
+    stack, reference, coloc = planted_stack(seed, shape=(56, 56), n_coloc=5, n_null=60)
+    ranked = rank_images(stack, reference, n_permutations=100, seed=seed)
+    assert list(ranked.columns[:5]) == ["mz", "feature", "similarity", "p_value", "q_value"]
+    assert ranked["similarity"].is_monotonic_decreasing
+    assert set(ranked["mz"].head(5)) == set(coloc)  # the planted ones, on top
+    assert (ranked.set_index("mz").loc[coloc, "q_value"] < 0.05).all()
+    false = ranked[(ranked["q_value"] < 0.05) & ~ranked["mz"].isin(coloc)]
+    assert len(false) <= 2  # unrelated ions: at most a couple of the 60 (the FDR is 5 %)
+    assert ranked.attrs["n_permutations"] == 100 and ranked.attrs["null"] == "torus"
+
+
+def test_tile_null_and_pearson_are_available_and_sane():
+    stack, reference, coloc = planted_stack(4, shape=(48, 48), n_coloc=3, n_null=20)
+    r = rank_images(stack, reference, null="tiles", metric="pearson", block=6)
+    assert set(r["mz"].head(3)) == set(coloc)
+    pre = colocml_preprocess(np.asarray(stack.values), quantile=0.5).reshape(stack.sizes["c"], -1)
+    ref = colocml_preprocess(np.asarray(reference.values)[None])[0].ravel()
+    want = [np.corrcoef(row, ref)[0, 1] for row in pre]
+    got = r.set_index("mz").loc[stack.coords["c"].values, "similarity"].to_numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def _imzml(tmp_path, shape=(20, 22), seed=5):
+    rng = np.random.default_rng(seed)
+    ref = smooth_field(rng, shape)
+    mz = np.array([420.1234, 544.1813, 600.5, 700.25, 760.5851, 812.7])
+    imgs = np.stack([200 * ref, 100 * smooth_field(rng, shape), 150 * (0.7 * ref + 0.3 * smooth_field(rng, shape)),
+                     90 * smooth_field(rng, shape), 50 * smooth_field(rng, shape), 70 * smooth_field(rng, shape)])
+    imgs = np.clip(imgs * (1 + 0.2 * rng.normal(size=imgs.shape)), 0, None)
+    path = write_imzml(tmp_path / "coloc.imzML", mz, imgs, noise_peaks=30, seed=seed)
+    from multiscale.io import read_imzml
+
+    return read_imzml(path), mz, ref
+
+
+def test_dataset_ranking_equals_stack_ranking_and_is_batch_invariant(tmp_path):
+    ds, mz, ref = _imzml(tmp_path)
+    reference = ds.ion_image(mz[0], tol=5)
+    a = rank_colocalised(ds, reference, features=mz[1:], tol=5)
+    b = rank_colocalised(ds, reference, features=mz[1:], tol=5, batch_bytes=1)  # one feature per pass
+    stack = ds.ion_images(mz[1:], tol=5)
+    c = rank_colocalised(stack, reference)
+    for col in ("mz", "similarity", "p_value", "q_value"):
+        np.testing.assert_allclose(a[col].to_numpy(float), b[col].to_numpy(float), rtol=1e-6)
+        np.testing.assert_allclose(a[col].to_numpy(float), c[col].to_numpy(float), rtol=1e-5)
+    assert a["mz"].iloc[0] == pytest.approx(600.5)
+    # default features: the dataset's own feature list (mean spectrum + peak picking)
+    auto = rank_colocalised(ds, reference, n_permutations=20)
+    assert np.min(np.abs(auto["mz"].iloc[0] - mz[[0, 2]])) < 0.01
+    # a mask restricts the domain
+    m = np.zeros(ds.shape, bool)
+    m[2:18, 2:20] = True
+    masked = rank_colocalised(ds, reference, features=mz[1:], mask=m, n_permutations=20)
+    assert (masked["n_pixels"] == m.sum()).all()
+
+
+def test_bad_inputs_are_refused_with_the_fix(tmp_path):
+    ds, mz, ref = _imzml(tmp_path)
+    other = spatial_image(np.ones((20, 22)), spacing=PX_MM * 2)
+    with pytest.raises(AnalysisError, match="another grid.*resample"):
+        rank_colocalised(ds, other, features=mz)
+    with pytest.raises(AnalysisError, match="resampling belongs to registration"):
+        rank_colocalised(ds, other, features=mz, transform=object())
+    same = ds.ion_image(mz[0])
+    assert len(rank_colocalised(ds, same, features=mz[:2], transform=object(), n_permutations=5)) == 2
+    with pytest.raises(AnalysisError, match="zero peaks"):
+        rank_colocalised(ds, same, features=[])
+    with pytest.raises(AnalysisError, match="shape"):
+        rank_colocalised(ds, np.ones((3, 3)), features=mz)
+    with pytest.raises(AnalysisError, match="constant"):
+        rank_colocalised(ds, same * 0, features=mz)
+    with pytest.raises(AnalysisError, match="channels"):
+        rank_colocalised(ds, ds.ion_images(mz[:2]), features=mz)
