@@ -8,6 +8,13 @@ models
     Tofts, extended Tofts, Patlak, 2CXM, 2CUM as exact exponential convolutions, vectorised over voxels.
 fit
     :func:`fit_dce`: voxel-wise fits (dictionary start + batched Levenberg-Marquardt) chunked on dask.
+signal
+    Signal to concentration: SPGR with VFA T1 and relaxivity; CT enhancement with a phantom calibration or
+    one computed from NIST mass attenuation at an effective energy.
+dce, curves, relaxometry, extravasation, change
+    The study families: kinetic maps (with optional planted truth beside them), time-activity curves (AUC,
+    Cmax/Tmax, half-lives, decay correction to injection, %ID and %ID/g), ADC/IVIM/R2*, intravital
+    extravasation, and change from baseline of two sessions (dR2* -> iron -> payload).
 
 Examples
 --------

@@ -16,7 +16,7 @@
   dose's units may differ (``kBq/mL`` and ``MBq``).
 * :func:`semi_quantitative`: IAUC60 (initial area under the curve over the 60 s after bolus arrival),
   time to peak, maximum wash-in slope.
-* :func:`change_from_baseline`: voxel-wise ``b - a`` and ``100 (b - a) / a`` of two co-registered sessions.
+* change from baseline of two co-registered sessions: :mod:`.change` (the study family ``change``).
 
 Examples
 --------
@@ -51,7 +51,6 @@ __all__ = [
     "activity_scale",
     "percent_id",
     "semi_quantitative",
-    "change_from_baseline",
     "bolus_arrival",
     "curves_evaluate",
     "curves_table",
@@ -381,22 +380,6 @@ def semi_quantitative(
         "wash_in_slope": slope,
         "bolus_arrival_s": t0,
     }
-
-
-def change_from_baseline(baseline: xr.DataArray, follow_up: xr.DataArray) -> dict[str, xr.DataArray]:
-    """``difference = b - a`` and ``percent = 100 (b - a) / a`` of two co-registered maps on one grid."""
-    from multiscale.image import same_grid
-
-    if not same_grid(baseline, follow_up):
-        raise AnalysisError("the two sessions are not on the same grid; register and resample one onto the other first")
-    a = baseline.astype(float)
-    b = follow_up.astype(float)
-    diff = b - a
-    diff.attrs = dict(follow_up.attrs, units=str(follow_up.attrs.get("units", "") or "a.u."))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pct = xr.where(a != 0, 100.0 * (b - a) / a, np.nan)
-    pct.attrs = dict(follow_up.attrs, units="%")
-    return {"difference": diff, "percent_change": pct}
 
 
 def _decay_setup(

@@ -1,12 +1,19 @@
 """The study family ``dce``: tracer-kinetic maps and region values of a DCE-MRI/DCE-CT series.
 
 The series (``t`` dim with frame times in s) is converted to concentration when asked (``signal: spgr``
-with T10 and the flip angle, or ``signal: ct`` with the enhancement per unit concentration), every voxel
+with T10 and the flip angle, or ``signal: ct`` for a series in HU with the enhancement per unit concentration:
+``enhancement_per_unit`` measured on a phantom, e.g. HU per mg/mL of iodine, or ``ct_effective_kev`` for
+monoenergetic images, computed from NIST mass attenuation coefficients; concentrations then in ``ct_units``,
+mg/mL by default), every voxel
 of the region is fitted with :func:`~multiscale.analysis.kinetics.fit.fit_curves` (only the region's
 voxels are read), the region's mean curve is fitted too (``roi_*``), and the semi-quantitative values of
 the mean curve are added (IAUC60, time to peak, wash-in slope). The AIF is a population model
 (``aif: parker``, ``georgiou``, or ``mouse`` with ``aif_params``) or measured: the mean of an
 ``aif_region`` mask (an artery) on the series' grid, divided by ``1 - hematocrit``.
+
+Planted or reference maps given as ``truth_ktrans``, ``truth_ve``, ``truth_vp``, ``truth_fp``, ``truth_ps``
+(optional inputs on the series' grid) add rows ``<p>_truth_median``, ``<p>_error_median`` (fitted minus truth)
+and ``<p>_abs_error_median``, and the figure shows them beside the fitted maps on one colour scale.
 
 Units are decided here: Ktrans, kep, PS in 1/min; Fp in mL/100mL/min; ve, vp, fractions and R^2 in 1;
 delay, times in s; IAUC60 in ``<units>*s``; wash-in slope in ``<units>/s``.
@@ -43,7 +50,11 @@ from .aif import population_aif
 from .curves import bolus_arrival, frame_times, semi_quantitative
 from .fit import FLAGS, PARAMETERS, UNITS, fit_curves
 
-__all__ = ["dce_evaluate", "dce_table", "dce_images", "region_series", "FAMILY"]
+__all__ = ["dce_evaluate", "dce_table", "dce_images", "region_series", "TRUTH_ROLES", "FAMILY"]
+
+#: optional inputs: planted (simulated) or reference parameter maps, shown beside the fitted maps and compared
+TRUTH_ROLES = ("truth_ktrans", "truth_ve", "truth_vp", "truth_fp", "truth_ps")
+ROLES = ("image", "mask", "aif_region", "t10") + TRUTH_ROLES
 
 
 def region_series(image: xr.DataArray, mask: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -83,13 +94,20 @@ def _concentration(
     relaxivity_per_mM_s: float,
     n_baseline: int,
     enhancement_per_unit: float | None,
+    ct_effective_kev: float | None = None,
+    ct_agent: str = "iodine",
 ) -> np.ndarray:
     if signal == "concentration":
         return curves
     if signal == "ct":
-        if enhancement_per_unit is None:
-            raise AnalysisError("signal: ct needs enhancement_per_unit (HU per unit concentration, e.g. HU per mM)")
-        return sig.ct_concentration(curves, enhancement_per_unit=enhancement_per_unit, n_baseline=n_baseline)
+        units = image_units(image)
+        if units not in ("HU", "a.u."):
+            raise AnalysisError(
+                f"signal: ct needs a series in Hounsfield units, but it is in {units!r}; set its units (study: units: "
+                "HU) or use signal: concentration"
+            )
+        k = _ct_calibration(enhancement_per_unit, ct_effective_kev, ct_agent)
+        return sig.ct_concentration(curves, enhancement_per_unit=k, n_baseline=n_baseline)
     if flip_angle_deg is None or tr_s is None:
         raise AnalysisError("signal: spgr needs flip_angle_deg and tr_s (and T10: the t10 input or t10_s)")
     if t10 is not None:
@@ -104,11 +122,28 @@ def _concentration(
     )
 
 
+def _ct_calibration(enhancement_per_unit: float | None, ct_effective_kev: float | None, ct_agent: str) -> float:
+    if enhancement_per_unit is not None:
+        return float(enhancement_per_unit)
+    if ct_effective_kev is not None:
+        return sig.ct_enhancement_per_mg_ml(ct_effective_kev, ct_agent)
+    raise AnalysisError(
+        "signal: ct needs the scanner's calibration: enhancement_per_unit (HU per unit concentration, e.g. HU per "
+        "mg/mL of iodine measured on a phantom at your tube voltage, about 25-27 at 120 kVp) or, for monoenergetic "
+        "images, ct_effective_kev (computed from NIST mass attenuation coefficients)"
+    )
+
+
 def dce_evaluate(
     image: xr.DataArray,
     mask: xr.DataArray,
     aif_region: xr.DataArray | None = None,
     t10: xr.DataArray | None = None,
+    truth_ktrans: xr.DataArray | None = None,
+    truth_ve: xr.DataArray | None = None,
+    truth_vp: xr.DataArray | None = None,
+    truth_fp: xr.DataArray | None = None,
+    truth_ps: xr.DataArray | None = None,
     *,
     model: Literal["tofts", "etofts", "patlak", "2cxm", "2cum"] = "etofts",
     aif: Literal["parker", "georgiou", "mcgrath", "preclinical", "mouse", "measured"] = "parker",
@@ -124,6 +159,9 @@ def dce_evaluate(
     relaxivity_per_mM_s: float = 4.5,
     n_baseline: int = 3,
     enhancement_per_unit: float | None = None,
+    ct_effective_kev: float | None = None,
+    ct_agent: str = "iodine",
+    ct_units: str = "mg/mL",
 ) -> FamilyResult:
     """Fit the region's voxels and mean curve; rows, parameter maps and the curve data for the figure."""
     t = frame_times(image)
@@ -137,9 +175,17 @@ def dce_evaluate(
         relaxivity_per_mM_s=relaxivity_per_mM_s,
         n_baseline=n_baseline,
         enhancement_per_unit=enhancement_per_unit,
+        ct_effective_kev=ct_effective_kev,
+        ct_agent=ct_agent,
     )
     conc = _concentration(curves, image, m, **conv)
-    units = "mM" if signal != "concentration" else image_units(image)
+    units = {"spgr": "mM", "ct": ct_units}.get(signal, image_units(image))
+    if signal == "ct":
+        k = _ct_calibration(enhancement_per_unit, ct_effective_kev, ct_agent)
+        how = "given" if enhancement_per_unit is not None else f"{ct_agent} at {ct_effective_kev:g} keV, NIST XCOM"
+        ct_detail = f"CT enhancement {k:.4g} HU per {ct_units} ({how})"
+    else:
+        ct_detail = ""
     mean = np.nanmean(conc, axis=0)
     if aif_region is not None or aif == "measured":
         if aif_region is None:
@@ -205,7 +251,7 @@ def dce_evaluate(
             )
         )
     for r in rows:
-        r["detail"] = "; ".join(x for x in (r.get("detail", ""), f"model {model}, {aif_label}") if x)
+        r["detail"] = "; ".join(x for x in (r.get("detail", ""), f"model {model}, {aif_label}", ct_detail) if x)
     template = image.isel(t=0, drop=True)
     maps = {}
     for n in PARAMETERS[model] + ("r_squared", "flag") + (("delay",) if fit_delay else ()):
@@ -220,6 +266,41 @@ def dce_evaluate(
             attrs=attrs,
             name=n,
         )
+    given = {"ktrans": truth_ktrans, "ve": truth_ve, "vp": truth_vp, "fp": truth_fp, "ps": truth_ps}
+    truth: dict[str, np.ndarray] = {}
+    for n, img in given.items():
+        if img is None:
+            continue
+        if n not in PARAMETERS[model]:
+            raise AnalysisError(f"truth_{n} was given but model {model} has no {n}; its parameters are {PARAMETERS[model]}")
+        tv = img.data if isinstance(img, xr.DataArray) else img
+        tv = np.asarray(tv.compute() if hasattr(tv, "compute") else tv, float)
+        if tv.shape != m.shape:
+            raise AnalysisError(
+                f"truth_{n} has shape {tv.shape}, the series' grid is {m.shape}; resample it onto the series' grid"
+            )
+        truth[n] = np.where(m, tv, np.nan)
+        err = fit[n] - tv[m]
+        ok = np.isfinite(err)
+        u = UNITS[n]
+        rows.append(dict(metric=f"{n}_truth_median", value=float(np.nanmedian(tv[m])), units=u, detail="given truth"))
+        rows.append(
+            dict(
+                metric=f"{n}_error_median",
+                value=float(np.median(err[ok])) if ok.any() else np.nan,
+                units=u,
+                detail="fitted minus truth, voxel by voxel",
+            )
+        )
+        rows.append(
+            dict(
+                metric=f"{n}_abs_error_median",
+                value=float(np.median(np.abs(err[ok]))) if ok.any() else np.nan,
+                units=u,
+                detail="|fitted - truth|, voxel by voxel",
+            )
+        )
+        rows[-3:] = [dict(r, detail="; ".join((r["detail"], f"model {model}, {aif_label}"))) for r in rows[-3:]]
     roi_fit = _model_curve(model, t, cp, {k: roi[k][0] for k in roi})
     data = {
         "t": t,
@@ -229,7 +310,8 @@ def dce_evaluate(
         "fit": roi_fit,
         "units": units,
         "model": model,
-        "maps": {k: maps[k] for k in PARAMETERS[model][:2]},
+        "maps": {k: maps[k] for k in (list(truth)[:3] if truth else PARAMETERS[model][:2])},
+        "truth": truth,
     }
     return FamilyResult(rows=_frame(rows), images=maps, data=data)
 
@@ -261,6 +343,11 @@ def dce_table(
     mask: xr.DataArray,
     aif_region: xr.DataArray | None = None,
     t10: xr.DataArray | None = None,
+    truth_ktrans: xr.DataArray | None = None,
+    truth_ve: xr.DataArray | None = None,
+    truth_vp: xr.DataArray | None = None,
+    truth_fp: xr.DataArray | None = None,
+    truth_ps: xr.DataArray | None = None,
     *,
     model: Literal["tofts", "etofts", "patlak", "2cxm", "2cum"] = "etofts",
     aif: Literal["parker", "georgiou", "mcgrath", "preclinical", "mouse", "measured"] = "parker",
@@ -276,21 +363,19 @@ def dce_table(
     relaxivity_per_mM_s: float = 4.5,
     n_baseline: int = 3,
     enhancement_per_unit: float | None = None,
+    ct_effective_kev: float | None = None,
+    ct_agent: str = "iodine",
+    ct_units: str = "mg/mL",
 ) -> list[dict[str, Any]]:
     """The rows of :func:`dce_evaluate` (the study's ``dce``); see the module docstring."""
-    kw = {k: v for k, v in locals().items() if k not in ("image", "mask", "aif_region", "t10")}
-    return dce_evaluate(image, mask, aif_region, t10, **kw).rows.to_dict("records")
+    kw = {k: v for k, v in locals().items() if k not in ROLES}
+    roles = {k: v for k, v in locals().items() if k in ROLES}
+    return dce_evaluate(**roles, **kw).rows.to_dict("records")
 
 
-def dce_images(
-    image: xr.DataArray,
-    mask: xr.DataArray,
-    aif_region: xr.DataArray | None = None,
-    t10: xr.DataArray | None = None,
-    **params: Any,
-) -> dict[str, xr.DataArray]:
+def dce_images(image: xr.DataArray, mask: xr.DataArray, **roles_and_params: Any) -> dict[str, xr.DataArray]:
     """The parameter maps (NaN outside the region) of :func:`dce_evaluate`."""
-    return dce_evaluate(image, mask, aif_region, t10, **params).images
+    return dce_evaluate(image, mask, **roles_and_params).images
 
 
 def _figure(result: FamilyResult, title: str = "", labels: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
@@ -303,7 +388,7 @@ FAMILY = Family(
     name="dce",
     table=dce_table,
     inputs=("image", "mask"),
-    optional=("aif_region", "t10"),
+    optional=("aif_region", "t10") + TRUTH_ROLES,
     images=dce_images,
     figure=_figure,
     evaluate_fn=dce_evaluate,

@@ -49,20 +49,37 @@ def curves_figure(
 
 
 def maps_panel(fig: Any, maps: Mapping[str, Any], row: int, nrows: int, truth: Mapping[str, Any] | None = None) -> None:
-    """Mid-slice of each map in one row of ``fig`` (with the truth beside it when given)."""
-    ncols = max(1, len(maps) * (2 if truth else 1))
+    """Mid-slice of each map in one row of ``fig``, with the truth beside it (same slice, same colour scale) when given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from multiscale.analysis.figures import new_figure
+    >>> fig = new_figure((4, 2))
+    >>> maps_panel(fig, {"ktrans": np.ones((3, 4, 4))}, 0, 1, truth={"ktrans": np.ones((3, 4, 4))})
+    >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
+    ['ktrans fitted ()', 'ktrans truth']
+    """
+    truth = truth or {}
+    ncols = max(1, sum(2 if name in truth else 1 for name in maps))
     k = 0
     for name, m in maps.items():
         arr = np.asarray(m.values if hasattr(m, "values") else m, float)
+        ref = np.asarray(truth[name], float) if name in truth else None
         if arr.ndim == 3:
             z = int(np.nanargmax(np.isfinite(arr).sum(axis=(1, 2))))
             arr = arr[z]
-        for label, a in [(name, arr)] + (
-            [(f"{name} truth", np.asarray(truth[name], float))] if truth and name in truth else []
-        ):
+            ref = ref[z] if ref is not None and ref.ndim == 3 else ref
+        units = getattr(m, "attrs", {}).get("units", "")
+        panels = [(f"{name} fitted ({units})" if ref is not None else f"{name} ({units})", arr)]
+        if ref is not None:
+            panels.append((f"{name} truth", ref))
+        both = np.concatenate([p[1][np.isfinite(p[1])].ravel() for p in panels])
+        lo, hi = (float(np.percentile(both, 1)), float(np.percentile(both, 99))) if both.size else (None, None)
+        for label, a in panels:
             ax = fig.add_subplot(nrows, ncols, row * ncols + k + 1)
-            im = ax.imshow(a, cmap="viridis")
-            ax.set_title(f"{label} ({getattr(m, 'attrs', {}).get('units', '')})", fontsize=7)
+            im = ax.imshow(a, cmap="viridis", vmin=lo, vmax=hi)
+            ax.set_title(label, fontsize=7)
             ax.axis("off")
             fig.colorbar(im, ax=ax, shrink=0.7)
             k += 1
@@ -70,7 +87,7 @@ def maps_panel(fig: Any, maps: Mapping[str, Any], row: int, nrows: int, truth: M
 
 def dce_figure(data: Mapping[str, Any], title: str = "") -> Any:
     """The region's mean concentration (+-SD), the model fit, the AIF, and the first two parameter maps."""
-    fig = new_figure((8.0, 6.0))
+    fig = new_figure((10.0, 6.0) if data.get("truth") else (8.0, 6.0))
     ax = fig.add_subplot(2, 1, 1)
     t = np.asarray(data["t"], float)
     ax.fill_between(t, data["mean"] - data["sd"], data["mean"] + data["sd"], alpha=0.2, lw=0)

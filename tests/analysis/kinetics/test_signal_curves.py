@@ -7,6 +7,7 @@ import pytest
 
 from multiscale.analysis.kinetics import curves as cv
 from multiscale.analysis.kinetics import signal as sg
+from multiscale.analysis.kinetics.change import change_maps
 from multiscale.errors import AnalysisError
 from multiscale.image import spatial_image
 
@@ -76,8 +77,8 @@ def test_semi_quantitative_and_bad_inputs():
 def test_change_from_baseline():
     a = spatial_image(np.full((2, 2), 4.0), spacing=1.0, units="SUVbw")
     b = spatial_image(np.array([[4.0, 6.0], [2.0, 4.0]]), spacing=1.0, units="SUVbw")
-    out = cv.change_from_baseline(a, b)
+    out = change_maps(a, b)
     assert out["difference"].values.tolist() == [[0.0, 2.0], [-2.0, 0.0]]
     assert out["percent_change"].values.tolist() == [[0.0, 50.0], [-50.0, 0.0]]
     with pytest.raises(AnalysisError, match="same grid"):
-        cv.change_from_baseline(a, spatial_image(np.ones((3, 3)), spacing=1.0))
+        change_maps(a, spatial_image(np.ones((3, 3)), spacing=1.0))
