@@ -35,6 +35,9 @@ from example_datasets._writers import write_volume
 __all__ = ["write_cohort", "cohort_study_text", "UPTAKE_EFFECT", "RIM_EFFECT"]
 
 N, SPACING, RADIUS_MM = 24, 0.4, 3.6
+#: what :func:`write_cohort` writes with its default three mice per group (paths relative to ``folder``)
+FILES: tuple[str, ...] = ("cohort/design.csv", "cohort/cohort.yaml") + tuple(
+    f"cohort/{g}{k:02d}/{name}" for g in "ct" for k in (1, 2, 3) for name in ("pet.nii.gz", "tumour.nii.gz"))
 #: treated / control ratio of the uptake scale, and of the rim excess over the core
 UPTAKE_EFFECT, RIM_EFFECT = 1.6, 2.0
 CORE, RIM, DECAY_MM = 1.0, 1.5, 0.8
@@ -87,7 +90,7 @@ analyses:
 """
 
 
-def write_cohort(folder: Path, seed: int, per_group: int = 4) -> dict[str, Any]:
+def write_cohort(folder: Path, seed: int, per_group: int = 3) -> dict[str, Any]:
     """Write ``per_group`` control and ``per_group`` treated mice into ``folder/cohort``; return the planted truth."""
     root = Path(folder) / "cohort"
     root.mkdir(parents=True, exist_ok=True)
@@ -131,5 +134,5 @@ def write_cohort(folder: Path, seed: int, per_group: int = 4) -> dict[str, Any]:
         "rim_excess_ratio_treated_over_control": RIM_EFFECT,
         "expected_noise_free": expected,
         "expected_difference": {m: expected["treated"][m] - expected["control"][m] for m in ("suv_mean", "rim_core_ratio")},
-        "study": str(root / "cohort.yaml"),
+        "study": "cohort/cohort.yaml",
     }

@@ -66,6 +66,8 @@ def _truth_zarr(folder: Path, maps: np.ndarray) -> None:
     grid = load(folder / "dce_tumour.nii.gz")  # the series' grid as the NIfTI loader reads it
     img = like(grid, maps, dims=("c", "z", "y", "x"), units="", description="planted DCE parameters (ktrans in 1/min)")
     img = img.assign_coords(c=["ktrans", "ve", "vp"])
+    # provenance without the folder's absolute path, so the same seed gives the same bytes wherever it is written
+    img.attrs["provenance"] = {"source": "dce_truth (planted by example_datasets/_dynamic.py)"}
     save(img, folder / "dce_truth.ome.zarr")
 
 

@@ -42,7 +42,8 @@ from example_datasets._geometry import (
     rotation_matrix,
     rotation_matrix2d,
 )
-from example_datasets import _dynamic, _spectral
+from example_datasets import _cohort, _dynamic, _spectral
+from example_datasets._msi_ions import endogenous_ions
 from example_datasets._writers import deterministic_uuid, write_imzml, write_ome_tiff, write_volume
 
 __all__ = [
@@ -55,7 +56,7 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = "5"  # bump whenever the output changes: older studies are then regenerated
+GENERATOR_VERSION = "6"  # bump whenever the output changes: older studies are then regenerated
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
 MANIFEST = "manifest.json"
 #: data files of a study, in the order they are written (plus ``ground_truth.json`` and the manifest)
@@ -74,6 +75,8 @@ DATA_FILES: tuple[str, ...] = (
 EXTRAS: tuple[tuple[str, tuple[str, ...], Any], ...] = (
     ("dynamic", tuple(_dynamic.FILES), _dynamic.write_dynamic),
     ("spectral", tuple(_spectral.FILES), _spectral.write_spectral),
+    # a designed cohort (3 control, 3 treated mice, PET only): its own study file, cohort/cohort.yaml
+    ("cohort", tuple(_cohort.FILES), _cohort.write_cohort),
 )
 DATA_FILES = DATA_FILES + tuple(f for _, files, _ in EXTRAS for f in files)
 FILES: tuple[str, ...] = DATA_FILES + ("ground_truth.json", MANIFEST)
@@ -138,11 +141,21 @@ class StudyExistsError(FileExistsError):
 
 
 def _sha256(path: Path) -> str:
+    """The file's SHA-256; for a folder (an OME-Zarr), over its files' relative paths and contents in order."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
+    files = [path] if path.is_file() else sorted(q for q in path.rglob("*") if q.is_file())
+    for q in files:
+        if q != path:
+            h.update(q.relative_to(path).as_posix().encode() + b"\0")
+        with open(q, "rb") as f:
+            for block in iter(lambda f=f: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
+
+
+def _size(path: Path) -> int:
+    """Bytes of a file, or of every file in a folder."""
+    return path.stat().st_size if path.is_file() else sum(q.stat().st_size for q in path.rglob("*") if q.is_file())
 
 
 def _read_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -174,7 +187,7 @@ def study_is_complete(out_dir: str | Path, seed: int | None = None, size: Size |
         return False
     for name, entry in files.items():
         p = out_dir / name
-        if not p.is_file() or p.stat().st_size != entry.get("bytes") or _sha256(p) != entry.get("sha256"):
+        if not p.exists() or _size(p) != entry.get("bytes") or _sha256(p) != entry.get("sha256"):
             return False
     return True
 
@@ -439,6 +452,10 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
         (tis_m.ravel()[:, None] * bg_amp * np.clip(1 + bg_tum * via_m.ravel()[:, None]
                                                   + bg_tex * tex_m.ravel()[:, None], 0, None)),
     ], axis=1)
+    # endogenous ions with planted patterns (with the drug, hypoxia, vessels, tissue, or none)
+    endo = endogenous_ions({"tissue": tis_m, "viable": via_m, "drug": drug_m, "vessels": vfr_m}, seed)
+    fixed_mz = np.concatenate([fixed_mz, endo["mz"]])
+    clean = np.concatenate([clean, endo["patterns"].reshape(len(endo["mz"]), -1).T], axis=1)
     npix = mny * mnx
     yield_ = np.exp(rng_msi.normal(0, 0.12, (npix, 1)))
     noisy = clean * yield_ * (1 + 0.1 * rng_msi.normal(size=clean.shape)) + rng_msi.normal(0, 3.0, clean.shape)
@@ -654,6 +671,7 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
         "matrix_peaks": MATRIX_PEAKS,
         "background_peaks_mz": rnd(bg_mz),
     }
+    gt["msi_endogenous_ions"] = endo["truth"]
     return gt
 
 
@@ -736,7 +754,7 @@ def generate(
         gt = _build(tmp, seed, size)
         for key, _files, write in EXTRAS:
             gt[key] = write(tmp, seed)
-        files = {name: {"sha256": _sha256(tmp / name), "bytes": (tmp / name).stat().st_size} for name in DATA_FILES}
+        files = {name: {"sha256": _sha256(tmp / name), "bytes": _size(tmp / name)} for name in DATA_FILES}
         gt["files"] = files
         (tmp / "ground_truth.json").write_text(json.dumps(gt, indent=1, allow_nan=False) + "\n")
         files = dict(files)

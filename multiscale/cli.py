@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from multiscale._util import write_text_atomic
+from multiscale.errors import MultiscaleError
 
 __all__ = ["main", "build_parser", "example_study_path", "ensure_example_data", "default_example_folder", "StepProgress",
            "ClusterError", "EXIT_OK", "EXIT_FAILED_SUBJECTS", "EXIT_BAD_INPUT", "EXIT_NO_CLUSTER"]
@@ -50,7 +51,7 @@ LOG = logging.getLogger("multiscale")
 SCHEDULER_TIMEOUT_S = 10.0
 
 
-class ClusterError(RuntimeError):
+class ClusterError(MultiscaleError):
     """No dask cluster to run on: the scheduler cannot be reached, or the LocalCluster did not start."""
 
 
@@ -400,6 +401,9 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             where = f"z {link.z_mm:g} mm" if link.z_mm is not None else f"slice {link.index}"
             print(f"    section {link.section} placed in the frame of {link.volume} (around {where}, "
                   f"+-{link.search_mm:g} mm): its maps also appear on the section as <name>@{link.section_image}")
+    if study.design:
+        print(f"  design: covariates {', '.join(study.design.covariates) or '(none)'}; outcomes "
+              f"{', '.join(study.design.outcomes) or '(none)'} ({study.design.source})")
     for a in study.analyses:
         what = ", ".join(f"{x} ~ {y}" for x, y in a.pairs) if a.pairs else ", ".join(a.maps)
         print(f"  analysis {a.name} ({a.type}): {what}" + (f" in {', '.join(a.masks)}" if a.masks else ""))
@@ -415,9 +419,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     output = args.output or "demo_output"
     code = _run(example_study_for(data), output, args.workers or None, None, None, False,
                 in_process=not args.workers, force=args.force, dashboard_address=_dashboard(args.dashboard_address))
+    cohort = Path(data) / "cohort" / "cohort.yaml"
+    if code == EXIT_OK and cohort.is_file():  # the designed cohort (two groups of mice): its own study
+        LOG.info("\nthe example cohort (3 control, 3 treated mice): group statistics in its report")
+        code = _run(cohort, str(Path(output) / "cohort"), args.workers or None, None, None, False,
+                    in_process=not args.workers, force=args.force,
+                    dashboard_address=_dashboard(args.dashboard_address))
     report = Path(output).resolve() / "report.html"
     if report.is_file():
         LOG.info(f"\nOpen the report: {report}")
+        if (Path(output).resolve() / "cohort" / "report.html").is_file():
+            LOG.info(f"The cohort's report: {Path(output).resolve() / 'cohort' / 'report.html'}")
     return code
 
 

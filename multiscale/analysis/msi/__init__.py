@@ -18,11 +18,14 @@ colocalisation
 segmentation
     PCA/NMF and k-means "habitats" from the lazy datacube or an ion-image stack; the ``msi_segmentation`` family.
 composition
-    Mean spectrum per region, parent/metabolite enrichment, ratio maps with LOD masking, virtual homogenate.
+    Mean spectrum per region, parent/metabolite enrichment, ratio maps with LOD masking, virtual homogenate;
+    the ``msi_composition`` family.
 quantitation
     Calibration curves with an internal standard, LOD/LOQ, concentration maps; the ``msi_quantitation`` family.
 acquisitions
     Several acquisitions of one section on one grid; multi-ion RGB composites.
+figures
+    Top hits beside the reference, cluster maps, calibration curves, RGB composites, single maps.
 """
 
 from __future__ import annotations

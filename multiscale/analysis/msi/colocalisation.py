@@ -375,6 +375,8 @@ def _reference_null(ref: np.ndarray, domain: np.ndarray, null: str, block: int |
     dom, rp, blk, perms = _domain_and_perms(ref, domain, null, block, n_permutations, seed, median_size, quantile,
                                             preprocess_reference)
     out = (dom, blk, perms, _Scorer(rp, np.flatnonzero(dom.ravel()), metric, perms))
+    if perms.size > 2_000_000:  # large grids (a whole dataset ranked in one call) are not kept
+        return out
     if len(_NULL_CACHE) >= 4:
         _NULL_CACHE.pop(next(iter(_NULL_CACHE)))
     _NULL_CACHE[key] = out
@@ -664,6 +666,7 @@ def colocalisation_figures(result: Any, title: str = "", labels: Sequence[str] =
 
 FAMILY = Family(
     name="msi_colocalisation",
+    whole_image=True,
     table=colocalisation_table,
     inputs=("image", "mask"),
     optional=("reference",),

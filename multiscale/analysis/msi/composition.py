@@ -29,8 +29,10 @@ from scipy import ndimage
 from multiscale import image as mi
 from multiscale.errors import AnalysisError
 
+from ..family import Family, FamilyResult
+
 __all__ = ["channel_index", "region_masks", "region_spectra", "enrichment", "detection_limit", "ratio_map", "ratio_summary",
-           "virtual_homogenate"]
+           "virtual_homogenate", "composition_table", "FAMILY"]
 
 
 def _arr(img: Any) -> np.ndarray:
@@ -288,3 +290,112 @@ def virtual_homogenate(image: xr.DataArray, regions: Any) -> pd.DataFrame:
     rows.append({"region": "homogenate", "mean": float(v[union].mean()), "area_fraction": 1.0,
                  "area_mm2": float(total * px_area), "units": str(image.attrs.get("units") or "a.u.")})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------- study family
+def composition_result(
+    image: xr.DataArray,
+    mask: xr.DataArray,
+    denominator: xr.DataArray | None = None,
+    blank: xr.DataArray | None = None,
+    strata: xr.DataArray | None = None,
+    *,
+    lod_numerator: float | None = None,
+    lod_denominator: float | None = None,
+    lod_k: float = 3.0,
+) -> FamilyResult:
+    """:func:`composition_table`'s rows and the ratio map."""
+    units = str(image.attrs.get("units") or "a.u.")
+    region = np.nan_to_num(_arr(mask).astype(float)) > 0
+    v = np.asarray(image.values, dtype=np.float64)
+    rows: list[dict[str, Any]] = [{"metric": "mean", "value": float(np.nanmean(v[region])) if region.any() else np.nan,
+                                   "units": units}]
+    images: dict[str, Any] = {}
+    if lod_numerator is None and blank is not None:
+        lod_numerator = detection_limit(image, blank, lod_k)
+    if denominator is not None:
+        if lod_denominator is None and blank is not None:
+            lod_denominator = detection_limit(denominator, blank, lod_k)
+        ln, ld = float(lod_numerator or 0.0), float(lod_denominator or 0.0)
+        summ = ratio_summary(image, denominator, {"region": region}, lod_numerator=ln, lod_denominator=ld).iloc[0]
+        r = ratio_map(image, denominator, lod_numerator=ln, lod_denominator=ld)
+        ru = r.attrs["units"]
+        du = str(denominator.attrs.get("units") or "a.u.")
+        rows += [{"metric": "ratio_of_sums", "value": float(summ["ratio_of_sums"]), "units": ru},
+                 {"metric": "median_pixel_ratio", "value": float(summ["median_pixel_ratio"]), "units": ru},
+                 {"metric": "masked_fraction", "value": float(summ["masked_fraction"]), "units": "1",
+                  "detail": "pixels below either LOD or with a zero denominator"},
+                 {"metric": "lod_numerator", "value": ln, "units": units},
+                 {"metric": "lod_denominator", "value": ld, "units": du}]
+        images["ratio"] = r.where(xr.DataArray(region, dims=r.dims)) if region.shape == r.shape else r
+    elif lod_numerator is not None:
+        rows.append({"metric": "lod_numerator", "value": float(lod_numerator), "units": units})
+        rows.append({"metric": "fraction_below_lod", "value": float(np.mean(v[region] < lod_numerator))
+                     if region.any() else np.nan, "units": "1"})
+    if strata is not None:
+        lab = np.nan_to_num(_arr(strata).astype(float)).astype(np.int64) * region
+        h = virtual_homogenate(image, lab)
+        for _, row in h.iterrows():
+            if row["region"] == "homogenate":
+                rows.append({"metric": "homogenate_mean", "value": float(row["mean"]), "units": units,
+                             "detail": "area-weighted mean over the strata (a virtual homogenate)"})
+                continue
+            b = int(row["region"]) if str(row["region"]).isdigit() else None
+            rows.append({"metric": "stratum_mean", "value": float(row["mean"]), "units": units, "bin": b,
+                         "bin_units": "stratum"})
+            rows.append({"metric": "stratum_area_fraction", "value": float(row["area_fraction"]), "units": "1",
+                         "bin": b, "bin_units": "stratum"})
+    return FamilyResult(rows=pd.DataFrame(rows), images=images, data={"ratio": images.get("ratio"), "image": image})
+
+
+def composition_table(
+    image: xr.DataArray,
+    mask: xr.DataArray,
+    denominator: xr.DataArray | None = None,
+    blank: xr.DataArray | None = None,
+    strata: xr.DataArray | None = None,
+    *,
+    lod_numerator: float | None = None,
+    lod_denominator: float | None = None,
+    lod_k: float = 3.0,
+) -> pd.DataFrame:
+    """Region composition of an ion image (the ``msi_composition`` family).
+
+    Rows: ``mean`` (image units) in the region; with a ``denominator`` map (e.g. the carrier lipid):
+    ``ratio_of_sums`` and ``median_pixel_ratio`` over the pixels above both LODs, ``masked_fraction``, and the
+    LODs used (given, or mean + ``lod_k`` SD over a ``blank`` mask); with ``strata`` (a label map of regions):
+    ``stratum_mean`` and ``stratum_area_fraction`` per label (``bin``) and ``homogenate_mean``, the
+    area-weighted mean a homogenised sample would give. The ratio map is saved.
+
+    Examples
+    --------
+    >>> from multiscale.image import spatial_image
+    >>> num = spatial_image(np.array([[4.0, 2.0]]), spacing=0.05, units="counts")
+    >>> den = spatial_image(np.array([[2.0, 2.0]]), spacing=0.05, units="counts")
+    >>> rows = composition_table(num, num * 0 + 1, den)
+    >>> r = rows.set_index("metric").loc["ratio_of_sums"]
+    >>> float(r["value"]), r["units"]
+    (1.5, '1')
+    """
+    return composition_result(image, mask, denominator, blank, strata, lod_numerator=lod_numerator,
+                              lod_denominator=lod_denominator, lod_k=lod_k).rows
+
+
+def composition_figures(result: FamilyResult, title: str = "", labels: Any = ()) -> list[tuple[str, Any]]:
+    """The ratio map (with a denominator), else the image."""
+    from .figures import map_figure
+
+    shown = result.data.get("ratio")
+    return [("ratio" if shown is not None else "map", map_figure(shown if shown is not None else result.data["image"],
+                                                                 title=title))]
+
+
+FAMILY = Family(
+    name="msi_composition",
+    table=composition_table,
+    inputs=("image", "mask"),
+    optional=("denominator", "blank", "strata"),
+    evaluate_fn=composition_result,
+    figure=composition_figures,
+    description="MSI: region mean, drug/carrier ratio with LOD masking, stratified means and virtual homogenate",
+)

@@ -13,7 +13,7 @@ import xarray as xr
 
 from ..figures import new_figure
 
-__all__ = ["top_hits_figure", "cluster_map_figure", "calibration_figure", "pair_figure", "rgb_figure"]
+__all__ = ["map_figure", "top_hits_figure", "cluster_map_figure", "calibration_figure", "pair_figure", "rgb_figure"]
 
 
 def _extent(img: Any) -> list[float] | None:
@@ -75,6 +75,21 @@ def top_hits_figure(images: xr.DataArray, reference: Any, ranked: pd.DataFrame, 
         _show(ax, img, f"m/z {float(row['mz']):.4f}\nsim {float(row['similarity']):.3f}, q {float(q):.2g}")
     if title:
         fig.suptitle(title, fontsize=8)
+    return fig
+
+
+def map_figure(img: Any, title: str = "") -> Any:
+    """One map (e.g. a drug/carrier ratio map), scaled to its 99th percentile.
+
+    Examples
+    --------
+    >>> len(map_figure(np.ones((4, 4))).axes)
+    1
+    """
+    fig = new_figure((3.0, 2.6))
+    fig.set_layout_engine(None)
+    ax = fig.add_axes((0.08, 0.06, 0.84, 0.8))
+    _show(ax, img, title or str(getattr(img, "attrs", {}).get("agent", "")))
     return fig
 
 

@@ -457,6 +457,7 @@ def segmentation_figures(result: FamilyResult, title: str = "", labels: Any = ()
 
 FAMILY = Family(
     name="msi_segmentation",
+    whole_image=True,
     table=segmentation_table,
     inputs=("image", "mask"),
     evaluate_fn=segmentation_result,
