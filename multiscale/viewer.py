@@ -14,7 +14,7 @@ import xarray as xr
 
 from multiscale import image as mi
 
-__all__ = ["napari_layers", "view", "robust_limits"]
+__all__ = ["napari_layers", "view", "add_layers", "robust_limits"]
 
 #: colormaps of the image layers after the first (grey); napari's built-in names
 _COLORMAPS = ("magma", "green", "cyan", "yellow", "magenta", "red", "blue", "bop orange")
@@ -148,13 +148,32 @@ def view(*sources: str | Path | xr.DataArray, block: bool = True) -> Any:
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         raise ImportError("napari is not installed; install the viewer extra: pip install 'multiscale[viewer]'") from exc
     viewer = napari.Viewer()
-    for src in sources:
-        for data, kwargs, kind in napari_layers(src):
-            getattr(viewer, f"add_{kind}")(data, **kwargs)
-    # layers are in mm (scale = spacing): the scale bar reads mm, not pixels
-    viewer.scale_bar.visible = True
-    viewer.scale_bar.unit = "mm"
-    viewer.dims.axis_labels = tuple(d for d in ("z", "y", "x")[-viewer.dims.ndim:])
+    add_layers(viewer, *sources)
     if block:
         napari.run()
     return viewer
+
+
+def add_layers(viewer: Any, *sources: str | Path | xr.DataArray) -> list[Any]:
+    """Add the layers of ``sources`` (:func:`napari_layers`) to a napari viewer (or ``ViewerModel``), in mm.
+
+    The layers' physical units are mm (``Layer.units``, napari >= 0.6; older napari: the scale bar's
+    ``unit``), so the scale bar reads mm, not pixels; the axes are labelled z, y, x.
+    """
+    layers = []
+    for src in sources:
+        for data, kwargs, kind in napari_layers(src):
+            layer = getattr(viewer, f"add_{kind}")(data, **kwargs)
+            if hasattr(type(layer), "units"):
+                layer.units = ("mm",) * layer.ndim
+            layers.append(layer)
+    overlays = getattr(getattr(viewer, "canvas", None), "overlays", None)  # napari >= 0.9
+    bar = getattr(overlays, "scale_bar", None) if overlays is not None else None
+    bar = bar if bar is not None else viewer.scale_bar
+    bar.visible = True
+    if layers and not hasattr(type(layers[0]), "units"):  # napari < 0.6: the unit lives on the scale bar
+        bar.unit = "mm"
+    viewer.dims.axis_labels = tuple(("t", "z", "y", "x")[-viewer.dims.ndim:])
+    return layers
+
+

@@ -84,3 +84,19 @@ def test_step_names_drop_the_run_token():
     assert cli._step_of("register-ct_to_mri-s01-0123456789abcdef0123") == "register-ct_to_mri-s01"
     assert cli._step_of("load-mri-s01") == "load-mri-s01"
     assert cli._step_of("write-s1-eaa98ee8") == "write-s1"
+
+
+def test_demo_without_pyimzml_names_the_extra(tmp_path, monkeypatch, capsys):
+    import sys
+    import uuid
+
+    from example_datasets import _writers
+
+    monkeypatch.setitem(sys.modules, "pyimzml", None)
+    monkeypatch.setitem(sys.modules, "pyimzml.ImzMLWriter", None)
+    with pytest.raises(ImportError, match=r"pip install 'multiscale\[example\]'"):
+        _writers.write_imzml(tmp_path / "x.imzML", iter(()), (10.0, 10.0), (1, 1), uuid.uuid4())
+    monkeypatch.setattr(cli, "ensure_example_data", lambda *a, **k: _writers.write_imzml(
+        tmp_path / "x.imzML", iter(()), 0.1, (1, 1), uuid.uuid4()))
+    assert main(["demo", "--output", str(tmp_path / "out")]) == EXIT_BAD_INPUT
+    assert "multiscale[example]" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import pytest
 
 from multiscale.io import save
 from multiscale.viewer import napari_layers
@@ -24,4 +24,21 @@ def test_each_map_has_its_own_contrast_and_masks_are_labels(tmp_path):
     # an image (no OME-Zarr) gets percentiles too
     direct = {kw["name"]: kw for _, kw, kind in napari_layers(img) if kind == "image"}
     assert 800 < direct["mri"]["contrast_limits"][0] < direct["mri"]["contrast_limits"][1] < 1300
-    assert "napari" not in sys.modules
+
+
+def test_napari_model_gets_mm_units_and_no_deprecated_calls(tmp_path):
+    """Runs where napari is installed (checked with napari 0.9.2 and a ViewerModel, no Qt needed)."""
+    import warnings
+
+    components = pytest.importorskip("napari.components")
+    from multiscale.viewer import add_layers
+
+    path = save(_stack(), tmp_path / "maps.ome.zarr")
+    viewer = components.ViewerModel()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", category=DeprecationWarning, module="multiscale")
+        warnings.filterwarnings("error", category=FutureWarning, module="multiscale")
+        layers = add_layers(viewer, path)
+    assert [type(la).__name__ for la in layers] == ["Image", "Image", "Labels", "Labels"]
+    assert all(str(u) in ("mm", "millimeter") for la in layers for u in la.units)
+    assert tuple(viewer.dims.axis_labels) == ("z", "y", "x")

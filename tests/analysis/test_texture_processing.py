@@ -181,3 +181,13 @@ def test_plain_array_with_spacing():
     a = _values(features(values, values > 4, families="stat", spacing=(2.0, 1.0, 1.0)))
     b = _values(features(spatial_image(values, spacing=(2.0, 1.0, 1.0)), values > 4, families="stat"))
     assert a == b
+
+
+def test_maps_and_regional_features_refuse_processing_they_do_not_apply():
+    from multiscale.analysis.texture import feature_map, regional_features
+
+    img = spatial_image(np.arange(64.0).reshape(4, 4, 4), spacing=1.0)
+    with pytest.raises(TextureSettingsError, match="feature_map does not apply resample_spacing"):
+        feature_map(img, family="glcm", radius=1, bins=4, resample_spacing=2.0)
+    with pytest.raises(TextureSettingsError, match="regional_features does not apply binning"):
+        regional_features(img, (img.values > 10).astype(int), binning="pyradiomics")

@@ -67,6 +67,7 @@ from multiscale.analysis.texture._aggregate import (
 from multiscale.analysis.texture._discretise import fbs_range_levels
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
 from multiscale.analysis.texture._settings import ALIASES, DEFAULTS, texture_settings
+from multiscale.analysis.texture.processing import refuse_processing
 from multiscale.analysis.texture.units import feature_unit
 
 __all__ = ["feature_map", "map_features", "MAP_FAMILIES", "feature_map_table", "feature_map_result", "FAMILY"]
@@ -544,7 +545,9 @@ def _normalised_settings(bins: int | None, settings: dict[str, Any]) -> dict[str
         given["discretisation"] = "fbs" if fbs else "fbn"
     if not fbs and not any(k in given for k in ("n_bins", "binCount", "bin_count")):
         given["n_bins"] = bins
-    return texture_settings(**given)
+    out = texture_settings(**given)
+    refuse_processing(out, "feature_map")
+    return out
 
 
 def _feature_indices(family: str, features: Sequence[str] | str | None, suffix: str) -> list[int]:

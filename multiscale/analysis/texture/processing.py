@@ -35,7 +35,7 @@ from multiscale import image as msi
 from multiscale.errors import TextureSettingsError
 
 __all__ = ["interpolation_grid", "interpolate_image", "interpolate_mask", "process_roi", "IBSI_CT_CONFIGURATIONS",
-           "INTERPOLATIONS"]
+           "INTERPOLATIONS", "refuse_processing"]
 
 #: interpolation name -> spline order
 INTERPOLATIONS: dict[str, int] = {"nearest": 0, "linear": 1, "bilinear": 1, "trilinear": 1, "cubic": 3,
@@ -229,3 +229,16 @@ def check_processing(settings: dict[str, Any]) -> None:
         raise TextureSettingsError(f"partial_volume={pv!r} must be in (0, 1], e.g. 0.5")
     settings["partial_volume"] = pv
     settings["round_intensities"] = bool(settings.get("round_intensities"))
+
+
+def refuse_processing(settings: Mapping[str, Any], where: str) -> None:
+    """Raise for settings that only :func:`multiscale.analysis.texture.features` applies (resampling, rounding,
+    pyradiomics binning), so ``where`` (feature maps, regional features) never ignores them silently."""
+    asked = [k for k in ("resample_spacing",) if settings.get(k) is not None]
+    asked += [k for k in ("round_intensities",) if settings.get(k)]
+    if settings.get("binning", "ibsi") != "ibsi":
+        asked.append("binning")
+    if asked:
+        raise TextureSettingsError(
+            f"{where} does not apply {', '.join(asked)}; interpolate the image and mask first "
+            "(multiscale.analysis.texture.processing.interpolate_image / interpolate_mask) or use features()")

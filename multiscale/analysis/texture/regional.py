@@ -21,6 +21,7 @@ from ._roi import Roi, RoiError, image_array, roi_mask_array, warn_once
 from ._rows import COLUMNS
 from ._settings import texture_settings
 from .local_intensity import sphere_kernel
+from .processing import refuse_processing
 
 __all__ = ["regional_features"]
 
@@ -98,6 +99,7 @@ def regional_features(
     from . import check_aggregation, resolve_families, roi_feature_rows
 
     s = texture_settings(**settings)
+    refuse_processing(s, "regional_features")
     fams = resolve_families(families)
     check_aggregation(aggregation)
     values, spacing, is_2d = image_array(image)
