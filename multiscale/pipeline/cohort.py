@@ -8,9 +8,12 @@ compare; default ``group`` when the design has it, else the first covariate with
 ``test`` (``welch``/``mannwhitney``), ``correction`` (``holm``...), ``repeated`` (the design column
 naming the unit of repeated measures, e.g. ``animal`` when each session is a subject: a mixed model
 per metric with a random intercept per unit; lesion rows get one per subject automatically),
-``outcome`` (a column to
+``lesions`` (``{mask: lesions, reference: blood, metric: suv_mean, concordance: [pet, her2]}``:
+lesion-level summaries of a label-image mask), ``outcome`` (a column to
 correlate every metric with; default every outcome that is not a survival field) and ``survival``
-(``{duration: pfs_days, event: progressed, covariates: [...]}`` for a Cox model and a log-rank test).
+(``{duration: pfs_days, event: progressed, covariates: [...]}`` for a Cox model, and Kaplan-Meier
+curves with a log-rank test by the group, by ``survival.by``, or split at the median of
+``survival.metric``).
 """
 
 from __future__ import annotations
@@ -100,6 +103,22 @@ def cohort_statistics(study: Study, table: pd.DataFrame) -> dict[str, Any]:
             out["unit"] = str(unit or "subject")
         except Exception as exc:  # noqa: BLE001 - as above
             notes.append(f"repeated-measures comparison by {by!r}: {exc}")
+    lesion_opts = options.get("lesions") or {}
+    if lesion_opts:
+        try:
+            summary = stats.lesion_summary(keep, metric=lesion_opts.get("metric", "suv_mean"), lesions=lesion_opts["mask"],
+                                           reference=lesion_opts.get("reference"),
+                                           threshold=lesion_opts.get("threshold"),
+                                           ratio=float(lesion_opts.get("ratio", 1.0)), map=lesion_opts.get("map"))
+            out["lesions"] = summary
+            pair = lesion_opts.get("concordance")
+            if pair:
+                out["concordance"] = stats.lesion_concordance(
+                    keep, metric=lesion_opts.get("metric", "suv_mean"), map_a=pair[0], map_b=pair[1],
+                    lesions=lesion_opts["mask"], reference=lesion_opts.get("reference"),
+                    ratio=float(lesion_opts.get("ratio", 1.0)))
+        except Exception as exc:  # noqa: BLE001 - as above
+            notes.append(f"lesions: {exc}")
     survival = options.get("survival") or {}
     skip = {survival.get("duration"), survival.get("event")}
     outcomes = [options["outcome"]] if options.get("outcome") else [o for o in study.design.outcomes if o not in skip]
@@ -117,12 +136,14 @@ def cohort_statistics(study: Study, table: pd.DataFrame) -> dict[str, Any]:
             if survival.get("covariates"):
                 out["cox"] = stats.cox(keep, duration=survival["duration"], event=survival["event"],
                                        covariates=survival["covariates"], design=design)
-            split = survival.get("by") or by
-            if split:
+            metric = survival.get("metric")  # Kaplan-Meier split at a metric's median, else by a covariate
+            split = None if metric else (survival.get("by") or by)
+            if split or metric:
                 out["logrank"] = stats.logrank(keep, duration=survival["duration"], event=survival["event"],
-                                               design=design, by=split)
+                                               design=design, by=split, metric=metric)
                 out["kaplan_meier"] = stats.kaplan_meier(keep, duration=survival["duration"],
-                                                         event=survival["event"], design=design, by=split)
+                                                         event=survival["event"], design=design, by=split,
+                                                         metric=metric)
         except Exception as exc:  # noqa: BLE001 - as above (lifelines' convergence errors included)
             notes.append(f"survival: {exc}")
     return out

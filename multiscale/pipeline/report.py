@@ -637,6 +637,22 @@ def _statistics_context(study: Any, table: pd.DataFrame, assets: _Assets) -> dic
                        f"{res.get('unit')} (statsmodels MixedLM, REML); the group coefficient with its Wald 95% CI; "
                        f"p adjusted across metrics ({mixed.correction.iloc[0]}).",
             "table": _table_html(d), "downloads": [assets.table("stats_mixed", "mixed models (CSV)", mixed)]}
+    les = res.get("lesions")
+    if les is not None and len(les):
+        n, pos = int(les.n_lesions.sum()), int(les.n_positive.sum())
+        burden, positive = float(np.nansum(les.burden_ml)), float(np.nansum(les.positive_ml))
+        summary = (f"Over the cohort, {pos} of {n} lesions ({100 * pos / n:.0f} %) meet {les.criterion.iloc[0]}"
+                   + (f"; they hold {100 * positive / burden:.0f} % of the tumour burden by volume "
+                      f"({positive:.3g} of {burden:.3g} mL)" if burden > 0 else "") + ".")
+        conc = res.get("concordance")
+        if conc:
+            summary += (f" Per-lesion concordance of the two tracers: Spearman rho {_ci(conc['spearman'], conc['ci_low'], conc['ci_high'])}"
+                        f" over {conc['n_lesions']} lesions of {conc['n_subjects']} subjects"
+                        + (f"; positivity agrees in {100 * conc['agreement']:.0f} % of lesions (Cohen's kappa "
+                           f"{_fmt(conc['kappa'])})" if np.isfinite(conc.get("agreement", np.nan)) else "")
+                        + (f"; {conc['note']}" if conc.get("note") else "") + ".")
+        ctx["lesions"] = {"caption": summary, "table": _table_html(les.drop(columns=["criterion"])),
+                          "downloads": [assets.table("stats_lesions", "lesions (CSV)", les)]}
     corr = res.get("correlation")
     if corr is not None and len(corr):
         d = corr.assign(**{"r [95% CI]": [_ci(r, lo, hi) for r, lo, hi in zip(corr.r, corr.ci_low, corr.ci_high)],

@@ -1124,8 +1124,9 @@ def _parse_design(doc: _Doc, top: dict, raw_subjects: list, subjects: list[Subje
 
 
 _REPORT_FIELDS = ("mode", "templates", "downloads", "by", "test", "correction", "metrics", "outcome", "method",
-                  "survival", "repeated")
-_SURVIVAL_FIELDS = ("duration", "event", "covariates", "by")
+                  "survival", "repeated", "lesions")
+_LESION_REPORT_FIELDS = ("mask", "metric", "reference", "threshold", "ratio", "map", "concordance")
+_SURVIVAL_FIELDS = ("duration", "event", "covariates", "by", "metric")
 
 
 def _parse_report(doc: _Doc, value: Any) -> dict[str, Any]:
@@ -1164,6 +1165,18 @@ def _parse_report(doc: _Doc, value: Any) -> dict[str, Any]:
                 raise doc.error(loc + ("survival",), f"survival needs '{key}' (design columns: duration, event; "
                                 "optionally covariates: [...] for a Cox model)")
         _string_list(doc, sv.get("covariates"), loc + ("survival", "covariates"), "covariates")
+    if "lesions" in d:
+        lv = _check_fields(doc, d["lesions"], loc + ("lesions",), _LESION_REPORT_FIELDS, "lesions")
+        if "mask" not in lv:
+            raise doc.error(loc + ("lesions",), "lesions needs 'mask' (a mask with labels: true) and 'reference' (a "
+                            "region, e.g. blood) or 'threshold' (a value)")
+        if ("reference" in lv) == ("threshold" in lv):
+            raise doc.error(loc + ("lesions",), "give lesions either 'reference' (a region) or 'threshold' (a value)")
+        _number(doc, lv.get("threshold"), loc + ("lesions", "threshold"), "threshold")
+        _number(doc, lv.get("ratio"), loc + ("lesions", "ratio"), "ratio", 0.0)
+        pair = _string_list(doc, lv.get("concordance"), loc + ("lesions", "concordance"), "concordance")
+        if pair and len(pair) != 2:
+            raise doc.error(loc + ("lesions", "concordance"), "concordance names two maps (tracers), e.g. [pet, her2]")
     return dict(d)
 
 

@@ -42,6 +42,15 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--duration", default=None, help="survival time column (with --event and --covariates: Cox)")
     p.add_argument("--event", default=None, help="event column (1/true: event, 0/false: censored)")
     p.add_argument("--covariates", nargs="+", default=None, help="Cox covariates: design columns or metrics")
+    p.add_argument("--repeated", default=None, metavar="UNIT",
+                   help="with --by: also a mixed model per metric with a random intercept per UNIT (a design column "
+                        "such as animal, or subject for lesions within subjects)")
+    p.add_argument("--lesions", default=None, metavar="MASK",
+                   help="lesion summaries of this label-image mask (regions MASK#label): needs --reference or "
+                        "--threshold, and --lesion-metric")
+    p.add_argument("--lesion-metric", default="suv_mean", help="the lesion metric compared (default suv_mean)")
+    p.add_argument("--reference", default=None, help="reference region of the lesion summaries (e.g. blood)")
+    p.add_argument("--threshold", type=float, default=None, help="fixed level of the lesion summaries")
     p.add_argument("--save", default=None, metavar="PREFIX",
                    help="also write the tables as CSV: PREFIX_groups.csv, PREFIX_correlation.csv, PREFIX_cox.csv")
     p.add_argument("--wide", action="store_true", help="print every column")
@@ -58,6 +67,10 @@ _SHORT = {
                "difference_ci_high", "hedges_g", "test", "p_value", "p_adjusted", "note"],
     "correlation": ["label", "outcome", "method", "n", "r", "ci_low", "ci_high", "p_value", "p_adjusted", "note"],
     "cox": ["covariate", "coef", "se", "hazard_ratio", "hr_ci_low", "hr_ci_high", "p_value", "n", "events"],
+    "mixed": ["label", "unit", "comparison", "estimate", "ci_low", "ci_high", "p_value", "p_adjusted", "n_rows",
+              "n_units", "note"],
+    "lesions": ["subject", "map", "n_lesions", "n_positive", "fraction_positive", "burden_fraction_positive",
+                "criterion"],
 }
 
 
@@ -71,7 +84,7 @@ def format_table(table: Any, kind: str, wide: bool = False) -> str:
 
 
 def run(args: argparse.Namespace, design: Any = None) -> dict[str, Any]:
-    """The tables the arguments ask for: ``groups``, ``correlation`` and/or ``cox`` (DataFrames)."""
+    """The tables the arguments ask for: ``groups``, ``mixed``, ``lesions``, ``correlation``, ``cox`` (DataFrames)."""
     from multiscale.errors import StatsError
 
     from .design import as_design
@@ -80,13 +93,23 @@ def run(args: argparse.Namespace, design: Any = None) -> dict[str, Any]:
 
     if args.design is not None:
         design = as_design(Path(args.design), id_column=args.id)
-    if not (args.by or args.outcome or args.duration):
-        raise StatsError("say what to compute: --by COLUMN (groups), --outcome COLUMN (correlation) or "
-                         "--duration T --event E --covariates ... (Cox)")
+    if not (args.by or args.outcome or args.duration or args.lesions):
+        raise StatsError("say what to compute: --by COLUMN (groups), --outcome COLUMN (correlation), "
+                         "--duration T --event E --covariates ... (Cox) or --lesions MASK --reference REGION")
     out: dict[str, Any] = {}
     if args.by:
         out["groups"] = compare_groups(args.output, by=args.by, metrics=args.metrics, design=design, test=args.test,
                                        correction=args.correction, alpha=args.alpha)
+    if args.by and args.repeated:
+        from .mixed import compare_groups_mixed
+
+        out["mixed"] = compare_groups_mixed(args.output, by=args.by, unit=args.repeated, metrics=args.metrics,
+                                            design=design, alpha=args.alpha, correction=args.correction)
+    if args.lesions:
+        from .lesions import lesion_summary
+
+        out["lesions"] = lesion_summary(args.output, metric=args.lesion_metric, lesions=args.lesions,
+                                        reference=args.reference, threshold=args.threshold)
     if args.outcome:
         out["correlation"] = correlate(args.output, outcome=args.outcome, metrics=args.metrics, design=design,
                                        method=args.method, alpha=args.alpha, correction=args.correction)

@@ -42,7 +42,7 @@ def _patient(folder, scale):
 STUDY = """\
 name: lesions
 output: out
-report: {by: arm}
+report: {by: arm, lesions: {mask: lesions, reference: blood, metric: suv_mean}}
 reference: pet
 defaults:
   images:
@@ -96,6 +96,8 @@ def test_the_report_says_what_cannot_be_computed(lesion_run):
     stats = html[html.index("<section id='statistics'>"):html.index("id='methods'")]
     # one patient per arm: the two-group test is reported as not computable, not crashed
     assert "Not computable:" in stats and "group &#39;a&#39; has 1 subject and &#39;b&#39; has 1 subject" in stats
+    # lesion-level summary: 3 of 6 lesions above the blood pool (p1: lesions 1 and 3; p2: lesion 3)
+    assert "3 of 6 lesions (50 %) meet suv_mean &gt; 1 x suv_mean of blood" in stats
     # lesions within patients: a mixed model per metric, here refused (two patients), said so per metric
     assert "Groups: repeated measures" in stats and "cannot be fit" in stats
 
@@ -107,3 +109,12 @@ def test_labels_field_is_validated(tmp_path):
     (tmp_path / "study.yaml").write_text(STUDY.replace("labels: true", "labels: true, label: 2"))
     with pytest.raises(StudyError, match="either 'label'"):
         load_study(tmp_path / "study.yaml", check_files=False)
+
+
+def test_stats_command_lesion_summary(lesion_run, capsys):
+    from multiscale.cli import main
+
+    root, _ = lesion_run
+    assert main(["stats", str(root / "out"), "--lesions", "lesions", "--reference", "blood"]) == 0
+    printed = capsys.readouterr().out
+    assert "lesions:" in printed and "suv_mean > 1 x suv_mean of blood" in printed

@@ -109,3 +109,16 @@ def test_folder_report_references_files_and_user_templates_restyle_it(cohort, tm
     assert len(html) < 200_000                     # small: every figure is a file beside the report
     inline = (out / "report.html").stat().st_size
     assert inline > 2 * len(html)
+
+
+def test_survival_split_at_a_metric_median(cohort):
+    from multiscale.pipeline import cohort as cohort_stats
+
+    truth, out = cohort
+    study = load_study(truth["study"])
+    study = dataclasses.replace(study, report={**study.report, "survival": {
+        "duration": "pfs_days", "event": "progressed", "metric": "rim_core.rim_core_ratio"}})
+    res = cohort_stats.cohort_statistics(study, pd.read_parquet(out / "results.parquet"))
+    assert not res["notes"], res["notes"]
+    assert [g[:2] for g in res["logrank"]["groups"]] == ["<=", "> "] and res["logrank"]["n"] == 6
+    assert set(res["kaplan_meier"].group) == set(res["logrank"]["groups"])

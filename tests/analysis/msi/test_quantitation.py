@@ -146,3 +146,30 @@ def test_acquisitions_on_one_grid_and_rgb():
     assert rgb.coords["c"].values.tolist() == ["R", "G", "B"] and float(rgb.max()) == 1.0
     with pytest.raises(AnalysisError, match="1 to 3"):
         rgb_composite(both, [])
+
+
+def test_composition_family_ratio_lod_and_homogenate():
+    from multiscale.analysis.msi.composition import FAMILY as COMPOSITION
+
+    rng = np.random.default_rng(1)
+    drug = np.full((20, 20), 20.0)
+    drug[:, 10:] = 60.0
+    drug[:2] = rng.normal(1.0, 0.2, (2, 20))  # off-tissue rows: the blank
+    carrier = np.full((20, 20), 10.0)
+    blank = np.zeros((20, 20), np.uint8)
+    blank[:2] = 1
+    tissue = 1 - blank
+    strata = np.where(np.arange(20)[None, :] < 10, 1, 2) * tissue
+    mk = lambda a, u="counts": spatial_image(a, spacing=PX_MM, units=u)  # noqa: E731
+    res = COMPOSITION.evaluate({"image": mk(drug), "mask": mk(tissue, ""), "denominator": mk(carrier),
+                                "blank": mk(blank, ""), "strata": mk(strata, "")}, {})
+    rows = res.rows
+    one = rows.set_index("metric")
+    lod = drug[:2].mean() + 3 * drug[:2].std(ddof=1)
+    assert one.loc["lod_numerator", "value"] == pytest.approx(lod)
+    assert one.loc["ratio_of_sums", "value"] == pytest.approx(4.0) and one.loc["ratio_of_sums", "units"] == "1"
+    assert one.loc["masked_fraction", "value"] == pytest.approx(0.0)
+    assert one.loc["homogenate_mean", "value"] == pytest.approx(40.0)
+    st = rows[rows.metric == "stratum_mean"].set_index("bin")["value"]
+    assert st[1] == pytest.approx(20.0) and st[2] == pytest.approx(60.0)
+    assert "ratio" in res.images
