@@ -42,6 +42,9 @@ class ImageSpec:
     scale: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     targets: dict[str, float] = field(default_factory=dict)
+    #: motion correction of a time series (``motion:`` in the study): keyword arguments of
+    #: :func:`multiscale.registration.motion.motion_correct` (``reference``, ``transform``, ``metric``); empty: none
+    motion: dict[str, Any] = field(default_factory=dict)
     line: int = 0
 
     def load_options(self) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from multiscale import registration as reg
 from multiscale.analysis.families import family_named
 from multiscale.analysis.family import results_frame
 from multiscale.errors import StudyError
+from multiscale.registration.motion import motion_correct
 from multiscale.registration.placement import place_section, section_pose_error
 from multiscale.registration.uncertainty import lattice_points, transform_samples, uncertainty_mm
 
@@ -96,7 +97,40 @@ def load_image_step(spec: ImageSpec) -> xr.DataArray:
         img.attrs["targets_mz"] = dict(spec.targets)
     if hasattr(img.data, "compute") and img.nbytes <= EAGER_BYTES:
         img = img.copy(data=np.asarray(img.data.compute()))
+    if spec.motion:
+        img = _motion_corrected(img, spec)
     return img
+
+
+def _motion_corrected(img: xr.DataArray, spec: ImageSpec) -> xr.DataArray:
+    """The series with every frame registered to the study's motion reference and resampled once.
+
+    The per-frame motion (translation, rotation, displacement in mm) goes into ``attrs["motion"]`` and the
+    provenance; a frame that moved more than a voxel is reported as a warning on the image.
+    """
+    if "t" not in img.dims or img.sizes["t"] < 2:
+        raise StudyError(f"study line {spec.line}: images.{spec.key}.motion: {spec.path} is not a time series "
+                         f"(dims {tuple(img.dims)}); remove 'motion:' or give a file with several frames")
+    if isinstance(spec.motion.get("reference"), int) and spec.motion["reference"] >= img.sizes["t"]:
+        raise StudyError(f"study line {spec.line}: images.{spec.key}.motion.reference: frame "
+                         f"{spec.motion['reference']} of a series of {img.sizes['t']} frames; use 0..{img.sizes['t'] - 1} "
+                         "or 'mean'")
+    try:
+        result = motion_correct(img, **spec.motion)
+    except Exception as exc:
+        exc.add_note(f"while motion-correcting image {spec.key!r} ({spec.path}): study line {spec.line}")
+        raise
+    out = result.image
+    out.attrs["motion"] = {k: [float(v) for v in vals] for k, vals in result.motion.items()}
+    voxel = min(float(abs(out[d].values[1] - out[d].values[0])) for d in ("z", "y", "x")
+                if d in out.dims and out.sizes[d] > 1)
+    worst = max(result.motion.get("displacement_mm", [0.0]))
+    if worst > voxel:
+        warns = list(out.attrs.get("warnings", []) or [])
+        warns.append(f"motion correction of {spec.key}: a frame moved {worst:.3g} mm (more than a voxel, "
+                     f"{voxel:.3g} mm); the frames were resampled onto the reference")
+        out.attrs["warnings"] = warns
+    return out
 
 
 def load_mask_step(spec: MaskSpec, on_image: xr.DataArray | None = None) -> xr.DataArray:

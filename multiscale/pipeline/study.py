@@ -162,7 +162,11 @@ _DESIGN_FILE_FIELDS = ("file", "id")
 _RESERVED_DESIGN = frozenset(RESULT_COLUMNS) | {"label", "lesion"}
 _SECTION_FIELDS = ("section", "volume", "z_mm", "index", "search_mm", "step_mm", "options", "truth", "uncertainty")
 _GRID_FIELDS = ("spacing", "smooth")
-_IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets")
+_IMAGE_FIELDS = ("path", "modality", "aspect", "agent", "units", "scale", "options", "targets", "motion")
+#: what ``motion:`` of a time-series image may say (:func:`multiscale.registration.motion.motion_correct`)
+_MOTION_FIELDS = ("reference", "transform", "metric")
+_MOTION_TRANSFORMS = ("translation", "rigid", "similarity", "affine")
+_MOTION_METRICS = ("ncc", "mattes_mi", "mean_squares")
 _MASK_FIELDS = ("path", "on", "label", "labels", "resample", "options")
 _EDGE_FIELDS = ("moving", "fixed", "method", "options", "transform", "truth", "landmarks", "uncertainty")
 _LANDMARK_FIELDS = ("fixed", "moving", "use")
@@ -466,6 +470,35 @@ def _merge(default: Any, override: Any) -> Any:
     return copy.deepcopy(override)
 
 
+def _motion(doc: _Doc, raw: Any, loc: tuple) -> dict[str, Any]:
+    """``motion:`` of an image: ``true`` (rigid to the time-mean), a transform name, or a mapping."""
+    if raw is None or raw is False:
+        return {}
+    if raw is True:
+        raw = {}
+    elif isinstance(raw, str):
+        raw = {"transform": raw}
+    if not isinstance(raw, Mapping):
+        raise doc.error(loc, f"motion must be true, a transform ({', '.join(_MOTION_TRANSFORMS)}) or a mapping "
+                        f"with {', '.join(_MOTION_FIELDS)}; got {raw!r}")
+    out: dict[str, Any] = {"reference": "mean", "transform": "rigid", "metric": "ncc"}
+    for k, v in raw.items():
+        if k not in _MOTION_FIELDS:
+            raise doc.error(loc + (k,), f"unknown motion setting; accepted: {', '.join(_MOTION_FIELDS)}")
+        out[str(k)] = v
+    if not (out["reference"] == "mean" or (isinstance(out["reference"], int) and not isinstance(out["reference"], bool)
+                                           and out["reference"] >= 0)):
+        raise doc.error(loc + ("reference",), f"reference must be 'mean' or a frame index (0, 1, ...), "
+                        f"got {out['reference']!r}")
+    if out["transform"] not in _MOTION_TRANSFORMS:
+        raise doc.error(loc + ("transform",), f"transform must be one of {', '.join(_MOTION_TRANSFORMS)}, "
+                        f"got {out['transform']!r}")
+    if out["metric"] not in _MOTION_METRICS:
+        raise doc.error(loc + ("metric",), f"metric must be one of {', '.join(_MOTION_METRICS)} (mattes_mi when the "
+                        f"contrast changes over time, as in DCE), got {out['metric']!r}")
+    return out
+
+
 def _parse_image(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check: bool) -> ImageSpec:
     d = _check_fields(doc, raw, loc, _IMAGE_FIELDS, "image")
     if "path" not in d:
@@ -492,6 +525,7 @@ def _parse_image(doc: _Doc, key: str, raw: Any, loc: tuple, subject: str, check:
                         "not both")
     return ImageSpec(
         key=key,
+        motion=_motion(doc, d.get("motion"), loc + ("motion",)),
         path=_path(doc, d["path"], loc + ("path",), subject, check),
         modality=_choice(doc, d.get("modality"), loc + ("modality",), MODALITIES, "modality", upper=True),
         aspect=_choice(doc, d.get("aspect"), loc + ("aspect",), ASPECTS, "aspect", required=False),
