@@ -287,6 +287,7 @@ def _read_omezarr(path: Path, *, level: int | None, resolution: float | None, se
     out_attrs = restore_attrs(stored)
     st_dir = stored.get("direction")
     channels = out_attrs.pop("channels", None)
+    t_coords = out_attrs.pop("t_coords", None)
     out_attrs.pop("provenance", None)
     if "c" in dims:
         nc = arr.shape[dims.index("c")]
@@ -305,10 +306,29 @@ def _read_omezarr(path: Path, *, level: int | None, resolution: float | None, se
     out_attrs["level"] = level
     out_attrs["provenance"] = provenance(path, "zarr (OME-NGFF)", version=version, level=level, resolution=resolution)
     try:
-        return spatial_image(arr, spacing=sp, origin=org, direction=st_dir, dims=dims, channels=channels,
-                             **out_attrs)
+        out = spatial_image(arr, spacing=sp, origin=org, direction=st_dir, dims=dims, channels=channels,
+                            **out_attrs)
     except ImageError as exc:
         raise fail(path, "coordinateTransformations", str(exc)) from exc
+    if "t" in dims:
+        out = _with_time_coords(out, t_coords, names, axes, sc, tr)
+    return out
+
+
+def _with_time_coords(image: Any, stored: Any, names: list[str], axes: list[Any], sc: np.ndarray,
+                      tr: np.ndarray) -> Any:
+    """Frame times (s) on ``t``: ours as written, else from an NGFF time axis with a unit (scale, translation)."""
+    n = image.sizes["t"]
+    if isinstance(stored, dict) and stored:
+        ok = {k: v for k, v in stored.items() if isinstance(v, list) and len(v) == n}
+        if ok:
+            return image.assign_coords({k: ("t", np.asarray(v)) for k, v in ok.items()})
+    i = names.index("t")
+    unit = axes[i].get("unit") if isinstance(axes[i], dict) else None
+    factor = {"second": 1.0, "millisecond": 1e-3, "minute": 60.0, "hour": 3600.0}.get(str(unit))
+    if factor is None:
+        return image
+    return image.assign_coords(t=(tr[i] + sc[i] * np.arange(n)) * factor)
 
 
 def _with_label_channels(g: Any, path: Path, arr: Any, dims: tuple[str, ...], key: str,
@@ -400,6 +420,27 @@ def _downsample(arr: Any, dims: tuple[str, ...], axes_factor: dict[str, int], ne
     return out.astype(arr.dtype)
 
 
+def _time_axis(image: Any) -> tuple[float | None, float, dict[str, Any]]:
+    """NGFF time scale and translation (s) when the frame times are evenly spaced, and every coord along ``t``.
+
+    NGFF 0.5 describes an axis by scale and translation only: evenly spaced frame mid-times become the
+    ``t`` axis's scale (unit ``second``); uneven ones (a dynamic PET protocol) cannot, so the axis stays
+    without a unit. Either way the exact values of every coord along ``t`` (frame times, durations, echo
+    times, b-values) are kept under ``multiscale.t_coords`` and restored on reading.
+    """
+    if "t" not in image.dims:
+        return None, 0.0, {}
+    coords = {name: jsonable(np.asarray(c.values).tolist()) for name, c in image.coords.items()
+              if c.dims == ("t",)}
+    t = np.asarray(image.coords["t"].values, dtype=float) if "t" in image.coords else None
+    if t is None or t.size < 2 or not np.all(np.isfinite(t)):
+        return None, 0.0, coords
+    step = np.diff(t)
+    if step[0] > 0 and np.allclose(step, step[0], rtol=1e-9, atol=0.0):
+        return float(step[0]), float(t[0]), coords
+    return None, 0.0, coords
+
+
 def write_omezarr(
     image: xr.DataArray,
     path: str | os.PathLike,
@@ -461,16 +502,19 @@ def write_omezarr(
         {"t": 1, "c": 1, "y": 512, "x": 512}
     if chunks:
         default_chunks.update(chunks)
+    t_scale, t_origin, t_coords = _time_axis(image)
     axes = []
     for d in dims:
         if d == "t":
-            axes.append({"name": "t", "type": "time"})
+            axes.append({"name": "t", "type": "time", "unit": "second"} if t_scale else {"name": "t", "type": "time"})
         elif d == "c":
             axes.append({"name": "c", "type": "channel"})
         else:
             axes.append({"name": d, "type": "space", "unit": "millimeter"})
     keep = jsonable(dict(image.attrs))
     keep["direction"] = jsonable(direction(image))
+    if t_coords:
+        keep["t_coords"] = t_coords
     channel_labels = None
     label_channels: list[tuple[int, str, str]] = []  # (channel index, label group name, channel name)
     if "c" in dims:
@@ -517,7 +561,10 @@ def write_omezarr(
             scale, trans = [], []
             si = 0
             for d in dims_k:
-                if d in ("t", "c"):
+                if d == "t" and t_scale:
+                    scale.append(t_scale)
+                    trans.append(t_origin)
+                elif d in ("t", "c"):
                     scale.append(1.0)
                     trans.append(0.0)
                 else:
