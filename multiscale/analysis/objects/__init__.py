@@ -10,7 +10,10 @@
   across tiles, memory bounded by the tile size.
 * :func:`link_tracks`, :func:`track_table`, :func:`msd_table`, :func:`diffusion_fit`: objects linked
   across frames (trackpy), speed, displacement, straightness, mean squared displacement.
-* The study family ``cells`` (:mod:`multiscale.analysis.objects.cells`).
+* The study families ``cells`` (:mod:`multiscale.analysis.objects.cells`: per-object quantification, gating,
+  per-type uptake, compartments, ratio sub-populations) and ``tracks`` (:mod:`multiscale.analysis.objects.tracks`:
+  time-lapse spots linked and summarised); ``cell_patterns`` (the objects' point patterns) lives in
+  :mod:`multiscale.analysis.spatial.cell_patterns`.
 """
 
 from __future__ import annotations

@@ -331,12 +331,18 @@ def detect_spots(
     lo, hi = (float(r) for r in radius_um)
     sig_lo = lo / np.sqrt(nd) / px
     sig_hi = hi / np.sqrt(nd) / px
-    blobs = blob_log(data, min_sigma=sig_lo, max_sigma=sig_hi, num_sigma=int(num_sigma),
-                     threshold=threshold, threshold_rel=threshold_rel, exclude_border=False)
     from multiscale.image import spatial_dims
 
     sd = spatial_dims(img)
     cols = ["spot"] + [f"centroid_{d}_mm" for d in sd] + ["radius_um", "peak", "sum_disc"]
+    finite = np.isfinite(data)
+    if not finite.all():
+        data = np.where(finite, data, np.nanmin(data) if finite.any() else 0.0)
+    if data.size == 0 or np.ptp(data) == 0:  # a flat frame has no spot (and every voxel would be a LoG peak)
+        blobs = np.zeros((0, nd + 1))
+    else:
+        blobs = blob_log(data, min_sigma=sig_lo, max_sigma=sig_hi, num_sigma=int(num_sigma),
+                         threshold=threshold, threshold_rel=threshold_rel, exclude_border=False)
     if blobs.size == 0:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
     pos = blobs[:, :nd]

@@ -89,7 +89,12 @@ def link_tracks(table: pd.DataFrame, *, search_range_um: float, memory: int = 0)
     for c, u in zip(cols, um):
         df[u] = df[c] * _UM
     trackpy.quiet()
-    out = trackpy.link_df(df, float(search_range_um), pos_columns=um, t_column="frame", memory=int(memory))
+    try:
+        out = trackpy.link_df(df, float(search_range_um), pos_columns=um, t_column="frame", memory=int(memory))
+    except trackpy.SubnetOversizeException as exc:
+        raise AnalysisError(f"linking: too many candidate links within search_range_um={search_range_um} ({exc}); "
+                            "lower search_range_um (the farthest an object moves between frames) or detect "
+                            "fewer spots (raise the spot threshold)") from exc
     return out.sort_values(["particle", "frame"], kind="stable").reset_index(drop=True)
 
 

@@ -57,3 +57,26 @@ def test_spots_over_time_and_uneven_frames():
     tracks.loc[tracks["frame"] == 4, "t_s"] = 9.0
     with pytest.raises(Exception, match="evenly spaced"):
         track_table(tracks)
+
+
+def test_tracks_family_on_a_time_lapse_image():
+    """Brownian particles rendered as spots (0.1 µm pixels): the family's D within 10 % of the simulated one."""
+    from multiscale.analysis.objects.tracks import FAMILY
+
+    rng = np.random.default_rng(3)
+    n, frames, d_true, dt, px = 16, 30, 0.5, 0.1, 0.1
+    start = (np.mgrid[:4, :4].reshape(2, -1).T + 0.5) * 6.0                 # µm, 6 µm apart
+    steps = rng.normal(0, np.sqrt(2 * d_true * dt), (frames - 1, n, 2))
+    pos = start[None] + np.concatenate([np.zeros((1, n, 2)), np.cumsum(steps, axis=0)])
+    yy, xx = (np.mgrid[:240, :240] + 0.0) * px
+    movie = np.stack([sum(np.exp(-((yy - p[0]) ** 2 + (xx - p[1]) ** 2) / (2 * 0.2 ** 2)) for p in pos[f])
+                      for f in range(frames)])
+    img = spatial_image(movie, spacing=px / 1000, dims=("t", "y", "x")).assign_coords(t=np.arange(frames) * dt)
+    res = FAMILY.evaluate({"image": img, "mask": None}, {"diameter_um": 0.6, "search_range_um": 2.0})
+    rows = res.rows.set_index("metric")
+    assert rows.loc["n_tracks", "value"] == n
+    assert rows.loc["diffusion_coefficient", "value"] == pytest.approx(d_true, rel=0.15)
+    assert rows.loc["diffusion_coefficient", "units"] == "µm²/s"
+    assert {"spots", "tracks", "per_track"} <= set(res.tables)
+    with pytest.raises(Exception, match="time series"):
+        FAMILY.evaluate({"image": img.isel(t=0), "mask": None}, {})
