@@ -42,7 +42,7 @@ from example_datasets._geometry import (
     rotation_matrix,
     rotation_matrix2d,
 )
-from example_datasets import _cohort, _dynamic, _spectral
+from example_datasets import _cells, _cohort, _dynamic, _spectral
 from example_datasets._msi_ions import endogenous_ions
 from example_datasets._writers import deterministic_uuid, write_imzml, write_ome_tiff, write_volume
 
@@ -56,7 +56,7 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = "6"  # bump whenever the output changes: older studies are then regenerated
+GENERATOR_VERSION = "7"  # bump whenever the output changes: older studies are then regenerated
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
 MANIFEST = "manifest.json"
 #: data files of a study, in the order they are written (plus ``ground_truth.json`` and the manifest)
@@ -75,6 +75,7 @@ DATA_FILES: tuple[str, ...] = (
 EXTRAS: tuple[tuple[str, tuple[str, ...], Any], ...] = (
     ("dynamic", tuple(_dynamic.FILES), _dynamic.write_dynamic),
     ("spectral", tuple(_spectral.FILES), _spectral.write_spectral),
+    ("cells", tuple(_cells.FILES), _cells.write_cells),
     # a designed cohort (3 control, 3 treated mice, PET only): its own study file, cohort/cohort.yaml
     ("cohort", tuple(_cohort.FILES), _cohort.write_cohort),
 )
