@@ -264,6 +264,8 @@ class Family:
     whole_image : bool
         The family takes a multi-channel image whole (a spectral stack's wavelengths, an RGB slide's colours):
         the pipeline passes an image named without a channel as it is, instead of one channel at a time.
+        Rows about one channel of it (an ion ranked against a reference) say so in a ``channel`` column;
+        the results table then names that row's map ``<image>:<channel>``.
     """
 
     name: str

@@ -41,6 +41,7 @@ __all__ = [
     "registration_figures_step",
     "analysis_figures_step",
     "figure_png",
+    "figure_files",
     "safe_name",
 ]
 
@@ -65,8 +66,8 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
-def figure_png(fig: Any, dpi: int = 80) -> bytes:
-    """A matplotlib figure as PNG bytes (the figure is closed when it came from pyplot)."""
+def figure_png(fig: Any, dpi: int = 300) -> bytes:
+    """A matplotlib figure as PNG bytes at print resolution (300 dpi, recorded in the PNG; closed when from pyplot)."""
     buf = _bytes_io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     try:
@@ -76,6 +77,17 @@ def figure_png(fig: Any, dpi: int = 80) -> bytes:
     except Exception:  # noqa: BLE001 - figures on their own canvas need no closing
         pass
     return buf.getvalue()
+
+
+def figure_files(fig: Any, stem: str, formats: tuple[str, ...] = ("png",)) -> dict[str, bytes]:
+    """``{stem.png: 300-dpi PNG, stem.svg: SVG}`` of a figure, for the ``formats`` asked (the figure is then closed)."""
+    out = {}
+    if "svg" in formats:
+        buf = _bytes_io.BytesIO()
+        fig.savefig(buf, format="svg")
+        out[f"{stem}.svg"] = buf.getvalue()
+    out[f"{stem}.png"] = figure_png(fig)
+    return out
 
 
 def load_image_step(spec: ImageSpec) -> xr.DataArray:
@@ -257,6 +269,7 @@ def register_step(edge: EdgeSpec, fixed: xr.DataArray, moving: xr.DataArray,
         "quality": reg.alignment_quality(f, m_on_f, t, landmarks=lm, landmarks_used=edge.use_landmarks,
                                          truth=truth, fixed_masks=fixed_masks),
         "fixed_slice": reg.central_slice(fa, ma), "moving_slice": reg.central_slice(ma, ma),
+        "pixel_mm": tuple(float(v) for v in mi.spacing(f))[-2:],
     }
     if truth is not None:
         out["truth"] = {"file": str(edge.truth[0]), "key": edge.truth[1]}
@@ -287,7 +300,7 @@ def place_section_step(link: SectionSpec, section: xr.DataArray, volume: xr.Data
     fa, ma = np.asarray(sec1.data, dtype=float), np.asarray(on_plane.data, dtype=float)
     quality = reg.alignment_quality(sec1, on_plane, t)
     out: dict[str, Any] = {"transform": t, "edge": link.name, "method": "slice_to_volume", "quality": quality,
-                           "fixed_slice": fa, "moving_slice": ma}
+                           "fixed_slice": fa, "moving_slice": ma, "pixel_mm": tuple(float(v) for v in mi.spacing(sec1))[-2:]}
     if link.truth is not None:
         truth = reg.truth_transform(link.truth[0], link.truth[1], 3)
         quality.update(section_pose_error(sec, t, truth))
@@ -434,6 +447,9 @@ def _analysis_rows(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, x
                 exc.add_note(f"while running analysis {analysis.name!r} ({analysis.type}) of {label} in {region}")
                 raise
             table = res.rows.assign(subject=subject_id, region=region, map=label, analysis=analysis.name)
+            if "channel" in table.columns:  # a whole-image family names the channel each row is about
+                ch = table.pop("channel").fillna("").astype(str)
+                table["map"] = [f"{label}:{c}" if c else label for c in ch]
             inherited = _input_warnings(dict(inputs, **extra))
             if inherited:  # what the loaders and registrations said about these inputs travels with the rows
                 table["flags"] = ["; ".join([f for f in (flag, *inherited) if f]) for flag in table["flags"]]
@@ -443,8 +459,11 @@ def _analysis_rows(subject_id: str, analysis: AnalysisSpec, maps: Mapping[str, x
 
 
 def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, registrations: dict,
-                              frames: list[str]) -> dict[str, bytes]:
-    """Overlay figures of ``frames`` (maps over the reference anatomy) and each registration's figure, as PNG bytes."""
+                              frames: list[str], formats: tuple[str, ...] = ("png",)) -> dict[str, bytes]:
+    """Overlay figures of ``frames`` (maps over the reference anatomy) and each registration's figure, as PNG bytes.
+
+    ``formats=("png", "svg")`` adds an SVG of each (a folder report offers it as a download).
+    """
     frame_of = frames_of(subject)
     out: dict[str, bytes] = {}
     for frame in frames:
@@ -452,15 +471,16 @@ def registration_figures_step(subject: SubjectSpec, maps: dict, masks: dict, reg
                   for k, img in maps.items() if frame_of[k] == frame]
         contours = [m for k, m in masks.items() if mask_frames(subject)[k] == frame]
         fig = reg.overlay_figure(layers, contours, title=f"frame {frame}")
-        out[f"overlay_{safe_name(frame)}.png"] = figure_png(fig)
+        out.update(figure_files(fig, f"overlay_{safe_name(frame)}", formats))
     for name, r in registrations.items():
-        fig = reg.registration_figure(name, r["fixed_slice"], r["moving_slice"], r.get("method"), r.get("quality", {}))
-        out[f"registration_{safe_name(name)}.png"] = figure_png(fig)
+        fig = reg.registration_figure(name, r["fixed_slice"], r["moving_slice"], r.get("method"), r.get("quality", {}),
+                                      pixel_mm=r.get("pixel_mm"))
+        out.update(figure_files(fig, f"registration_{safe_name(name)}", formats))
     return out
 
 
-def analysis_figures_step(analysis: dict[str, Any]) -> dict[str, bytes]:
-    """The figures of one analysis (its family's ``figure`` for every map and region), as PNG bytes."""
+def analysis_figures_step(analysis: dict[str, Any], formats: tuple[str, ...] = ("png",)) -> dict[str, bytes]:
+    """The figures of one analysis (its family's ``figure`` for every map and region), as PNG (and SVG) bytes."""
     family = family_named(analysis["type"])
     out: dict[str, bytes] = {}
     if family.figure is None:
@@ -470,7 +490,7 @@ def analysis_figures_step(analysis: dict[str, Any]) -> dict[str, bytes]:
         labels = tuple(item["map"].split(" ~ ")) if family.pairwise else (item["map"],)
         for name, fig in family.figure(item["result"], title=title, labels=labels):
             fname = f"{family.name}_{safe_name(analysis['name'])}_{safe_name(item['map'])}_{safe_name(item['region'])}"
-            out[f"{fname}_{safe_name(name)}.png"] = figure_png(fig)
+            out.update(figure_files(fig, f"{fname}_{safe_name(name)}", formats))
     return out
 
 

@@ -609,7 +609,8 @@ def colocalisation_result(
         for _, r in ranked.iterrows():
             for m in ("similarity", "p_value", "q_value"):
                 rows.append({"metric": m, "value": float(r[m]), "units": "1", "bin": int(r["rank"]),
-                             "bin_units": "rank", "detail": f"{r['feature']} (m/z {float(r['mz']):.4f}); {detail}"})
+                             "bin_units": "rank", "channel": str(r["feature"]),
+                             "detail": f"{r['feature']} (m/z {float(r['mz']):.4f}); {detail}"})
     else:
         r = ranked.iloc[0]
         for m in ("similarity", "p_value", "p_normal", "z_score", "null_mean", "null_sd", "n_pixels"):

@@ -74,8 +74,11 @@ def test_mini_study_ranks_the_planted_ions(tmp_path, monkeypatch):
     run = run_study(path, progress=None)
     assert run.completed == ["s1"] and not run.failed
     table = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    # the whole stack is ranked at once (q-values across ions); each row's map names its ion
     coloc = table[table.analysis == "ions_vs_drug"].pivot_table(index="map", columns="metric", values="value")
+    assert all(m.startswith("msi:") for m in coloc.index)
     coloc.index = [m.split(":", 1)[1] for m in coloc.index]
+    assert (coloc["q_value"] >= coloc["p_value"] - 1e-12).all()
     drug_like = [n for n, t in truth["ions"].items() if "doxorubicin" in t["colocalised_with"] and n != "doxorubicin"]
     unrelated = [n for n, t in truth["ions"].items() if t["pattern"] == "independent"]
     others = coloc.drop(index=["doxorubicin"] + drug_like)
