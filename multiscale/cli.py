@@ -498,7 +498,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
     try:
         view(*args.paths)
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # napari missing; a path that is not there or holds no map
         _error(str(exc))
         return EXIT_BAD_INPUT
     return EXIT_OK

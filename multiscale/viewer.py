@@ -14,7 +14,7 @@ import xarray as xr
 
 from multiscale import image as mi
 
-__all__ = ["napari_layers", "view", "add_layers", "robust_limits"]
+__all__ = ["napari_layers", "view", "add_layers", "robust_limits", "map_sources"]
 
 #: colormaps of the image layers after the first (grey); napari's built-in names
 _COLORMAPS = ("magma", "green", "cyan", "yellow", "magenta", "red", "blue", "bop orange")
@@ -131,8 +131,41 @@ def napari_layers(source: str | Path | xr.DataArray) -> list[tuple[Any, dict[str
     return layers
 
 
+def map_sources(source: str | Path | xr.DataArray) -> list[str | Path | xr.DataArray]:
+    """What to show for ``source``: an image or a file as it is; a study's output folder (or one subject's
+    folder, or its ``maps``) as every ``*.ome.zarr`` map inside it, so ``multiscale view demo_output`` works.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` does not exist, or is a folder that holds no OME-Zarr map (the message says where to look).
+
+    Examples
+    --------
+    >>> map_sources("demo_output")  # doctest: +SKIP
+    [PosixPath('demo_output/subjects/mouse01/maps/fluorescence.ome.zarr'), ...]
+    """
+    if isinstance(source, xr.DataArray):
+        return [source]
+    path = Path(source)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder; give an output map (maps/<frame>.ome.zarr), a "
+                                "subject's folder or a study's output folder")
+    if not path.is_dir() or path.name.endswith(".zarr") or (path / "zarr.json").is_file() or (path / ".zattrs").is_file():
+        return [path]
+    found = sorted({p for pattern in ("*.ome.zarr", "maps/*.ome.zarr", "*/maps/*.ome.zarr", "subjects/*/maps/*.ome.zarr")
+                    for p in path.glob(pattern) if p.is_dir()})
+    if not found:
+        raise FileNotFoundError(f"{path}: the folder holds no OME-Zarr map (*.ome.zarr); a study's maps are in "
+                                "<output>/subjects/<subject>/maps/")
+    return list(found)
+
+
 def view(*sources: str | Path | xr.DataArray, block: bool = True) -> Any:
     """Open study outputs in napari, all in physical space (mm).
+
+    Each source is a map (``maps/<frame>.ome.zarr``), any file :func:`multiscale.io.load` reads, an image, or
+    a folder (a study's output or a subject's): every map inside it (:func:`map_sources`).
 
     Raises
     ------
@@ -161,7 +194,7 @@ def add_layers(viewer: Any, *sources: str | Path | xr.DataArray) -> list[Any]:
     ``unit``), so the scale bar reads mm, not pixels; the axes are labelled z, y, x.
     """
     layers = []
-    for src in sources:
+    for src in [s for source in sources for s in map_sources(source)]:
         for data, kwargs, kind in napari_layers(src):
             layer = getattr(viewer, f"add_{kind}")(data, **kwargs)
             if hasattr(type(layer), "units"):

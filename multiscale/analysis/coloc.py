@@ -47,9 +47,11 @@ from multiscale.image import as_image, is_spatial_image, same_grid
 from ._masks import AnalysisError, AnalysisWarning, bounding_slices, check_mask, masked_values, single_channel, to_numpy
 from .family import Family, FamilyResult, image_units, tidy_rows
 from .figures import colocalisation_figure
+from .metrics import Metrics
 
 __all__ = [
     "colocalisation",
+    "coloc_unit",
     "colocalisation_matrix",
     "costes_threshold",
     "joint_histogram",
@@ -354,7 +356,7 @@ def colocalisation(
     convention: str = "coloc2",
     *,
     spacing: Any = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Colocalisation coefficients of two maps on the same grid.
 
     Parameters
@@ -381,8 +383,9 @@ def colocalisation(
 
     Returns
     -------
-    dict
-        ``pearson``, ``spearman``, ``kendall``, ``m1``, ``m2``, ``tm1``, ``tm2``, ``icq``,
+    Metrics
+        A dict (``.to_frame()``: the tidy table, units from :func:`coloc_unit`): ``pearson``, ``spearman``,
+        ``kendall``, ``m1``, ``m2``, ``tm1``, ``tm2``, ``icq``,
         ``threshold_a``, ``threshold_b``, ``pearson_below``, ``pearson_above``, ``costes_slope``,
         ``costes_intercept``, ``costes_method``, ``convention``, ``n``; with ``significance`` also
         ``costes_p``, ``costes_r_random_mean``, ``costes_r_random_sd``.
@@ -483,7 +486,8 @@ def colocalisation(
         aa = np.where(np.isfinite(aa), aa, 0.0)
         p, mean, sd = _costes_significance(aa, bb, mm, int(psf_px), int(n_randomisations), seed)
         out.update(costes_p=p, costes_r_random_mean=mean, costes_r_random_sd=sd)
-    return out
+    ua, ub = image_units(a), image_units(b)
+    return Metrics(out, lambda k: coloc_unit(k, ua, ub))
 
 
 def colocalisation_matrix(
@@ -603,20 +607,31 @@ def colocalisation_table(
                          significance=significance, psf_px=psf_px, n_randomisations=n_randomisations, seed=seed,
                          convention=convention)
     ua, ub = image_units(a), image_units(b)
-
-    def unit(metric: str) -> str:
-        if "threshold" in metric:
-            return ua if metric.endswith(("1", "_a", "ch1")) else ub
-        if metric == "n":
-            return "voxels"
-        if metric == "costes_intercept":
-            return ub
-        if metric == "costes_slope":
-            return f"{ub}/{ua}" if ua != ub and (ua or ub) else "1"
-        return "1"
-
     detail = ", ".join(f"{k}={res[k]}" for k in ("convention", "costes_method") if isinstance(res.get(k), str))
-    return tidy_rows(res, unit, detail=detail)
+    return tidy_rows(res, lambda k: coloc_unit(k, ua, ub), detail=detail)
+
+
+def coloc_unit(metric: str, units_a: str, units_b: str) -> str:
+    """The unit of a :func:`colocalisation` metric for channels in ``units_a`` and ``units_b``.
+
+    Coefficients are ``1``; thresholds carry their channel's units, the Costes intercept ``b``'s and the
+    slope ``<b units>/<a units>`` (``1`` when they agree); ``n`` is in voxels.
+
+    Examples
+    --------
+    >>> coloc_unit("threshold_a", "counts", "a.u."), coloc_unit("costes_slope", "counts", "a.u."), coloc_unit("m1", "", "")
+    ('counts', 'a.u./counts', '1')
+    """
+    ua, ub = units_a, units_b
+    if "threshold" in metric:
+        return ua if metric.endswith(("1", "_a", "ch1")) else ub
+    if metric == "n":
+        return "voxels"
+    if metric == "costes_intercept":
+        return ub
+    if metric == "costes_slope":
+        return f"{ub}/{ua}" if ua != ub and (ua or ub) else "1"
+    return "1"
 
 
 def colocalisation_result(a: xr.DataArray, b: xr.DataArray, mask: xr.DataArray | None = None,

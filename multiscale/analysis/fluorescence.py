@@ -30,6 +30,7 @@ from multiscale.image import same_grid, spacing
 from ._masks import check_mask, mask_array, masked_values, single_channel
 from .family import Family, FamilyResult, image_units, tidy_rows
 from .figures import feature_map_figure, new_figure
+from .metrics import Metrics
 
 __all__ = ["subtract_background", "flat_field", "StandardsCurve", "standards_curve", "concentration_map",
            "radiance", "radiant_efficiency", "tumour_to_background", "fluorescence_result", "fluorescence_table",
@@ -302,8 +303,11 @@ def radiant_efficiency(radiance_image: xr.DataArray, irradiance_uw_cm2: float | 
     return img.copy(data=out).assign_attrs(units="(p/s/cm^2/sr)/(uW/cm^2)")
 
 
-def tumour_to_background(image: xr.DataArray, tumour: xr.DataArray, background: xr.DataArray) -> dict[str, float]:
+def tumour_to_background(image: xr.DataArray, tumour: xr.DataArray, background: xr.DataArray) -> Metrics:
     """Tumour-to-background ratio of mean signals, and the region's total signal (sum x pixel area in cm^2).
+
+    A :class:`~multiscale.analysis.metrics.Metrics` dict: ``.to_frame()`` is the tidy table (means in the
+    image's units, the ratio in ``1``, the total in ``<units>*cm^2``, or ``<units>*mL`` for a volume).
 
     Examples
     --------
@@ -319,9 +323,12 @@ def tumour_to_background(image: xr.DataArray, tumour: xr.DataArray, background: 
     bv, _ = masked_values(img, bm, "image (background)")
     area_cm2 = float(np.prod(spacing(img))) / 100.0 if len(spacing(img)) == 2 else float(np.prod(spacing(img))) / 1000.0
     bmean = float(bv.mean())
-    return {"tumour_mean": float(tv.mean()), "background_mean": bmean,
-            "tumour_to_background": float(tv.mean()) / bmean if bmean != 0 else float("nan"),
-            "tumour_total": float(tv.sum()) * area_cm2}
+    u = image_units(img)
+    return Metrics({"tumour_mean": float(tv.mean()), "background_mean": bmean,
+                    "tumour_to_background": float(tv.mean()) / bmean if bmean != 0 else float("nan"),
+                    "tumour_total": float(tv.sum()) * area_cm2},
+                   {"tumour_mean": u, "background_mean": u, "tumour_to_background": "1",
+                    "tumour_total": f"{u}*cm^2" if len(spacing(img)) == 2 else f"{u}*mL"})
 
 
 def fluorescence_result(image: xr.DataArray, mask: xr.DataArray, background: xr.DataArray | None = None, *,

@@ -26,7 +26,7 @@ nearest vessel voxel centre instead of from the boundary.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -40,12 +40,14 @@ from ._depth import distance_to_mask_mm, inside_depth_mm, signed_depth_mm
 from ._masks import AnalysisError, check_mask, mask_array, masked_values, single_channel, warn_nan
 from .family import Family, FamilyResult, image_units, tidy_rows
 from .figures import radial_profile_figure
+from .metrics import Metrics
 
 __all__ = [
     "depth_map",
     "radial_profile",
     "radial_gradient",
     "rim_core_ratio",
+    "radial_unit",
     "penetration_depth",
     "radial_table",
     "radial_figure",
@@ -316,7 +318,7 @@ def radial_gradient(
     *,
     ci: float = 0.95,
     spacing: Any = None,
-) -> dict[str, float]:
+) -> Metrics:
     """Least-squares slope of the signal against depth, per mm and per normalised depth.
 
     The fit uses every voxel (each voxel weighs its volume). The CI is the ordinary least-squares
@@ -324,8 +326,8 @@ def radial_gradient(
 
     Returns
     -------
-    dict
-        ``slope_per_mm``, ``slope_per_mm_ci_low``, ``slope_per_mm_ci_high``, ``intercept`` (signal at
+    Metrics
+        A dict (``.to_frame()``: the tidy table, units from :func:`radial_unit`): ``slope_per_mm``, ``slope_per_mm_ci_low``, ``slope_per_mm_ci_high``, ``intercept`` (signal at
         depth 0, i.e. extrapolated to the boundary), ``slope_per_normalised_depth`` and its CI
         (the slope times the deepest depth), ``max_depth_mm``, ``r_squared``, ``n``. A negative
         slope means the signal falls from the rim towards the core.
@@ -355,9 +357,10 @@ def radial_gradient(
     sxx = float((x * x).sum())
     if sxx == 0:
         nan = warn_nan("all voxels of the region have the same depth; the gradient is undefined (NaN)")
-        return {k: nan for k in ("slope_per_mm", "slope_per_mm_ci_low", "slope_per_mm_ci_high", "intercept",
-                                  "slope_per_normalised_depth", "slope_per_normalised_depth_ci_low",
-                                  "slope_per_normalised_depth_ci_high", "r_squared")} | {"max_depth_mm": maxd, "n": n}
+        return Metrics({k: nan for k in ("slope_per_mm", "slope_per_mm_ci_low", "slope_per_mm_ci_high", "intercept",
+                                          "slope_per_normalised_depth", "slope_per_normalised_depth_ci_low",
+                                          "slope_per_normalised_depth_ci_high", "r_squared")}
+                       | {"max_depth_mm": maxd, "n": n}, _units_of(image))
     y = vals - vals.mean()
     slope = float((x * y).sum() / sxx)
     intercept = float(vals.mean() - slope * dist.mean())
@@ -367,7 +370,7 @@ def radial_gradient(
     se = np.sqrt(sse / (n - 2) / sxx)
     tq = float(st.t.ppf(0.5 + ci / 2.0, n - 2))
     lo, hi = slope - tq * se, slope + tq * se
-    return {
+    return Metrics({
         "slope_per_mm": slope,
         "slope_per_mm_ci_low": float(lo),
         "slope_per_mm_ci_high": float(hi),
@@ -378,7 +381,7 @@ def radial_gradient(
         "max_depth_mm": maxd,
         "r_squared": float(1.0 - sse / syy) if syy > 0 else float("nan"),
         "n": n,
-    }
+    }, _units_of(image))
 
 
 def rim_core_ratio(
@@ -393,7 +396,7 @@ def rim_core_ratio(
     ci: float = 0.95,
     seed: int = 0,
     spacing: Any = None,
-) -> dict[str, float]:
+) -> Metrics:
     """Rim statistic divided by core statistic, with a bootstrap CI.
 
     Parameters
@@ -410,8 +413,8 @@ def rim_core_ratio(
 
     Returns
     -------
-    dict
-        ``rim_core_ratio``, ``ci_low``, ``ci_high``, ``rim_<stat>``, ``core_<stat>``, ``rim_n``,
+    Metrics
+        A dict (``.to_frame()``: the tidy table, units from :func:`radial_unit`): ``rim_core_ratio``, ``ci_low``, ``ci_high``, ``rim_<stat>``, ``core_<stat>``, ``rim_n``,
         ``core_n``, ``rim_depth_mm`` (deepest rim voxel).
 
     Examples
@@ -459,7 +462,7 @@ def rim_core_ratio(
             bc = np.array([_stat(stat, cv[rng.integers(0, cv.size, cv.size)]) for _ in range(n_boot)])
         with np.errstate(divide="ignore", invalid="ignore"):
             lo, hi = _ci(br / bc, ci)
-    return {
+    return Metrics({
         "rim_core_ratio": float(ratio),
         "ci_low": lo,
         "ci_high": hi,
@@ -468,7 +471,31 @@ def rim_core_ratio(
         "rim_n": int(rv.size),
         "core_n": int(cv.size),
         "rim_depth_mm": float(dist[rim].max()),
-    }
+    }, _units_of(image))
+
+
+def radial_unit(metric: str, units: str) -> str:
+    """The unit of a :func:`radial_gradient` or :func:`rim_core_ratio` metric on an image in ``units``.
+
+    Examples
+    --------
+    >>> radial_unit("slope_per_mm", "SUVbw"), radial_unit("rim_core_ratio", "SUVbw"), radial_unit("rim_mean", "SUVbw")
+    ('SUVbw/mm', '1', 'SUVbw')
+    """
+    fixed = {"max_depth_mm": "mm", "r_squared": "1", "n": "voxels", "rim_core_ratio": "1", "ci_low": "1",
+             "ci_high": "1", "rim_n": "voxels", "core_n": "voxels", "rim_depth_mm": "mm"}
+    if metric in fixed:
+        return fixed[metric]
+    if "per_mm" in metric:
+        return f"{units}/mm"
+    if "per_normalised" in metric or metric == "intercept" or metric.startswith(("rim_", "core_")):
+        return units
+    raise KeyError(f"radial: no unit defined for metric {metric!r}")
+
+
+def _units_of(image: xr.DataArray) -> Callable[[str], str]:
+    units = image_units(image)
+    return lambda k: radial_unit(k, units)
 
 
 def penetration_depth(

@@ -29,6 +29,7 @@ from multiscale.image import spacing as image_spacing
 
 from ._masks import AnalysisError, bounding_slices, check_mask, mask_array, masked_values, to_numpy, warn_nan
 from .family import Family, image_units, tidy_rows
+from .metrics import Metrics
 
 __all__ = ["uptake_metrics", "uptake_table", "uptake_unit", "suv_peak", "sphere_offsets", "FAMILY"]
 
@@ -60,14 +61,15 @@ def _sphere_kernel(sp: np.ndarray, radius_mm: float) -> np.ndarray:
     return k
 
 
-def suv_peak(suv_image: xr.DataArray, mask: xr.DataArray, volume_ml: float = 1.0) -> dict[str, Any]:
+def suv_peak(suv_image: xr.DataArray, mask: xr.DataArray, volume_ml: float = 1.0) -> Metrics:
     """PERCIST SUVpeak: the highest mean in a sphere of ``volume_ml`` centred on a lesion voxel.
 
     Returns
     -------
-    dict
+    Metrics
         ``suv_peak``, ``suv_peak_centre_mm`` (world position, array order ``(z, y, x)``),
-        ``suv_peak_radius_mm``, ``suv_peak_n_voxels`` (voxels in the sphere).
+        ``suv_peak_radius_mm``, ``suv_peak_n_voxels`` (voxels in the sphere); ``.to_frame()`` is the
+        tidy table with units (the centre, a position, stays in the mapping only).
 
     Examples
     --------
@@ -107,12 +109,13 @@ def suv_peak(suv_image: xr.DataArray, mask: xr.DataArray, volume_ml: float = 1.0
         raise AnalysisError("the SUV image has no finite value around the lesion")
     best = np.unravel_index(int(np.nanargmax(local)), local.shape)
     centre_idx = np.array([best[k] + box[k].start for k in range(len(best))], dtype=float)
-    return {
+    units = image_units(suv_image)
+    return Metrics({
         "suv_peak": float(local[best]),
         "suv_peak_centre_mm": tuple(float(v) for v in index_to_world(suv_image, centre_idx)),
         "suv_peak_radius_mm": float(radius),
         "suv_peak_n_voxels": int(kernel.sum()),
-    }
+    }, lambda k: uptake_unit(k, units))
 
 
 def _fmt(v: float) -> str:
@@ -133,7 +136,7 @@ def uptake_metrics(
     body_weight_g: float | None = None,
     injected_dose_bq: float | None = None,
     spacing: Any = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Uptake metrics of a lesion on an SUV (or activity-concentration) volume.
 
     Parameters
@@ -168,8 +171,8 @@ def uptake_metrics(
 
     Returns
     -------
-    dict
-        ``suv_max``, ``suv_mean``, ``suv_sd``, ``suv_median``, ``suv_min``, ``n_voxels``,
+    Metrics
+        A dict (``.to_frame()``: the tidy table with units, as the study's rows): ``suv_max``, ``suv_mean``, ``suv_sd``, ``suv_median``, ``suv_min``, ``n_voxels``,
         ``volume_ml``, the SUVpeak keys (see :func:`suv_peak`), the MTV (ml) and TLG (ml x SUV)
         for every threshold, the fractions, the reference keys and %ID/g when calibrated.
         A threshold that no voxel reaches gives MTV 0 and TLG 0.
@@ -245,7 +248,8 @@ def uptake_metrics(
         out.update(pidg_mean=out["suv_mean"] * scale, pidg_max=out["suv_max"] * scale,
                    pidg_peak=out["suv_peak"] * scale)
     out["units"] = suv_image.attrs.get("units", "")
-    return out
+    units = image_units(suv_image)
+    return Metrics(out, lambda k: uptake_unit(k, units))
 
 
 #: units that are SUV (or equal to it: g/ml is DICOM's GML)

@@ -2,6 +2,23 @@
 
 Readers return the image object of :mod:`multiscale.image` with coords in mm in the LPS patient
 frame; the writer is atomic and keeps our attrs in a header extension.
+
+Laziness (the default, as for DICOM): the voxels are a dask array whose blocks are whole planes of the file's
+slowest axis (z of a volume, t of a series), grouped up to :data:`BLOCK_BYTES`; each block is one task with
+plain arguments (path, offset, dtype, slope, intercept, block) that reads only its own bytes
+(:func:`nibabel.fileslice.fileslice`) and applies ``scl_slope``/``scl_inter`` exactly as nibabel does, so the
+values equal an eager read bit for bit. Nothing is read at load beyond the header.
+
+* ``.nii`` (uncompressed): computing one slice reads that block's bytes, not the file.
+* ``.nii.gz``: gzip streams cannot be entered in the middle, so a block at the end of the file costs
+  decompressing everything before it. Blocks are therefore large (:data:`GZIP_BLOCK_BYTES`, one block for
+  most medical volumes, i.e. one decompression as an eager read); a file of ``n`` blocks read whole costs about
+  ``(n + 1) / 2`` decompressions. Pass ``lazy=False`` (one pass) when the whole of a very large ``.nii.gz``
+  is needed anyway, or decompress it to ``.nii`` for random access. At load a ``.nii.gz`` is checked against
+  its gzip trailer (ISIZE), so a truncated file is refused at once, not when its last block is computed.
+* The ``max_voxels`` cap (:func:`multiscale.io.load`) applies to eager reads and to ``.nii.gz`` (compressed
+  bytes cannot vouch for the size the header declares); an uncompressed file is checked to hold every
+  voxel it declares, and a lazy read of it allocates one block at a time, so it is not capped.
 """
 
 from __future__ import annotations
@@ -37,7 +54,8 @@ from ._geometry import direction_xyz_to_zyx, direction_zyx_to_xyz, split_affine_
 from ._time import assign_time, nifti_time_coords, write_time_sidecar
 from .format import Format
 
-__all__ = ["read_nifti", "write_nifti", "nifti_magic", "LPS_FROM_RAS", "ATTRS_KEY", "FORMAT"]
+__all__ = ["read_nifti", "write_nifti", "nifti_magic", "LPS_FROM_RAS", "ATTRS_KEY", "BLOCK_BYTES", "GZIP_BLOCK_BYTES",
+           "FORMAT"]
 
 #: NIfTI world (RAS+) to DICOM/ITK world (LPS+): negate x and y
 LPS_FROM_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -46,6 +64,11 @@ _NIFTI_SPACE_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3, "unknown": 1.0
 #: key of the header extension (and of NRRD/MetaImage fields) that holds our attrs as JSON
 ATTRS_KEY = "multiscale_attrs"
 _ECODE_COMMENT = 6
+
+#: target bytes of one dask block of an uncompressed file (whole planes of the slowest axis; at least one plane)
+BLOCK_BYTES = 4 << 20
+#: target bytes of one dask block of a gzip-compressed file (large: each block decompresses from the start)
+GZIP_BLOCK_BYTES = 256 << 20
 
 
 def _is_gzip(path: Path) -> bool:
@@ -208,7 +231,8 @@ def read_nifti(
     spacing : sequence of float, optional
         Override (dz, dy, dx) in mm, for files whose header holds no usable voxel size.
     lazy : bool, optional
-        Return a dask-backed array (default for uncompressed files).
+        Return a dask-backed array that reads only the blocks computed (default; see the module notes for
+        ``.nii.gz``). ``False`` reads every voxel now.
     **attrs
         Extra attrs (units, agent, ...).
 
@@ -225,6 +249,154 @@ def read_nifti(
     with recording_warnings() as recorded:
         img = _read_nifti(Path(path), modality=modality, spacing=spacing, lazy=lazy, **attrs)
     return attach_warnings(img, recorded)
+
+
+def _eager_voxels(path: Path, img: Any) -> tuple[np.ndarray, tuple[str, ...]]:
+    """All voxels now (nibabel's scaled ``dataobj``), reordered to ``(..., z, y, x)``."""
+    try:
+        data = np.asarray(img.dataobj)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
+                   "copy the file again") from exc
+    ndim = data.ndim
+    if ndim == 4 and data.shape[3] == 1:  # a single volume stored as 4-D
+        data = data[:, :, :, 0]
+        ndim = 3
+    if not data.dtype.isnative:
+        data = data.astype(data.dtype.newbyteorder("="))
+    # array (i, j, k, ...) -> (..., k, j, i)
+    if ndim == 2:
+        data = data[:, :, None]
+    if ndim <= 3:
+        return data.transpose(2, 1, 0), ("z", "y", "x")
+    if ndim == 4:
+        return data.transpose(3, 2, 1, 0), ("t", "z", "y", "x")
+    return data[:, :, :, 0, :].transpose(3, 2, 1, 0), ("c", "z", "y", "x")
+
+
+def _layout(raw_shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[str, ...], bool]:
+    """``(shape, dims, squeezed)`` of the image a file of ``raw_shape`` (i, j, k, ...) becomes; ``squeezed``:
+    the file's 4th axis has size 1 and is dropped (a single volume stored as 4-D, or a 5-D vector file)."""
+    rs = tuple(int(v) for v in raw_shape)
+    if len(rs) == 2:
+        return (1, rs[1], rs[0]), ("z", "y", "x"), False
+    if len(rs) == 3:
+        return rs[::-1], ("z", "y", "x"), False
+    if len(rs) == 4 and rs[3] == 1:
+        return rs[2::-1], ("z", "y", "x"), True
+    if len(rs) == 4:
+        return rs[::-1], ("t", "z", "y", "x"), False
+    return (rs[4],) + rs[2::-1], ("c", "z", "y", "x"), True
+
+
+def _block_chunks(shape: tuple[int, ...], itemsize: int, target: int) -> tuple[tuple[int, ...], ...]:
+    """Dask chunks of ``shape`` (slowest axis first): whole trailing axes, the first axis that does not fit in
+    ``target`` bytes split into groups of planes, the axes before it one by one (never fewer than one plane).
+
+    Examples
+    --------
+    >>> _block_chunks((10, 4, 4), 2, 64)  # 32-byte planes, two per block
+    ((2, 2, 2, 2, 2), (4,), (4,))
+    """
+    sizes = [int(v) for v in shape]
+    out: list[int] = []
+    for a, n in enumerate(sizes):
+        inner = int(np.prod(sizes[a + 1:], dtype=object)) * itemsize  # bytes of one plane along axis a
+        if inner * n <= target or inner <= target:
+            out.append(n if inner * n <= target else max(1, target // inner))
+            out += sizes[a + 1:]
+            break
+        out.append(1)
+    return tuple(((0,) if n == 0 else tuple([c] * (n // c) + ([n % c] if n % c else []))) for c, n in zip(out, sizes))
+
+
+def _open_voxels(path: str, gz: bool) -> Any:
+    """The voxel file opened for reading (decompressing when ``gz``): the one place blocks read bytes."""
+    return gzip.open(path, "rb") if gz else open(path, "rb")  # noqa: SIM115 - closed by the caller
+
+
+def _read_block(path: str, gz: bool, raw_shape: tuple[int, ...], raw_dtype: str, offset: int, slope: Any,
+                inter: Any, out_dtype: str, squeezed: bool, block: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """One dask block: the voxels of ``block`` (``(start, stop)`` per image axis, slowest first) read from the
+    file's Fortran-ordered array with nibabel's slicing and read scaling, in native byte order."""
+    from nibabel.fileslice import fileslice
+    from nibabel.volumeutils import apply_read_scaling
+
+    rev = [slice(a, b) for a, b in block[::-1]]  # image (..., z, y, x) -> file (x, y, z, ...)
+    if len(raw_shape) == 2:
+        rev = rev[:2]
+    if squeezed:
+        rev.insert(3, 0)  # type: ignore[arg-type]
+    try:
+        with _open_voxels(path, gz) as fh:
+            raw = fileslice(fh, tuple(rev), raw_shape, np.dtype(raw_dtype), offset, order="F")
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
+        raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
+                   "copy the file again") from exc
+    scaled = apply_read_scaling(raw, np.asanyarray(slope), np.asanyarray(inter))
+    out = np.asarray(scaled).astype(out_dtype, copy=False).transpose()
+    return out.reshape(tuple(b - a for a, b in block))
+
+
+def _gzip_total(path: Path) -> int:
+    """Decompressed length of a gzip file, read through once (raises on a truncated or corrupt stream)."""
+    total = 0
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(16 << 20):
+            total += len(chunk)
+    return total
+
+
+def _check_gzip_length(path: Path, need: int) -> None:
+    """Refuse a ``.nii.gz`` whose stream ends before ``need`` decompressed bytes, without decompressing it when
+    the gzip trailer (ISIZE: length mod 2**32) agrees; otherwise the stream is decompressed once to decide."""
+    with open(path, "rb") as fh:
+        fh.seek(-4, os.SEEK_END)
+        isize = struct.unpack("<I", fh.read(4))[0]
+    if isize == need % (1 << 32):
+        return
+    try:
+        total = _gzip_total(path)
+    except (EOFError, OSError, zlib.error, gzip.BadGzipFile) as exc:
+        raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
+                   "copy the file again") from exc
+    if total < need:
+        raise fail(path, "voxel data", f"truncated: the stream holds {total} bytes but the header's vox_offset, "
+                   f"dim and datatype need {need}", "copy the file again")
+
+
+def _lazy_voxels(path: Path, img: Any) -> tuple[Any, tuple[str, ...]]:
+    """The voxels as a dask array in image order, one task per block of whole planes (see the module notes)."""
+    import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
+    from nibabel.volumeutils import apply_read_scaling
+
+    proxy = img.dataobj
+    raw_shape = tuple(int(v) for v in proxy.shape)
+    raw_dtype = np.dtype(proxy.dtype)
+    offset = int(proxy.offset)
+    file_like = getattr(proxy, "file_like", None)
+    source = Path(file_like) if isinstance(file_like, (str, os.PathLike)) else path  # .img of a .hdr/.img pair
+    gz = _is_gzip(source)
+    if gz:
+        _check_gzip_length(source, offset + int(np.prod(raw_shape, dtype=object)) * raw_dtype.itemsize)
+    slope, inter = proxy.slope, proxy.inter
+    out_dtype = apply_read_scaling(np.zeros(1, raw_dtype), np.asanyarray(slope), np.asanyarray(inter)).dtype
+    out_dtype = out_dtype.newbyteorder("=")
+    shape, dims, squeezed = _layout(raw_shape)
+    chunks = _block_chunks(shape, max(out_dtype.itemsize, raw_dtype.itemsize),
+                           GZIP_BLOCK_BYTES if gz else BLOCK_BYTES)
+    st = source.stat()
+    args = (str(source), gz, raw_shape, raw_dtype.str, offset, slope, inter, out_dtype.str, squeezed)
+    name = "nifti-" + tokenize(args, st.st_size, st.st_mtime_ns, chunks)
+    starts = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
+    dsk = {}
+    for key in np.ndindex(*[len(c) for c in chunks]):
+        block = tuple((int(starts[a][i]), int(starts[a][i + 1])) for a, i in enumerate(key))
+        dsk[(name, *key)] = (_read_block, *args, block)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+    return da.Array(graph, name, chunks=chunks, dtype=out_dtype), dims
 
 
 def _read_nifti(path: Path, *, modality: str, spacing: Any, lazy: bool | None, **attrs: Any) -> xr.DataArray:
@@ -249,46 +421,18 @@ def _read_nifti(path: Path, *, modality: str, spacing: Any, lazy: bool | None, *
         raise fail(path, "dim[4]", f"5-D NIfTI with {shape[3]} time points and {shape[4]} components",
                    "split the file into one file per time point")
 
-    compressed = _is_gzip(path)
     if lazy is None:
-        lazy = not compressed
-    if not lazy:
+        lazy = True
+    if not lazy or _is_gzip(path):
+        # the cap guards what is allocated now (eager) and what compressed bytes cannot vouch for (a gzip
+        # stream of N bytes may declare ~1000 N): an uncompressed file was checked to hold its voxels above
         check_voxels(path, "dim[1..]", shape)
     if lazy:
-        import dask.array as da
-
-        if ndim >= 3:
-            # whole (x, y) planes, about 64 MB per block
-            plane = int(np.prod(shape[:2])) * max(hdr.get_data_dtype().itemsize, 4) * int(np.prod(shape[3:]))
-            nz = int(max(1, min(shape[2], (64 << 20) // max(plane, 1))))
-            chunks = shape[:2] + (nz,) + tuple(shape[3:])
-        else:
-            chunks = shape
-        data = da.from_array(img.dataobj, chunks=chunks, asarray=True, fancy=False)
+        data, dims = _lazy_voxels(path, img)
     else:
-        try:
-            data = np.asarray(img.dataobj)
-        except (EOFError, OSError, zlib.error, gzip.BadGzipFile, ValueError) as exc:
-            raise fail(path, "voxel data", f"cannot be decompressed or is truncated ({exc})",
-                       "copy the file again") from exc
-
+        data, dims = _eager_voxels(path, img)
     if ndim == 4 and shape[3] == 1:  # a single volume stored as 4-D
-        data = data[:, :, :, 0]
         ndim = 3
-    if not data.dtype.isnative:
-        data = data.astype(data.dtype.newbyteorder("="))
-    # array (i, j, k, ...) -> (..., k, j, i)
-    if ndim == 2:
-        data = data[:, :, None]
-    if ndim <= 3:
-        data = data.transpose(2, 1, 0)
-        dims: tuple[str, ...] = ("z", "y", "x")
-    elif ndim == 4:
-        data = data.transpose(3, 2, 1, 0)
-        dims = ("t", "z", "y", "x")
-    else:
-        data = data[:, :, :, 0, :].transpose(3, 2, 1, 0)
-        dims = ("c", "z", "y", "x")
 
     space_unit = hdr.get_xyzt_units()[0]
     to_mm = _NIFTI_SPACE_TO_MM.get(space_unit, 1.0)

@@ -236,3 +236,121 @@ def test_single_volume_4d_is_squeezed(tmp_path):
     p = _write(tmp_path / "one.nii", _data()[..., None], np.diag([-1.0, -1.0, 1.0, 1.0]))
     img = load(p)
     assert img.dims == ("z", "y", "x") and img.shape == (4, 5, 6)
+
+
+# --- lazy reading (one task per block of whole planes, as for DICOM) --------------------------------------
+
+
+def _lazy_and_eager(path, monkeypatch, block_bytes=None):
+    import multiscale.io.nifti as nifti_mod
+
+    if block_bytes is not None:
+        monkeypatch.setattr(nifti_mod, "BLOCK_BYTES", block_bytes)
+        monkeypatch.setattr(nifti_mod, "GZIP_BLOCK_BYTES", block_bytes)
+    lazy, eager = read_nifti(path), read_nifti(path, lazy=False)
+    assert hasattr(lazy.data, "dask") and not hasattr(eager.data, "dask")
+    assert lazy.dims == eager.dims and lazy.dtype == eager.dtype and lazy.dtype.isnative
+    values = lazy.values
+    np.testing.assert_array_equal(values, eager.values)
+    for c in lazy.coords:
+        np.testing.assert_array_equal(lazy.coords[c].values, eager.coords[c].values)
+    return lazy
+
+
+@pytest.mark.parametrize("name", ["anatomical.nii", "example4d.nii.gz"])
+def test_reference_files_lazy_equal_eager(reference_data, name, monkeypatch):
+    path = reference_data / "nifti" / name
+    ref = np.asarray(nib.load(str(path)).dataobj)
+    for block in (None, 3000):  # default blocks, then many small ones stitched together
+        img = _lazy_and_eager(path, monkeypatch, block)
+        np.testing.assert_array_equal(img.values, ref.T)  # (i, j, k[, t]) -> ([t,] z, y, x)
+    assert img.data.numblocks[0] > 1
+
+
+@pytest.mark.parametrize("case", ["scaled-big-endian", "planar", "series", "one-volume-4d", "vector", "pair"])
+def test_lazy_equals_eager_for_every_layout(tmp_path, monkeypatch, case):
+    rng = np.random.default_rng(1)
+    aff = np.diag([-0.5, -0.5, 2.0, 1.0])
+    if case == "scaled-big-endian":
+        img = nib.Nifti1Image(rng.integers(-300, 300, (7, 6, 5)).astype(">i2"), aff)
+        img.header.set_slope_inter(0.25, -3.0)
+        name = "s.nii.gz"
+    elif case == "planar":
+        img, name = nib.Nifti1Image(rng.normal(size=(7, 6)).astype(np.float32), aff), "p.nii"
+    elif case == "series":
+        img, name = nib.Nifti1Image(rng.integers(0, 9, (5, 4, 3, 6)).astype(np.uint8), aff), "t.nii"
+    elif case == "one-volume-4d":
+        img, name = nib.Nifti1Image(rng.normal(size=(5, 4, 3, 1)), aff), "o.nii.gz"
+    elif case == "vector":
+        img, name = nib.Nifti1Image(rng.normal(size=(5, 4, 3, 1, 2)).astype(np.float32), aff), "v.nii"
+        img.header.set_intent("vector")
+    else:
+        img, name = nib.Nifti1Pair(rng.normal(size=(5, 4, 3)).astype(np.float32), aff), "pair.hdr"
+    nib.save(img, str(tmp_path / name))
+    with pytest.warns(UserWarning) if case == "series" else _no_warning():  # no frame times for the series
+        out = _lazy_and_eager(tmp_path / name, monkeypatch, block_bytes=60)  # a few planes per block
+    assert out.data.numblocks[-1] == 1 and np.prod(out.data.numblocks) > 1  # whole rows, several blocks
+    if case == "scaled-big-endian":
+        assert out.dtype.kind == "f" and out.values.min() < -70  # nibabel's scaling (to float64 here)
+
+
+def _no_warning():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_one_slice_of_an_uncompressed_file_reads_only_its_block(tmp_path, monkeypatch):
+    import multiscale.io.nifti as nifti_mod
+
+    data = np.random.default_rng(2).normal(size=(64, 48, 40)).astype(np.float32)  # 480 kB; a z-plane is 12 kB
+    p = _write(tmp_path / "big.nii", data, np.eye(4))
+    read: list[int] = []
+    real_open = nifti_mod._open_voxels
+
+    class Counting:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def read(self, n=-1):
+            out = self.fh.read(n)
+            read.append(len(out))
+            return out
+
+        def readinto(self, buf):
+            k = self.fh.readinto(buf)
+            read.append(k)
+            return k
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+    monkeypatch.setattr(nifti_mod, "_open_voxels", lambda path, gz: Counting(real_open(path, gz)))
+    monkeypatch.setattr(nifti_mod, "BLOCK_BYTES", 64 * 48 * 4 * 2)  # two planes per block
+    img = load(p)
+    assert read == []  # loading reads the header only
+    np.testing.assert_array_equal(img.isel(z=17).values, data[:, :, 17].T)
+    plane = 64 * 48 * 4
+    assert sum(read) == 2 * plane  # the block holding z = 17, not the file (40 planes)
+    read.clear()
+    monkeypatch.setattr(nifti_mod, "BLOCK_BYTES", nifti_mod.__dict__["GZIP_BLOCK_BYTES"] // 64)  # 4 MB default
+    np.testing.assert_array_equal(load(p).isel(z=3).values, data[:, :, 3].T)
+    assert sum(read) == p.stat().st_size - 352  # a file smaller than one block is one block
+
+
+def test_gzip_trailer_mismatch_is_decided_by_decompressing(tmp_path):
+    data = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    raw = (_write(tmp_path / "one.nii", data, np.eye(4))).read_bytes()
+    two = tmp_path / "two.nii.gz"  # a valid two-member stream: the trailer holds only the second member's length
+    two.write_bytes(gzip.compress(raw[:400]) + gzip.compress(raw[400:]))
+    np.testing.assert_array_equal(load(two).values, data.T)
+    short = tmp_path / "short.nii.gz"  # complete gzip stream, but the voxels end early
+    short.write_bytes(gzip.compress(raw[:-20]))
+    with pytest.raises(LoadError, match=r"short\.nii\.gz: voxel data: truncated"):
+        load(short)

@@ -46,6 +46,7 @@ from .._masks import (
     warn_nan,
 )
 from ..family import Family, image_units, tidy_rows
+from ..metrics import Metrics
 
 #: largest FFT grid (elements) the all-pairs IBSI autocorrelation may use (about 6 GB of temporaries)
 _MAX_FFT_ELEMENTS = 1.25e8
@@ -287,12 +288,16 @@ def _neighbour_graph_autocorrelation(values: np.ndarray, mask: np.ndarray, conne
     return n / w_total * cross / denom, (n - 1) / (2.0 * w_total) * sq / denom, w_total
 
 
+#: units of :func:`spatial_autocorrelation`'s numbers (the neighbour-graph weights are counts of pairs)
+_AUTOCORRELATION_UNITS = {"morans_i": "1", "gearys_c": "1", "n": "voxels", "connectivity": "1", "weight_total": "1"}
+
+
 def spatial_autocorrelation(
     image: xr.DataArray,
     mask: xr.DataArray | None = None,
     method: str = "ibsi",
     connectivity: int | None = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Moran's I and Geary's C of a map inside a region.
 
     Parameters
@@ -310,8 +315,8 @@ def spatial_autocorrelation(
 
     Returns
     -------
-    dict
-        ``morans_i`` (about -1/(N-1) for no autocorrelation, towards 1 for clustered values),
+    Metrics
+        A dict (``.to_frame()``: the tidy table; coefficients in ``1``, ``n`` in voxels): ``morans_i`` (about -1/(N-1) for no autocorrelation, towards 1 for clustered values),
         ``gearys_c`` (1 for none, below 1 clustered), ``method``, ``n``, ``weight_total``
         (neighbours only). NaN with a warning for a constant map.
 
@@ -349,10 +354,11 @@ def spatial_autocorrelation(
         raise AnalysisError(f"spatial autocorrelation needs at least 2 voxels in the mask, got {n}")
     if np.ptp(vals[mb]) == 0:
         nan = warn_nan("the map is constant in the region; Moran's I and Geary's C are NaN")
-        return {"morans_i": nan, "gearys_c": nan, "method": method, "n": n}
+        return Metrics({"morans_i": nan, "gearys_c": nan, "method": method, "n": n}, _AUTOCORRELATION_UNITS)
     if method == "ibsi":
         mi, gc = grid_autocorrelation(vals, mb, spacing(image))
-        return {"morans_i": float(mi), "gearys_c": float(gc), "method": method, "n": n}
+        return Metrics({"morans_i": float(mi), "gearys_c": float(gc), "method": method, "n": n},
+                       _AUTOCORRELATION_UNITS)
     if method == "neighbours":
         conn = mb.ndim if connectivity is None else int(connectivity)
         if not 1 <= conn <= mb.ndim:
@@ -360,8 +366,8 @@ def spatial_autocorrelation(
         mi, gc, wt = _neighbour_graph_autocorrelation(vals, mb, conn)
         if wt == 0:
             mi = gc = warn_nan("no two voxels of the region are neighbours; Moran's I and Geary's C are NaN")
-        return {"morans_i": float(mi), "gearys_c": float(gc), "method": method, "n": n,
-                "connectivity": conn, "weight_total": wt}
+        return Metrics({"morans_i": float(mi), "gearys_c": float(gc), "method": method, "n": n,
+                        "connectivity": conn, "weight_total": wt}, _AUTOCORRELATION_UNITS)
     raise AnalysisError(f"method={method!r}; use 'ibsi' or 'neighbours'")
 
 

@@ -34,6 +34,8 @@ import xarray as xr
 from multiscale.errors import AnalysisError, AnalysisWarning
 from multiscale.image import origin, spacing
 
+from ..metrics import Metrics
+
 __all__ = [
     "Window",
     "window_of",
@@ -465,7 +467,7 @@ def nearest_neighbour_table(
     types: Sequence[Any] | None = None,
     n_simulations: int = 99,
     seed: int = 0,
-) -> dict[str, float]:
+) -> Metrics:
     """Nearest-neighbour distances from type ``of`` to type ``to``, against random labelling.
 
     Random labelling keeps every position and shuffles the types: it asks whether ``of`` cells sit
@@ -473,7 +475,8 @@ def nearest_neighbour_table(
 
     Returns
     -------
-    dict
+    Metrics
+        A dict; ``.to_frame()`` is the tidy table (counts in points/tiles, distances in mm, others 1):
         ``n_from``, ``n_to``, ``mean_mm``, ``median_mm``, ``p90_mm``, ``mean_random_mm`` (the mean
         over relabelled patterns), ``ratio`` (mean / mean_random: below 1 means closer than
         random), ``p_closer`` (one-sided rank p-value that the mean is smaller than random).
@@ -505,14 +508,15 @@ def nearest_neighbour_table(
     sims = np.asarray(sims, float)
     mean = float(np.nanmean(d)) if d.size and np.isfinite(d).any() else float("nan")
     rand = float(np.nanmean(sims)) if sims.size else float("nan")
-    return {"n_from": int(a.sum()), "n_to": int(b.sum()), "mean_mm": mean,
-            "median_mm": float(np.nanmedian(d)) if np.isfinite(d).any() else float("nan"),
-            "p90_mm": float(np.nanpercentile(d, 90)) if np.isfinite(d).any() else float("nan"),
-            "mean_random_mm": rand, "ratio": mean / rand if rand else float("nan"),
-            "p_closer": float((1 + np.sum(sims <= mean)) / (sims.size + 1)) if sims.size else float("nan")}
+    return Metrics({"n_from": int(a.sum()), "n_to": int(b.sum()), "mean_mm": mean,
+                    "median_mm": float(np.nanmedian(d)) if np.isfinite(d).any() else float("nan"),
+                    "p90_mm": float(np.nanpercentile(d, 90)) if np.isfinite(d).any() else float("nan"),
+                    "mean_random_mm": rand, "ratio": mean / rand if rand else float("nan"),
+                    "p_closer": float((1 + np.sum(sims <= mean)) / (sims.size + 1)) if sims.size else float("nan")},
+                   lambda k: "points" if k.startswith("n_") else ("mm" if k.endswith("_mm") else "1"))
 
 
-def quadrat_dispersion(points_or_table: Any, window: Any, tile_mm: float, *, min_cover: float = 0.99) -> dict[str, float]:
+def quadrat_dispersion(points_or_table: Any, window: Any, tile_mm: float, *, min_cover: float = 0.99) -> Metrics:
     """Over-dispersion of counts per tile: variance / mean of the counts in square tiles wholly in the window.
 
     Under complete spatial randomness the counts are Poisson: variance / mean = 1 and
@@ -521,7 +525,8 @@ def quadrat_dispersion(points_or_table: Any, window: Any, tile_mm: float, *, min
 
     Returns
     -------
-    dict
+    Metrics
+        A dict; ``.to_frame()`` is the tidy table (counts in points/tiles, distances in mm, others 1):
         ``n_tiles``, ``mean_count``, ``variance``, ``dispersion_index`` (variance / mean),
         ``p_clustered`` (upper chi-squared tail), ``p_regular`` (lower tail), ``tile_mm``.
 
@@ -567,8 +572,10 @@ def quadrat_dispersion(points_or_table: Any, window: Any, tile_mm: float, *, min
     var = float(c.var(ddof=1))
     vmr = var / mean if mean > 0 else float("nan")
     chi = (m - 1) * vmr
-    return {"n_tiles": int(m), "mean_count": mean, "variance": var, "dispersion_index": vmr,
-            "p_clustered": float(stats.chi2.sf(chi, m - 1)) if np.isfinite(chi) else float("nan"),
-            "p_regular": float(stats.chi2.cdf(chi, m - 1)) if np.isfinite(chi) else float("nan"),
-            "tile_mm": float(tile_mm)}
+    return Metrics({"n_tiles": int(m), "mean_count": mean, "variance": var, "dispersion_index": vmr,
+                    "p_clustered": float(stats.chi2.sf(chi, m - 1)) if np.isfinite(chi) else float("nan"),
+                    "p_regular": float(stats.chi2.cdf(chi, m - 1)) if np.isfinite(chi) else float("nan"),
+                    "tile_mm": float(tile_mm)},
+                   {"n_tiles": "tiles", "mean_count": "points", "variance": "points^2", "dispersion_index": "1",
+                    "p_clustered": "1", "p_regular": "1", "tile_mm": "mm"})
 

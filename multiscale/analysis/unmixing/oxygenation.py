@@ -14,6 +14,7 @@ import xarray as xr
 from multiscale.errors import AnalysisError
 
 from .._masks import mask_array, to_numpy, warn_nan
+from ..metrics import Metrics
 
 __all__ = ["so2", "total_haemoglobin", "deoxy_fraction", "oxygenation_metrics"]
 
@@ -98,13 +99,14 @@ def deoxy_fraction(unmixed: xr.DataArray, oxy: str = "HbO2", deoxy: str = "Hb", 
 
 
 def oxygenation_metrics(unmixed: xr.DataArray, mask: xr.DataArray | None = None, *, oxy: str = "HbO2",
-                        deoxy: str = "Hb", so2_threshold: float = 0.4, min_total: float = 0.0) -> dict[str, float]:
+                        deoxy: str = "Hb", so2_threshold: float = 0.4, min_total: float = 0.0) -> Metrics:
     """Summary of blood oxygenation in a region.
 
     Returns
     -------
-    dict
-        ``so2_mean``, ``so2_median``, ``so2_sd`` (over pixels with a defined sO2), ``so2_weighted``
+    Metrics
+        A dict (``.to_frame()``: the tidy table; fractions and sO2 in ``1``, haemoglobin in the unmixed
+        image's units, ``n_pixels`` in pixels): ``so2_mean``, ``so2_median``, ``so2_sd`` (over pixels with a defined sO2), ``so2_weighted``
         (``sum HbO2 / sum (HbO2 + Hb)``: the region's blood as one pool), ``total_hb_mean``, ``hbo2_mean``,
         ``hb_mean``, ``deoxy_fraction_mean``, ``fraction_below_so2_<t>`` (share of the region's pixels with a
         defined sO2 below the threshold: the hypoxic fraction), ``n_pixels`` (pixels with a defined sO2),
@@ -146,4 +148,6 @@ def oxygenation_metrics(unmixed: xr.DataArray, mask: xr.DataArray | None = None,
     out[f"fraction_below_so2_{so2_threshold:g}"] = float((s < so2_threshold).mean()) if n else float("nan")
     out["n_pixels"] = float(n)
     out["fraction_without_blood"] = float(1.0 - n / max(int(m.sum()), 1))
-    return out
+    hb_units = str(unmixed.attrs.get("units") or "a.u.")
+    return Metrics(out, lambda k: "1" if k.startswith(("so2", "fraction", "deoxy")) else (
+        "pixels" if k == "n_pixels" else hb_units))
