@@ -243,7 +243,10 @@ def spatial_image(
     all_attrs["direction"] = tuple(tuple(float(v) for v in row) for row in dmat)
     all_attrs["spacing"] = {d: float(sp[k]) for k, d in enumerate(sdims)}
     all_attrs.setdefault("provenance", {})
-    return xr.DataArray(data, dims=dims, coords=coords, attrs=all_attrs, name=name)
+    out = xr.DataArray(data, dims=dims, coords=coords, attrs=all_attrs, name=name)
+    if name is None:  # xarray names the array after a dask graph key otherwise: not a name, and not reproducible
+        out.name = None
+    return out
 
 
 def like(template: xr.DataArray, data: Any, dims: Sequence[str] | None = None, **attrs: Any) -> xr.DataArray:

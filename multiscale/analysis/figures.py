@@ -1,7 +1,9 @@
 """Figures made from the analysis tables (never recomputed from the images).
 
 Every function returns a :class:`matplotlib.figure.Figure` bound to the Agg canvas (no pyplot, no
-window): save it with ``fig.savefig("profile.png", dpi=150)``.
+window): save it with ``fig.savefig("profile.png", dpi=300)``. Figures are drawn for print: small
+(panels about 2 in across), units on every axis, a colour bar with units beside every image and a
+scale bar on every image in mm (:func:`image_panel` draws such a panel).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from multiscale.image import spacing, spatial_dims
 
 from ._masks import AnalysisError
 
-__all__ = ["radial_profile_figure", "colocalisation_figure", "feature_map_figure", "new_figure", "add_scale_bar"]
+__all__ = ["radial_profile_figure", "colocalisation_figure", "feature_map_figure", "new_figure", "add_scale_bar",
+           "image_panel", "image_extent"]
 
 
 def new_figure(figsize: tuple[float, float]) -> Any:
@@ -61,6 +64,76 @@ def add_scale_bar(ax: Any, length_mm: float | None = None, *, location: str = "l
                           size_vertical=width / 100, fontproperties={"size": 7})
     ax.add_artist(bar)
     return bar
+
+
+def image_extent(img: Any) -> list[float] | None:
+    """The imshow ``extent`` (left, right, bottom, top) in mm of an image's last two spatial dims; None for an array.
+
+    Examples
+    --------
+    >>> from multiscale.image import spatial_image
+    >>> image_extent(spatial_image(np.zeros((2, 4)), spacing=0.5))
+    [-0.25, 1.75, 0.75, -0.25]
+    """
+    import xarray as xr
+
+    if not isinstance(img, xr.DataArray):
+        return None
+    sd = [d for d in spatial_dims(img) if d in img.dims][-2:]
+    if len(sd) < 2 or any(d not in img.coords for d in sd):
+        return None
+    ys = np.asarray(img.coords[sd[0]].values, dtype=float)
+    xs = np.asarray(img.coords[sd[1]].values, dtype=float)
+    sp = dict(zip(spatial_dims(img), spacing(img)))
+    dy, dx = float(sp.get(sd[0], 1.0)), float(sp.get(sd[1], 1.0))
+    return [float(xs[0]) - dx / 2, float(xs[-1]) + dx / 2, float(ys[-1]) + dy / 2, float(ys[0]) - dy / 2]
+
+
+def image_panel(ax: Any, image: Any, *, title: str = "", units: str | None = None, cmap: str = "viridis",
+                colorbar: bool = True, scale_bar: bool = True, fontsize: float = 6, **imshow: Any) -> Any:
+    """Draw a 2-D image on ``ax`` for print: axes in mm, a scale bar, and a colour bar labelled with its units.
+
+    ``image`` is a DataArray (its last two spatial dims; a 3-D image shows the slice holding most
+    finite voxels) or an array (axes in pixels, no scale bar). ``units`` defaults to the image's
+    ``units`` attribute (``a.u.`` without one). An RGB(A) array (last axis 3 or 4) gets no colour
+    bar. Extra keywords go to ``imshow``.
+
+    Returns
+    -------
+    matplotlib.image.AxesImage
+
+    Examples
+    --------
+    >>> from multiscale.image import spatial_image
+    >>> fig = new_figure((2.5, 2))
+    >>> ax = fig.add_subplot()
+    >>> im = image_panel(ax, spatial_image(np.random.default_rng(0).random((8, 8)), spacing=0.5), units="SUVbw")
+    >>> ax.get_xlabel(), im.colorbar.ax.get_ylabel(), type(ax.artists[0]).__name__
+    ('x (mm)', 'SUVbw', 'AnchoredSizeBar')
+    """
+    ext = image_extent(image)
+    if units is None:
+        units = str(getattr(image, "attrs", {}).get("units") or "a.u.")
+    v = np.asarray(getattr(image, "values", image), dtype=float)
+    rgb = v.ndim == 3 and v.shape[-1] in (3, 4) and ext is None
+    while v.ndim > 2 and not rgb:
+        counts = np.isfinite(v).sum(axis=tuple(range(1, v.ndim)))
+        v = v[int(np.argmax(counts))] if counts.any() else v[v.shape[0] // 2]
+    imshow.setdefault("interpolation", "nearest")
+    im = ax.imshow(v, cmap=None if rgb else cmap, extent=ext, **imshow)
+    unit = "mm" if ext is not None else "pixels"
+    ax.set_xlabel(f"x ({unit})", fontsize=fontsize)
+    ax.set_ylabel(f"y ({unit})", fontsize=fontsize)
+    ax.tick_params(labelsize=fontsize - 1)
+    if title:
+        ax.set_title(title, fontsize=fontsize + 1)
+    if colorbar and not rgb:
+        cb = ax.figure.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+        cb.set_label(units, fontsize=fontsize)
+        cb.ax.tick_params(labelsize=fontsize - 1)
+    if scale_bar and ext is not None:
+        add_scale_bar(ax)
+    return im
 
 
 def _new_figure(figsize: tuple[float, float]):
@@ -246,25 +319,11 @@ def feature_map_figure(fmap: Any, title: str = "", max_layers: int = 4) -> Any:
     layers = [(str(c), fmap.sel(c=c, drop=True)) for c in fmap.coords["c"].values] if "c" in fmap.dims else [
         (str(fmap.attrs.get("feature", "feature")), fmap)]
     layers = layers[:max_layers]
-    fig = _new_figure((3.8 * len(layers), 3.4))
+    fig = _new_figure((2.6 * len(layers), 2.3))
     for k, (name, layer) in enumerate(layers):
         ax = fig.add_subplot(1, len(layers), k + 1)
-        a = np.asarray(layer.data, dtype=float)
-        if a.ndim == 3:
-            counts = np.isfinite(a).sum(axis=(1, 2))
-            a = a[int(np.argmax(counts))] if counts.any() else a[a.shape[0] // 2]
-        sd = spatial_dims(layer)[-2:]
-        sp = dict(zip(spatial_dims(layer), spacing(layer)))
-        xs = np.asarray(layer.coords[sd[1]].values, dtype=float)
-        ys = np.asarray(layer.coords[sd[0]].values, dtype=float)
-        ext = [xs[0] - sp[sd[1]] / 2, xs[-1] + sp[sd[1]] / 2, ys[-1] + sp[sd[0]] / 2, ys[0] - sp[sd[0]] / 2]
-        im = ax.imshow(a, cmap="magma", extent=ext)
-        fig.colorbar(im, ax=ax, fraction=0.046, label=str(layer.attrs.get("units") or fmap.attrs.get("units") or "a.u."))
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("mm", fontsize=8)
-        ax.set_ylabel("mm", fontsize=8)
-        add_scale_bar(ax)
-        ax.tick_params(labelsize=7)
+        units = str(layer.attrs.get("units") or fmap.attrs.get("units") or "a.u.")
+        image_panel(ax, layer, title=name, units=units, cmap="magma", interpolation="antialiased")
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=8)
     return fig

@@ -451,7 +451,7 @@ def standards_figure(curve: StandardsCurve, title: str = "") -> Any:
     if np.isfinite(curve.lod):
         ax.axvline(curve.lod, color="grey", ls="--", lw=1, label=f"LOD {curve.lod:.3g} {curve.units}")
     ax.set_xlabel(f"concentration ({curve.units})")
-    ax.set_ylabel("intensity")
+    ax.set_ylabel("intensity (a.u.)")
     ax.legend(frameon=False, fontsize="small")
     if title:
         ax.set_title(title, fontsize=9)

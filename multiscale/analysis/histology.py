@@ -25,7 +25,7 @@ from multiscale.image import spatial_dims, validate
 
 from ._masks import mask_array, masked_values, single_channel, to_numpy
 from .family import Family, FamilyResult, image_units, tidy_rows
-from .figures import new_figure
+from .figures import image_panel, new_figure
 
 __all__ = ["STAIN_SETS", "stain_maps", "tissue_mask", "positive_fraction", "stains_result", "stains_table",
            "stain_figure", "OD_PER_SKIMAGE_UNIT", "FAMILY"]
@@ -350,26 +350,13 @@ def stain_figure(maps: xr.DataArray, title: str = "") -> Any:
     """
     cmaps = {"haematoxylin": "Blues", "eosin": "RdPu", "DAB": "YlOrBr"}
     names = [str(c) for c in maps.coords["c"].values if str(c) != "residual"]
-    fig = new_figure((3.6 * len(names), 3.4))
+    fig = new_figure((2.4 * len(names), 2.3))
     for k, name in enumerate(names):
-        layer = maps.sel(c=name, drop=True)
-        a = np.asarray(to_numpy(layer), dtype=float)
-        if a.ndim == 3:
-            a = a[a.shape[0] // 2]
-        sd = spatial_dims(layer)[-2:]
-        ys = np.asarray(layer.coords[sd[0]].values, dtype=float)
-        xs = np.asarray(layer.coords[sd[1]].values, dtype=float)
-        dy = abs(ys[1] - ys[0]) if ys.size > 1 else 1.0
-        dx = abs(xs[1] - xs[0]) if xs.size > 1 else 1.0
         ax = fig.add_subplot(1, len(names), k + 1)
-        im = ax.imshow(a, cmap=cmaps.get(name, "magma"), vmin=0.0,
-                       extent=[xs[0] - dx / 2, xs[-1] + dx / 2, ys[-1] + dy / 2, ys[0] - dy / 2])
-        fig.colorbar(im, ax=ax, fraction=0.046, label="OD")
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("mm", fontsize=8)
-        ax.tick_params(labelsize=7)
+        image_panel(ax, maps.sel(c=name, drop=True), title=name, units="optical density (OD)",
+                    cmap=cmaps.get(name, "magma"), vmin=0.0)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=8)
     return fig
 
 

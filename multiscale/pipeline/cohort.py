@@ -7,7 +7,10 @@ The report's statistics follow the study's ``report:`` options: ``by`` (the desi
 compare; default ``group`` when the design has it, else the first covariate with 2 to 8 levels),
 ``test`` (``welch``/``mannwhitney``), ``correction`` (``holm``...), ``repeated`` (the design column
 naming the unit of repeated measures, e.g. ``animal`` when each session is a subject: a mixed model
-per metric with a random intercept per unit; lesion rows get one per subject automatically),
+per metric with a random intercept per unit; lesion rows get one per subject automatically; a list
+``[animal, tumour]`` names nested units, outermost first; with ``repeated`` the report also splits
+each metric's variance into components: between animals, between tumours within an animal, and
+between sections (subjects) or lesions, :func:`variance_table`),
 ``lesions`` (``{mask: lesions, reference: blood, metric: suv_mean, concordance: [pet, her2]}``:
 lesion-level summaries of a label-image mask), ``outcome`` (a column to
 correlate every metric with; default every outcome that is not a survival field) and ``survival``
@@ -28,7 +31,7 @@ if TYPE_CHECKING:  # the command line builds its parser from here: keep this imp
 #: metrics that describe another metric (CI bounds, counts, settings): left out of the report's statistics
 HELPER_METRICS = r"ci_low|ci_high|_n$|n_voxels|points|radius|^n$|threshold|depth_mm$"
 
-__all__ = ["design_frame", "cohort_statistics", "default_grouping"]
+__all__ = ["design_frame", "cohort_statistics", "default_grouping", "repeated_levels", "variance_table"]
 
 
 def design_frame(study: Study, subjects: list[str] | None = None) -> pd.DataFrame | None:
@@ -54,6 +57,84 @@ def default_grouping(design: pd.DataFrame, options: dict[str, Any]) -> str | Non
             if levels.nunique() < len(levels):
                 return str(c)
     return None
+
+
+def repeated_levels(option: Any) -> list[str]:
+    """The nested units of ``report: {repeated: ...}``, outermost first (a name or a list of names).
+
+    Examples
+    --------
+    >>> repeated_levels("animal"), repeated_levels(["animal", "tumour"]), repeated_levels(None)
+    (['animal'], ['animal', 'tumour'], [])
+    """
+    if not option:
+        return []
+    return [str(option)] if isinstance(option, str) else [str(v) for v in option]
+
+
+def variance_table(results: pd.DataFrame, design: pd.DataFrame | None, levels: list[str],
+                   metrics: Any = None) -> pd.DataFrame:
+    """Per metric, its variance split between nested units by REML (:func:`multiscale.stats.variance_components`).
+
+    ``levels`` are design columns, outermost first (``["animal", "tumour"]``); the subject (a
+    section or a session) is added as the innermost level when the metric has several rows per
+    subject (lesions), so the residual is between lesions; otherwise the residual is between
+    subjects within the innermost level. A metric that cannot be split (one level, equal values, a
+    fit that fails) gets a row with ``component`` empty and a ``note``.
+
+    Returns
+    -------
+    DataFrame
+        ``label, analysis, map, region, metric, units, component, variance, fraction, n_levels, converged, note``.
+    """
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+
+    from multiscale import stats
+    from multiscale.errors import StatsError
+
+    rows = stats.measurements(results, design, metrics=metrics)
+    missing = [lv for lv in levels if lv not in rows.columns]
+    if missing:
+        raise StatsError(f"report.repeated names {missing}, not design columns; the design has "
+                         f"{[c for c in (design.columns if design is not None else [])]}")
+    rows = rows[np.isfinite(rows["value"].to_numpy(float))]
+    out = []
+    for _, d in rows.groupby("label", sort=False):
+        first = d.iloc[0]
+        base = {k: first[k] for k in ("label", "analysis", "map", "region", "metric", "units")}
+        lv = list(levels) + (["subject"] if d["subject"].nunique() < len(d) and "subject" not in levels else [])
+        note = ""
+        if d[levels[0]].nunique() < 2:
+            note = f"not computable: one {levels[0]}"
+        elif np.ptp(d["value"].to_numpy(float)) == 0:
+            note = "not computable: every row has the same value"
+        elif d[lv].drop_duplicates().shape[0] == len(d):
+            note = f"not computable: one row per {lv[-1]} (nothing within it)"
+        if not note:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    vc = stats.variance_components(d, value="value", levels=lv)
+            except StatsError as exc:
+                note = f"not computable: {exc}"
+        if note:
+            out.append({**base, "component": "", "note": note})
+            continue
+        converged = bool(vc.attrs.get("converged", True))
+        for r in vc.itertuples():
+            out.append({**base, "component": r.component, "variance": r.variance, "fraction": r.fraction,
+                        "n_levels": int(r.n_levels), "converged": converged,
+                        "note": "" if converged else "the fit did not converge"})
+    res = pd.DataFrame(out)
+    for c in ("label", "analysis", "map", "region", "metric", "units", "component", "variance", "fraction",
+              "n_levels", "converged", "note"):
+        if c not in res.columns:
+            res[c] = np.nan
+    return res[["label", "analysis", "map", "region", "metric", "units", "component", "variance", "fraction",
+                "n_levels", "converged", "note"]]
 
 
 def cohort_statistics(study: Study, table: pd.DataFrame) -> dict[str, Any]:
@@ -93,7 +174,8 @@ def cohort_statistics(study: Study, table: pd.DataFrame) -> dict[str, Any]:
             out["by"] = by
         except Exception as exc:  # noqa: BLE001 - a statistic that cannot be computed is a note, not a failed run
             notes.append(f"group comparison by {by!r}: {exc}")
-    unit = options.get("repeated")
+    nested = repeated_levels(options.get("repeated"))
+    unit = nested[0] if nested else None
     lesions = bool(keep["region"].astype(str).str.contains("#", regex=False).any())
     if by is not None and (unit or lesions):
         try:
@@ -103,6 +185,12 @@ def cohort_statistics(study: Study, table: pd.DataFrame) -> dict[str, Any]:
             out["unit"] = str(unit or "subject")
         except Exception as exc:  # noqa: BLE001 - as above
             notes.append(f"repeated-measures comparison by {by!r}: {exc}")
+    if nested:
+        try:
+            out["variance"] = variance_table(keep, design, nested, metrics=options.get("metrics"))
+            out["levels"] = nested
+        except Exception as exc:  # noqa: BLE001 - as above
+            notes.append(f"variance components over {nested}: {exc}")
     lesion_opts = options.get("lesions") or {}
     if lesion_opts:
         try:

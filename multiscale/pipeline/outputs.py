@@ -465,9 +465,10 @@ def write_subject_step(study: Study, subject: SubjectSpec, output: Path, maps: d
         write_json(reg_summary, tmp / "registration.json")
         outputs.append("registration.json")
         if figures is None:
-            figures = registration_figures_step(subject, maps, masks, registrations, list(references_of(subject)))
+            fmt = study.figure_formats
+            figures = registration_figures_step(subject, maps, masks, registrations, list(references_of(subject)), fmt)
             for a in analyses:
-                figures.update(analysis_figures_step(a))
+                figures.update(analysis_figures_step(a, fmt))
         (tmp / "figures").mkdir()
         for fname, png in figures.items():
             (tmp / "figures" / fname).write_bytes(png)

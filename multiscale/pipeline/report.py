@@ -43,9 +43,14 @@ __all__ = [
     "subject_report_html",
     "study_report_html",
     "png_data_uri",
+    "png_dpi",
+    "web_png",
     "cohort_figure_specs",
     "cohort_figure_png",
+    "cohort_figure",
     "heatmap_pages",
+    "clustered_heatmap",
+    "cluster_order",
     "template_environment",
     "TEMPLATES",
     "PRINT_DPI",
@@ -68,11 +73,73 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def _display_width(png: bytes, dpi: int) -> int | None:
-    """The width (CSS px, 96 per inch) at which a PNG drawn at ``dpi`` shows at its drawn size."""
+def _display_width(png: bytes, dpi: float | None = None) -> int | None:
+    """The width (CSS px, 96 per inch) at which a PNG drawn at ``dpi`` (default: the dpi it records) shows at its size."""
     if len(png) < 24 or png[:8] != b"\x89PNG\r\n\x1a\n":
         return None
+    dpi = dpi or png_dpi(png)
+    if not dpi:
+        return None
     return max(1, round(int.from_bytes(png[16:20], "big") * 96 / dpi))
+
+
+def png_dpi(png: bytes) -> float | None:
+    """The resolution (dots per inch) a PNG records in its ``pHYs`` chunk; None when it records none.
+
+    Examples
+    --------
+    >>> import io
+    >>> from matplotlib.figure import Figure
+    >>> buf = io.BytesIO(); Figure(figsize=(1, 1)).savefig(buf, format="png", dpi=300)
+    >>> round(png_dpi(buf.getvalue()))
+    300
+    """
+    pos = 8
+    while pos + 12 <= len(png):
+        length = int.from_bytes(png[pos:pos + 4], "big")
+        kind = png[pos + 4:pos + 8]
+        if kind == b"pHYs" and length >= 9:
+            ppm = int.from_bytes(png[pos + 8:pos + 12], "big")
+            return ppm * 0.0254 if png[pos + 16] == 1 else None
+        if kind in (b"IDAT", b"IEND"):
+            return None
+        pos += 12 + length
+    return None
+
+
+_WEB_CACHE: dict[str, bytes] = {}
+
+
+def web_png(png: bytes) -> bytes:
+    """The PNG an HTML report embeds: same pixels and dpi, 256-colour palette (a third to a quarter of the bytes).
+
+    A one-file report embeds every figure; the lossless print PNGs stay in the output folders
+    (``subjects/<id>/figures/``, ``report_files/``). Results are cached by content, so the subject
+    page and the study report encode a figure once per process.
+    """
+    import hashlib
+
+    key = hashlib.sha1(png).hexdigest()
+    hit = _WEB_CACHE.get(key)
+    if hit is not None:
+        return hit
+    try:
+        import io
+
+        from PIL import Image
+
+        im = Image.open(io.BytesIO(png))
+        dpi = png_dpi(png)
+        buf = io.BytesIO()
+        im.quantize(256, method=Image.Quantize.FASTOCTREE).save(
+            buf, format="PNG", **({"dpi": (dpi, dpi)} if dpi else {}))
+        out = buf.getvalue() if buf.tell() < len(png) else png
+    except Exception:  # noqa: BLE001 - a PNG Pillow cannot read is embedded as it is
+        out = png
+    if len(_WEB_CACHE) > 256:
+        _WEB_CACHE.clear()
+    _WEB_CACHE[key] = out
+    return out
 
 
 def _data_uri(data: bytes, mime: str) -> str:
@@ -240,13 +307,24 @@ class _Assets:
             src = self._write(f"{name}.png", png)
             downloads.append((f"PNG {dpi} dpi", src, f"{name}.png"))
         else:
-            src = png_data_uri(png)
+            src = png_data_uri(web_png(png))
         return {"src": src, "caption": caption, "downloads": downloads, "width": _display_width(png, dpi)}
 
-    def file_figure(self, caption: str, png: bytes, relative: str) -> dict[str, Any]:
-        """A subject figure: embedded, or referenced where the subject's folder holds it (folder mode)."""
-        return {"src": relative if self.mode == "folder" else png_data_uri(png), "caption": caption, "downloads": [],
-                "width": None}
+    def file_figure(self, caption: str, png: bytes, relative: str, svg: bool = False) -> dict[str, Any]:
+        """A subject figure: embedded, or referenced where the subject's folder holds it (folder mode).
+
+        Shown at its drawn size (from the dpi the PNG records). In folder mode the PNG is also a
+        download, with the SVG beside it when the subject's folder holds one (``svg``).
+        """
+        downloads = []
+        if self.mode == "folder":
+            dpi = png_dpi(png)
+            name = relative.rsplit("/", 1)[-1]
+            downloads.append((f"PNG {round(dpi)} dpi" if dpi else "PNG", relative, name))
+            if svg:
+                downloads.insert(0, ("SVG", relative[:-4] + ".svg", name[:-4] + ".svg"))
+        return {"src": relative if self.mode == "folder" else png_data_uri(web_png(png)), "caption": caption,
+                "downloads": downloads, "width": _display_width(png)}
 
     def table(self, stem: str, label: str, df: pd.DataFrame) -> tuple[str, str, str]:
         """A CSV download of ``df``."""
@@ -260,8 +338,12 @@ def _subject_context(subject_id: str, table: pd.DataFrame, figures: Mapping[str,
                      reg_summary: Mapping[str, Any], timings: Mapping[str, float] | None,
                      warnings: list[str] | None, assets: _Assets, design: Mapping[str, Any] | None = None
                      ) -> dict[str, Any]:
+    svgs = {f[:-4] for f in figures if f.endswith(".svg")}
+    figures = {f: b for f, b in figures.items() if f.endswith(".png")}
+
     def fig(fname: str) -> dict[str, Any]:
-        return assets.file_figure(_caption(fname), figures[fname], f"subjects/{subject_id}/figures/{fname}")
+        return assets.file_figure(_caption(fname), figures[fname], f"subjects/{subject_id}/figures/{fname}",
+                                  svg=fname[:-4] in svgs)
 
     families = []
     for family in FAMILIES:
@@ -308,15 +390,18 @@ def _scalar_rows(table: pd.DataFrame) -> pd.DataFrame:
     return scalar[np.isfinite(scalar["value"].to_numpy(dtype=float))]
 
 
-def cohort_figure_specs(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+def cohort_figure_specs(table: pd.DataFrame, heatmap: str = "paged") -> list[tuple[str, str, pd.DataFrame]]:
     """The cohort page's figures as ``(caption, kind, data)``: each is drawn by :func:`cohort_figure_png`.
 
     One radial-profile figure per (analysis, map, region) with a line per subject, and, when there
     are at least two subjects, one heatmap of the scalar metrics (rows) by subject (columns),
     z-scored per row: the first :data:`_HEATMAP_ROWS` rows (the report adds the others as further
-    pages, :func:`heatmap_pages`). Kept apart from the drawing so that a run on a cluster can draw
-    the figures on its workers, side by side.
+    pages, :func:`heatmap_pages`), or with ``heatmap="clustered"`` (``report: {heatmap: clustered}``)
+    every row in one heatmap, ordered by hierarchical clustering (:func:`clustered_heatmap`). Kept
+    apart from the drawing so that a run on a cluster can draw the figures on its workers, side by side.
     """
+    if heatmap not in ("paged", "clustered"):
+        raise ValueError(f"heatmap {heatmap!r}: use 'paged' or 'clustered'")
     specs: list[tuple[str, str, pd.DataFrame]] = []
     if table.empty:
         return specs
@@ -325,13 +410,76 @@ def cohort_figure_specs(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFram
         d = table[(table.analysis == analysis) & (table["map"] == map_name) & (table.region == region)
                   & table.metric.isin(["shell_mean", "shell_depth_mm"])]
         specs.append((f"Radial profiles of {map_name} in {region} ({analysis}), one line per subject", "radial", d))
-    pages = heatmap_pages(table)
+    pages = clustered_heatmap(table) if heatmap == "clustered" else heatmap_pages(table)
     if pages:
         specs.append(pages[0])
     return specs
 
 
+def clustered_heatmap(table: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame]]:
+    """Every scalar metric in one heatmap whose rows are ordered by hierarchical clustering (none below two subjects).
+
+    The rows (metric z-scores across subjects) are clustered by average linkage on Euclidean
+    distance with the optimal leaf order (``scipy.cluster.hierarchy``); the figure draws the
+    dendrogram beside the rows. Drawn by :func:`cohort_figure_png` (kind ``clustered``).
+
+    Examples
+    --------
+    >>> t = pd.DataFrame([{"subject": f"m{i}", "region": "r", "map": "a", "analysis": "x", "metric": f"k{j:02d}",
+    ...                    "bin": np.nan, "value": float(i * j), "units": ""} for i in range(2) for j in range(70)])
+    >>> [(kind, len(set(d.metric))) for _, kind, d in clustered_heatmap(t)]
+    [('clustered', 70)]
+    """
+    if table.empty or table.subject.nunique() < 2:
+        return []
+    scalar = _scalar_rows(table)
+    if scalar.empty:
+        return []
+    n = _heatmap_row(scalar).nunique()
+    return [(f"Scalar metrics across subjects, all {n} rows ordered by hierarchical clustering (average linkage of "
+             "the rows' z-scores, optimal leaf order; dendrogram on the left): each row is one metric of one map and "
+             "region, coloured by its z-score across the cohort (the values, with units, are in the results table)",
+             "clustered", scalar)]
+
+
+def _heatmap_z(data: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The metrics x subjects table of a heatmap and its z-scores per row (0 for a row equal in every subject)."""
+    d = data.assign(row=_heatmap_row(data))
+    piv = d.pivot_table(index="row", columns="subject", values="value", aggfunc="first", sort=False)
+    v = piv.to_numpy(dtype=float)
+    mean = np.nanmean(v, axis=1, keepdims=True)
+    sd = np.nanstd(v, axis=1, keepdims=True)
+    # a metric equal in every subject up to rounding (a volume from the same mask) has no z-score: 0, not noise
+    z = np.divide(v - mean, sd, out=np.zeros_like(v), where=sd > 1e-9 * np.abs(mean))
+    z[~np.isfinite(v)] = np.nan
+    return piv, z
+
+
+def cluster_order(z: np.ndarray) -> tuple[np.ndarray, Any]:
+    """Row order of ``z`` by average-linkage clustering with the optimal leaf order, and the linkage (None: < 3 rows).
+
+    Missing values count as the cohort mean (z = 0).
+
+    Examples
+    --------
+    >>> z = np.array([[1.0, -1.0], [-1.0, 1.0], [0.9, -1.1], [-1.1, 0.9]])
+    >>> order = cluster_order(z)[0].tolist()   # rows 0 and 2 together, rows 1 and 3 together
+    >>> sorted(order[:2]) in ([0, 2], [1, 3]) and sorted(order) == [0, 1, 2, 3]
+    True
+    """
+    from scipy.cluster import hierarchy
+
+    n = len(z)
+    if n < 3:
+        return np.arange(n), None
+    filled = np.nan_to_num(z, nan=0.0)
+    link = hierarchy.optimal_leaf_ordering(hierarchy.linkage(filled, method="average", metric="euclidean"), filled)
+    return np.asarray(hierarchy.leaves_list(link)), link
+
+
 _HEATMAP_ROWS = 60
+#: heatmap row pitch (inches) and row-label size (points): 0.17 in = 12 pt, twice the label's height
+_ROW_IN, _ROW_PT = 0.17, 6
 
 
 def heatmap_pages(table: pd.DataFrame, rows_per_page: int = _HEATMAP_ROWS) -> list[tuple[str, str, pd.DataFrame]]:
@@ -385,6 +533,11 @@ def _save(fig: Any, fmt: str, dpi: int) -> bytes:
 
 def cohort_figure_png(kind: str, data: pd.DataFrame, fmt: str = "png", dpi: int = PRINT_DPI) -> bytes:
     """Draw one cohort figure of :func:`cohort_figure_specs`: PNG bytes at print resolution (``fmt="svg"``: SVG)."""
+    return _save(cohort_figure(kind, data), fmt, dpi)
+
+
+def cohort_figure(kind: str, data: pd.DataFrame) -> Any:
+    """One cohort figure of :func:`cohort_figure_specs` as a matplotlib Figure (``kind``: radial, scalars, clustered)."""
     plt = _plt()
     if kind == "radial":
         first = data.iloc[0]
@@ -401,41 +554,47 @@ def cohort_figure_png(kind: str, data: pd.DataFrame, fmt: str = "png", dpi: int 
         ax.set_title(f"radial profiles: {map_name} in {region}", fontsize=10)
         ax.legend(fontsize=7, ncol=2 if data.subject.nunique() > 8 else 1)
         ax.grid(alpha=0.3)
-        return _save(fig, fmt, dpi)
-    if kind != "scalars":
-        raise ValueError(f"unknown cohort figure kind {kind!r} (radial, scalars)")
+        return fig
+    if kind not in ("scalars", "clustered"):
+        raise ValueError(f"unknown cohort figure kind {kind!r} (radial, scalars, clustered)")
     # one heatmap, metrics x subjects, z-scored per metric: one axes whatever the cohort size (a panel
     # per metric took ~1.2 s to draw for 24 metrics and does not scale to many subjects)
-    d = data.assign(row=_heatmap_row(data))
-    piv = d.pivot_table(index="row", columns="subject", values="value", aggfunc="first", sort=False)
-    v = piv.to_numpy(dtype=float)
-    mean = np.nanmean(v, axis=1, keepdims=True)
-    sd = np.nanstd(v, axis=1, keepdims=True)
-    # a metric equal in every subject up to rounding (a volume from the same mask) has no z-score: 0, not noise
-    z = np.divide(v - mean, sd, out=np.zeros_like(v), where=sd > 1e-9 * np.abs(mean))
-    z[~np.isfinite(v)] = np.nan
+    piv, z = _heatmap_z(data)
+    link = None
+    if kind == "clustered":
+        order, link = cluster_order(z)
+        piv, z = piv.iloc[order], z[order]
     n_rows, n_subj = z.shape
     # margins in inches from the label lengths, so the figure is drawn once, without a layout engine
-    # (the 60 row labels made constrained layout the larger part of the drawing time); rows 0.17 in
-    # apart for 6-pt labels: no two labels overlap
+    # (the 60 row labels made constrained layout the larger part of the drawing time); rows
+    # _ROW_IN apart for _ROW_PT labels: no two labels overlap
     labels = [str(c) for c in piv.columns]
-    left = 0.25 + max(len(str(r)) for r in piv.index) * 6 * 0.55 / 72
+    tree = 0.8 if link is not None else 0.0
+    left = 0.25 + max(len(str(r)) for r in piv.index) * _ROW_PT * 0.55 / 72 + tree
     bottom = 0.35 + (max(len(lb) for lb in labels) * 7 * 0.55 / 72 * 0.75 if n_subj > 6 else 0.15)
     cell_w = 0.3
     width = left + max(cell_w * n_subj, 1.5) + 1.1
-    height = bottom + 0.17 * n_rows + 0.45
+    height = bottom + _ROW_IN * n_rows + 0.45
     fig = plt.figure(figsize=(width, height))
-    ax = fig.add_axes((left / width, bottom / height, max(cell_w * n_subj, 1.5) / width, 0.17 * n_rows / height))
-    cax = fig.add_axes(((width - 0.9) / width, bottom / height, 0.12 / width, min(0.17 * n_rows, 2.5) / height))
+    ax = fig.add_axes((left / width, bottom / height, max(cell_w * n_subj, 1.5) / width, _ROW_IN * n_rows / height))
+    cax = fig.add_axes(((width - 0.9) / width, bottom / height, 0.12 / width, min(_ROW_IN * n_rows, 2.5) / height))
     im = ax.imshow(np.ma.masked_invalid(z), cmap="RdBu_r", vmin=-2.5, vmax=2.5, aspect="auto", interpolation="nearest")
     ax.set_yticks(range(n_rows))
-    ax.set_yticklabels(piv.index, fontsize=6)
+    ax.set_yticklabels(piv.index, fontsize=_ROW_PT)
     ax.set_xticks(range(n_subj))
     ax.set_xticklabels(labels, rotation=45 if n_subj > 6 else 0, ha="right" if n_subj > 6 else "center", fontsize=7)
     ax.set_xlabel("subject", fontsize=8)
+    if link is not None:
+        from scipy.cluster import hierarchy
+
+        dax = fig.add_axes((0.1 / width, bottom / height, (tree - 0.15) / width, _ROW_IN * n_rows / height))
+        hierarchy.dendrogram(link, orientation="left", ax=dax, no_labels=True, color_threshold=0,
+                             above_threshold_color="0.35")
+        dax.set_ylim(10 * n_rows, 0)  # leaf k at 10 k + 5: the first leaf beside the heatmap's top row
+        dax.set_axis_off()
     fig.colorbar(im, cax=cax, label="z-score across subjects (SD)")
     ax.set_title("metrics per subject", fontsize=10)
-    return _save(fig, fmt, dpi)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,6 +732,37 @@ def _km_figure(km: pd.DataFrame, duration: str, fmt: str, dpi: int) -> bytes:
     return _save(fig, fmt, dpi)
 
 
+def _variance_context(var: pd.DataFrame, levels: list[str], assets: _Assets) -> dict[str, Any]:
+    """The variance components table: one row per metric, one column per component (variance and its share)."""
+    ok = var[var.component.astype(str) != ""]
+    bad = var[var.component.astype(str) == ""]
+    components = list(dict.fromkeys(ok.component))
+    rows = []
+    for label, d in ok.groupby("label", sort=False):
+        row = {"metric": label, "units": d.units.iloc[0]}
+        comp = d.set_index("component")
+        for c in components:
+            if c in comp.index:
+                v, f = comp.loc[c, "variance"], comp.loc[c, "fraction"]
+                row[c] = f"{_fmt(v)} ({100 * float(f):.0f} %)" if np.isfinite(float(f)) else _fmt(v)
+            else:
+                row[c] = ""
+        row["note"] = d.note.iloc[0]
+        rows.append(row)
+    where = " > ".join(levels) if levels else "the units"
+    return {
+        "caption": f"Variance components of each metric by REML (statsmodels MixedLM with nested random intercepts, "
+                   f"multiscale.stats.variance_components) over the nested units {where}: each cell is the variance "
+                   "(units squared) and its share of the total. The residual is the spread left within the innermost "
+                   "unit: between subjects (sections or sessions) within it, or between lesions within a subject "
+                   "when a subject has several lesion rows.",
+        "table": _table_html(pd.DataFrame(rows)),
+        "not_computable": _grouped_notes(bad.label, bad.note.str.replace("not computable: ", "", regex=False))
+        if len(bad) else "",
+        "downloads": [assets.table("stats_variance_components", "variance components (CSV)", var)],
+    }
+
+
 def _statistics_context(study: Any, table: pd.DataFrame, assets: _Assets) -> dict[str, Any] | None:
     from . import cohort
 
@@ -637,6 +827,9 @@ def _statistics_context(study: Any, table: pd.DataFrame, assets: _Assets) -> dic
                        f"{res.get('unit')} (statsmodels MixedLM, REML); the group coefficient with its Wald 95% CI; "
                        f"p adjusted across metrics ({mixed.correction.iloc[0]}).",
             "table": _table_html(d), "downloads": [assets.table("stats_mixed", "mixed models (CSV)", mixed)]}
+    var = res.get("variance")
+    if var is not None and len(var):
+        ctx["variance"] = _variance_context(var, res.get("levels") or [], assets)
     les = res.get("lesions")
     if les is not None and len(les):
         n, pos = int(les.n_lesions.sum()), int(les.n_positive.sum())
@@ -757,9 +950,9 @@ def _methods_context(study: Any, table: pd.DataFrame, statuses: list[Mapping[str
             q = {k: v for k, v in (r.get("quality") or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             quality_rows.append({"subject": sid, "registration": name, "method": r.get("method", ""), **q})
     quality = ""
-    if quality_rows:
-        q = pd.DataFrame(quality_rows)
-        num = q.drop(columns=["subject", "registration", "method"]).columns
+    q = pd.DataFrame(quality_rows)
+    num = q.drop(columns=["subject", "registration", "method"]).columns if quality_rows else []
+    if len(num):  # (a registration without numeric quality measures, e.g. identity, has none to summarise)
         summary = q.groupby(["registration", "method"], sort=False)[list(num)].agg(["mean", "min", "max"])
         flat = []
         for (name, method), row in summary.iterrows():
@@ -806,6 +999,12 @@ def _methods_context(study: Any, table: pd.DataFrame, statuses: list[Mapping[str
                         "multipletests). Correlations with outcomes are Pearson's r with Fisher-z CIs (or Spearman's "
                         "rho with the Bonett-Wright standard error); survival by Kaplan-Meier with the log-rank test "
                         "and Cox proportional hazards with Efron ties (lifelines).")
+        if opts.get("repeated"):
+            from .cohort import repeated_levels
+
+            stats_text += (" Repeated measures within " + " > ".join(repeated_levels(opts["repeated"]))
+                           + " were modelled with a random intercept per unit (statsmodels MixedLM, REML), and each "
+                             "metric's variance was split into nested components by REML.")
     return {
         "study": getattr(study, "name", ""), "n_subjects": len(in_table), "design": dtext, "images": images,
         "registration": registration, "registration_quality": quality, "analyses": analyses,
@@ -818,10 +1017,6 @@ def _methods_context(study: Any, table: pd.DataFrame, statuses: list[Mapping[str
 # ---------------------------------------------------------------------------------------------
 # the study report
 # ---------------------------------------------------------------------------------------------
-
-
-def _cohort_figures(table: pd.DataFrame) -> list[tuple[str, bytes]]:
-    return [(caption, cohort_figure_png(kind, data)) for caption, kind, data in cohort_figure_specs(table)]
 
 
 def _input_warnings(folder: Path) -> list[str]:
@@ -867,12 +1062,19 @@ def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[st
     if len(st):
         counts = {w["subject"]: w["n"] for w in warned}
         st["warnings"] = [counts.get(s["subject"], 0) for s in statuses]
+    heatmap = options.get("heatmap", "paged")
+    specs = cohort_figure_specs(table, heatmap=heatmap)
     if cohort_figures is None:
-        cohort_figures = _cohort_figures(table)
-    specs = cohort_figure_specs(table)
+        cohort_figures = [(caption, cohort_figure_png(kind, data)) for caption, kind, data in specs]
     drawn = list(cohort_figures)
-    pages = heatmap_pages(table)[1:]
-    drawn += [(caption, cohort_figure_png(kind, data)) for caption, kind, data in pages]
+    if heatmap == "clustered":  # figures drawn beforehand (on the workers) hold the first page of the paged heatmap
+        paged = {caption for caption, _, _ in heatmap_pages(table)}
+        drawn = [(caption, png) for caption, png in drawn if caption not in paged]
+        pages = []
+    else:
+        pages = heatmap_pages(table)[1:]
+    have = {caption for caption, _ in drawn}
+    drawn += [(caption, cohort_figure_png(kind, data)) for caption, kind, data in specs + pages if caption not in have]
     all_specs = specs + pages
     figures = []
     for i, (caption, png) in enumerate(drawn):
@@ -897,6 +1099,7 @@ def study_report_html(study: Any, table: pd.DataFrame, statuses: list[Mapping[st
             continue
         folder = Path(output) / "subjects" / s["subject"]
         figs = {p.name: p.read_bytes() for p in sorted((folder / "figures").glob("*.png"))}
+        figs.update({p.name: b"" for p in sorted((folder / "figures").glob("*.svg"))})  # offered as downloads
         reg = json.loads((folder / "registration.json").read_text()) if (folder / "registration.json").exists() else {}
         values = design.values.get(s["subject"]) if design else None
         subjects.append(_subject_context(s["subject"], table[table.subject == s["subject"]], figs, reg, None,

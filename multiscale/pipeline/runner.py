@@ -316,7 +316,7 @@ def _finish(study: Study, run: StudyRun, selected: list, wall: float, client: An
     table, status = _cohort(study, out, run.failed, run.inputs)
     run.statuses = statuses = _statuses(study, run, selected, table, status)
     listed = [s for s in statuses if s["status"] != "not run"]  # the report's and provenance's cohort
-    specs = report.cohort_figure_specs(table)
+    specs = report.cohort_figure_specs(table, heatmap=(study.report or {}).get("heatmap", "paged"))
     if client is not None and specs:
         # the cohort figures are drawn on the workers, side by side, rather than one after another here
         futures = [client.submit(report.cohort_figure_png, kind, data, pure=False) for _, kind, data in specs]

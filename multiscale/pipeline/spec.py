@@ -254,6 +254,12 @@ class Study:
     text: str
     design: Design = field(default_factory=Design)
 
+    @property
+    def figure_formats(self) -> tuple[str, ...]:
+        """The subject figures' file formats: PNG, plus SVG for a folder report that offers downloads."""
+        folder = (self.report or {}).get("mode") == "folder"
+        return ("png", "svg") if folder and (self.report or {}).get("downloads", True) else ("png",)
+
     def subject(self, subject_id: str) -> SubjectSpec:
         """The subject called ``subject_id``."""
         for s in self.subjects:

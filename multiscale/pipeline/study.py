@@ -1158,7 +1158,7 @@ def _parse_design(doc: _Doc, top: dict, raw_subjects: list, subjects: list[Subje
 
 
 _REPORT_FIELDS = ("mode", "templates", "downloads", "by", "test", "correction", "metrics", "outcome", "method",
-                  "survival", "repeated", "lesions")
+                  "survival", "repeated", "lesions", "heatmap")
 _LESION_REPORT_FIELDS = ("mask", "metric", "reference", "threshold", "ratio", "map", "concordance")
 _SURVIVAL_FIELDS = ("duration", "event", "covariates", "by", "metric")
 
@@ -1188,8 +1188,12 @@ def _parse_report(doc: _Doc, value: Any) -> dict[str, Any]:
         _choice(doc, d["correction"], loc + ("correction",), ("holm", "bonferroni", "fdr_bh", "fdr_by", "hommel",
                                                               "none"), "correction")
     for key in ("by", "outcome", "repeated"):
-        if key in d:
+        if key in d and not (key == "repeated" and isinstance(d[key], list)):  # nested units: [animal, tumour]
             _string(doc, d[key], loc + (key,), key)
+    if isinstance(d.get("repeated"), list):
+        _string_list(doc, d["repeated"], loc + ("repeated",), "repeated")
+    if "heatmap" in d:
+        _choice(doc, d["heatmap"], loc + ("heatmap",), ("paged", "clustered"), "heatmap")
     if "metrics" in d:
         _string_list(doc, d["metrics"], loc + ("metrics",), "metrics")
     if "survival" in d:
@@ -1292,12 +1296,13 @@ def load_study(path: str | Path, check_files: bool = True) -> Study:
     if columns:
         for key, rloc in [(k, ("report", k)) for k in ("by", "outcome", "repeated")] + \
                 [(k, ("report", "survival", k)) for k in ("duration", "event", "by")]:
-            name = (report.get(key) if rloc[1] == key else (report.get("survival") or {}).get(key))
-            if name is not None and str(name) not in columns:
-                close = difflib.get_close_matches(str(name), sorted(columns), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                raise doc.error(rloc, f"{name!r} is not a column of the study design; {hint}columns are "
-                                f"{sorted(columns)}")
+            given = (report.get(key) if rloc[1] == key else (report.get("survival") or {}).get(key))
+            for col in (given if isinstance(given, list) else [given]):  # repeated: [animal, tumour]
+                if col is not None and str(col) not in columns:
+                    close = difflib.get_close_matches(str(col), sorted(columns), n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise doc.error(rloc, f"{col!r} is not a column of the study design; {hint}columns are "
+                                    f"{sorted(columns)}")
     study = Study(path, name, output, tuple(subjects), tuple(analyses), report, text, design)
     try:
         check_output(study, output)

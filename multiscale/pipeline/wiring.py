@@ -222,11 +222,13 @@ def subject_graph(study: Study, subject: SubjectSpec, output: Path, token: str =
     maps_in = {r: {k: m for k, m in maps.items() if frame_of[k] == r} for r in references_of(subject)}
     mask_frame = mask_frames(subject)
     masks_in = {r: {k: m for k, m in masks.items() if mask_frame[k] == r} for r in references_of(subject)}
-    figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps_in[r], masks_in[r], {}, [r])
+    fmt = study.figure_formats
+    figures = [node(f"figures-overlay-{r}", registration_figures_step, subject, maps_in[r], masks_in[r], {}, [r], fmt)
                for r in references_of(subject)]
     figures += [node(f"figures-registration-{name}", registration_figures_step, subject, {}, {},
-                     {name: regs[name]}, []) for name in [e.name for e in subject.edges] + [x.name for x in subject.sections]]
-    figures += [node(f"figures-{a.name}", analysis_figures_step, r) for a, r in zip(study.analyses, results)]
+                     {name: regs[name]}, [], fmt)
+                for name in [e.name for e in subject.edges] + [x.name for x in subject.sections]]
+    figures += [node(f"figures-{a.name}", analysis_figures_step, r, fmt) for a, r in zip(study.analyses, results)]
     # and each reference frame's OME-Zarr, in a staging folder that the write step moves in
     stores = {r: node(f"maps-{r}", frame_maps_step, subject, r, maps_in[r], masks_in[r], results, Path(output),
                       token or "run")

@@ -191,21 +191,25 @@ def quality_figure(fixed: xr.DataArray, moving_on_fixed: xr.DataArray, path: str
     overlay = np.stack([fa, ma, fa], axis=-1)
     box = mi.bounding_box(f)  # (y, x) rows
     extent = (box[0, 1], box[1, 1], box[1, 0], box[0, 0])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
-    axes[0].imshow(cb.values, cmap="gray", extent=extent)
-    axes[0].set_title("checkerboard")
+    fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.0), layout="constrained")
+    im = axes[0].imshow(cb.values, cmap="gray", extent=extent, vmin=0, vmax=1)
+    axes[0].set_title("checkerboard", fontsize=8)
     axes[1].imshow(overlay, extent=extent)
-    axes[1].set_title("overlay: fixed magenta, moving green")
+    axes[1].set_title("overlay: fixed magenta, moving green", fontsize=8)
     for ax in axes:
-        ax.set_xlabel("x (mm)")
-        ax.set_ylabel("y (mm)")
+        ax.set_xlabel("x (mm)", fontsize=7)
+        ax.set_ylabel("y (mm)", fontsize=7)
+        ax.tick_params(labelsize=6)
+        figure_scale_bar(ax)
+    bar = fig.colorbar(im, ax=axes[0], fraction=0.05, pad=0.02)
+    bar.set_label("intensity (scaled, 1)", fontsize=6)
+    bar.ax.tick_params(labelsize=5)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=9)
     if path is None:
         return fig
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"), suffix=".png")
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=300, format="png"), suffix=".png")
     finally:
         plt.close(fig)
     return path
@@ -458,14 +462,17 @@ def checkerboard_array(a: np.ndarray, b: np.ndarray, tiles: int = 8) -> np.ndarr
 
 
 def registration_figure(name: str, fixed_slice: np.ndarray, moving_slice: np.ndarray, method: str,
-                        quality: Mapping[str, Any] | None = None) -> Figure:
+                        quality: Mapping[str, Any] | None = None,
+                        pixel_mm: tuple[float, float] | None = None) -> Figure:
     """Fixed image, checkerboard and colour overlay of one registration (2-D slices of both on one grid).
 
     Panels: the fixed slice; :func:`checkerboard_array` of fixed and moved; fixed in magenta and
-    moved in green (each scaled between its 1st and 99.5th percentiles). The title names the
-    registration and ``method``, and the error against a ground truth when ``quality`` holds
-    ``truth_error_mean_mm`` / ``truth_error_max_mm`` (as :func:`alignment_quality` returns them).
-    Slices of 3-D images come from :func:`central_slice`.
+    moved in green (each scaled between its 1st and 99.5th percentiles, the colour bar says so).
+    The title names the registration and ``method``, and the error against a ground truth when
+    ``quality`` holds ``truth_error_mean_mm`` / ``truth_error_max_mm`` (as :func:`alignment_quality`
+    returns them). Slices of 3-D images come from :func:`central_slice`. With ``pixel_mm`` (the
+    fixed grid's (y, x) pixel size) the axes are in mm with a scale bar; otherwise in pixels.
+    Drawn small (7 x 2.5 in) for print at 300 dpi.
 
     Returns
     -------
@@ -475,30 +482,73 @@ def registration_figure(name: str, fixed_slice: np.ndarray, moving_slice: np.nda
     Examples
     --------
     >>> f = np.random.default_rng(0).random((32, 32))
-    >>> fig = registration_figure("pet_to_mri", f, f, "rigid", {"truth_error_mean_mm": 0.1, "truth_error_max_mm": 0.2})
-    >>> len(fig.axes), fig.get_suptitle()
-    (3, 'pet_to_mri (rigid); error vs truth mean 0.1 mm, max 0.2 mm')
+    >>> fig = registration_figure("pet_to_mri", f, f, "rigid", {"truth_error_mean_mm": 0.1, "truth_error_max_mm": 0.2},
+    ...                           pixel_mm=(0.5, 0.5))
+    >>> len(fig.axes), fig.get_suptitle(), fig.axes[0].get_xlabel()
+    (4, 'pet_to_mri (rigid); error vs truth mean 0.1 mm, max 0.2 mm', 'x (mm)')
     """
     from matplotlib.figure import Figure
 
     f, m = fixed_slice, moving_slice
-    fig = Figure(figsize=(10.5, 3.5), layout="constrained")
+    fig = Figure(figsize=(7.0, 2.5), layout="constrained")
     axes = fig.subplots(1, 3)
-    axes[0].imshow(_percentile_unit(f, 99.5), cmap="gray")
-    axes[0].set_title("fixed", fontsize=9)
-    axes[1].imshow(checkerboard_array(f, m), cmap="gray")
-    axes[1].set_title("checkerboard fixed / moving (registered)", fontsize=9)
+    if pixel_mm is not None:
+        dy, dx = (float(v) for v in pixel_mm)
+        ext = (0.0, f.shape[1] * dx, f.shape[0] * dy, 0.0)
+        unit = "mm"
+    else:
+        ext, unit = None, "pixels"
+    grey = axes[0].imshow(_percentile_unit(f, 99.5), cmap="gray", extent=ext, vmin=0, vmax=1)
+    axes[0].set_title("fixed", fontsize=7)
+    axes[1].imshow(checkerboard_array(f, m), cmap="gray", extent=ext, vmin=0, vmax=1)
+    axes[1].set_title("checkerboard fixed / moving (registered)", fontsize=7)
     rgb = np.dstack([_percentile_unit(f, 99.5), _percentile_unit(m, 99.5), _percentile_unit(f, 99.5)])
-    axes[2].imshow(rgb)
-    axes[2].set_title("fixed (magenta) + moving (green)", fontsize=9)
+    axes[2].imshow(rgb, extent=ext)
+    axes[2].set_title("fixed (magenta) + moving (green)", fontsize=7)
     for ax in axes:
-        ax.axis("off")
+        ax.set_xlabel(f"x ({unit})", fontsize=7)
+        ax.set_ylabel(f"y ({unit})", fontsize=7)
+        ax.tick_params(labelsize=6)
+        if pixel_mm is not None:
+            figure_scale_bar(ax)
+    cb = fig.colorbar(grey, ax=axes[:2], fraction=0.04, pad=0.01, shrink=0.8)
+    cb.set_label("intensity (1st-99.5th percentile, 1)", fontsize=6)
+    cb.ax.tick_params(labelsize=5)
     q = quality or {}
     extra = ""
     if "truth_error_mean_mm" in q:
         extra = f"; error vs truth mean {q['truth_error_mean_mm']:.3g} mm, max {q['truth_error_max_mm']:.3g} mm"
-    fig.suptitle(f"{name} ({method}){extra}", fontsize=10)
+    fig.suptitle(f"{name} ({method}){extra}", fontsize=9)
     return fig
+
+
+def figure_scale_bar(ax: Any, color: str = "white") -> Any:
+    """A 1-2-5 scale bar near a fifth of an mm-scaled image axes' width, labelled in mm or µm.
+
+    (The registration figures' own copy of :func:`multiscale.analysis.figures.add_scale_bar`:
+    registration does not import analysis.)
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> ax = Figure().add_subplot(); _ = ax.set_xlim(0, 0.8)
+    >>> figure_scale_bar(ax).txt_label.get_text()
+    '100 µm'
+    """
+    import math
+
+    from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
+
+    x0, x1 = ax.get_xlim()
+    width = abs(x1 - x0)
+    target = width / 5
+    p = 10 ** math.floor(math.log10(target))
+    length = max(k * p for k in (1, 2, 5) if k * p <= target)
+    label = f"{length:g} mm" if length >= 1 else f"{length * 1000:.3g} µm"
+    bar = AnchoredSizeBar(ax.transData, length, label, "lower right", pad=0.3, color=color, frameon=False,
+                          size_vertical=width / 100, fontproperties={"size": 6})
+    ax.add_artist(bar)
+    return bar
 
 
 def _robust_unit(x: np.ndarray, lo_pct: float = 1.0, hi_pct: float = 99.5) -> np.ndarray:
@@ -527,8 +577,8 @@ def overlay_figure(layers: list[tuple[str, xr.DataArray]], contours: list[xr.Dat
     >>> import numpy as np
     >>> from multiscale.image import spatial_image
     >>> a = spatial_image(np.random.default_rng(0).random((8, 8)), spacing=0.5)
-    >>> len(overlay_figure([("mri", a), ("pet", a)]).axes)
-    1
+    >>> len(overlay_figure([("mri", a), ("pet", a)]).axes)   # the map and its colour bar
+    2
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -563,23 +613,34 @@ def overlay_figure(layers: list[tuple[str, xr.DataArray]], contours: list[xr.Dat
     n = len(others)
     cols = min(n, 4)
     rows = int(np.ceil(n / cols))
-    fig = Figure(figsize=(3.6 * cols, 3.4 * rows), layout="constrained")
+    # small panels (at most 7.2 in across, a printed page's width) for print at 300 dpi
+    fig = Figure(figsize=(1.8 * cols + 0.3, 1.75 * rows + 0.35), layout="constrained")
     FigureCanvasAgg(fig)
     base = _robust_unit(plane(anatomy))
     for k, (name, img) in enumerate(others):
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.imshow(base, cmap="gray", extent=ext)
-        normed = _robust_unit(plane(img))
-        ax.imshow(np.ma.masked_less(normed, 0.15), cmap="inferno", alpha=0.6, extent=ext, vmin=0, vmax=1)
+        values = plane(img)
+        finite = values[np.isfinite(values)]
+        lo, hi = (np.percentile(finite, [1.0, 99.5]) if finite.size else (0.0, 1.0))
+        hi = hi if hi > lo else lo + 1.0
+        # the map in its own units, the lowest 15 % of its range left transparent over the anatomy
+        shown = np.ma.masked_where(~np.isfinite(values) | (values < lo + 0.15 * (hi - lo)), values)
+        im = ax.imshow(shown, cmap="inferno", alpha=0.7, extent=ext, vmin=lo, vmax=hi)
         for m in contours:
             pm = plane(m)
             if pm.shape == (ys.size, xs.size) and pm.max() > 0:
-                ax.contour(xs, ys, pm, levels=[0.5], colors="cyan", linewidths=0.8)
-        units = img.attrs.get("units", "")
-        ax.set_title(f"{name}" + (f" [{units}]" if units else ""), fontsize=9)
-        ax.set_xlabel("mm", fontsize=8)
-        ax.tick_params(labelsize=7)
+                ax.contour(xs, ys, pm, levels=[0.5], colors="cyan", linewidths=0.6)
+        units = img.attrs.get("units", "") or "a.u."
+        ax.set_title(str(name), fontsize=7)
+        ax.set_xlabel("x (mm)", fontsize=6)
+        ax.set_ylabel("y (mm)", fontsize=6)
+        ax.tick_params(labelsize=5)
+        cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+        cb.set_label(str(units), fontsize=6)
+        cb.ax.tick_params(labelsize=5)
+        figure_scale_bar(ax)
     where = f", slice z = {float(anatomy.z.values[zsel]):.2f} mm" if zsel is not None else ""
     fig.suptitle(f"{title}: maps over {anatomy_name}{where}" if title else f"maps over {anatomy_name}{where}",
-                 fontsize=10)
+                 fontsize=8)
     return fig

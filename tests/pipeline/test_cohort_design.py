@@ -142,3 +142,13 @@ def test_report_options_accepted(tmp_path):
     top = "report: {mode: folder, by: group, survival: {duration: pfs_days, event: progressed, covariates: [group]}}\n"
     study = load_study(_study(tmp_path, SUBJECTS, top=top), check_files=False)
     assert study.report["mode"] == "folder" and study.report["survival"]["event"] == "progressed"
+
+
+def test_folder_report_asks_for_svg_figures(tmp_path):
+    """A folder report offers SVG downloads, so the subject figures are drawn as SVG too; a one-file report not."""
+    folder = load_study(_study(tmp_path, SUBJECTS, top="report: {mode: folder}\n"), check_files=False)
+    assert folder.figure_formats == ("png", "svg")
+    no_downloads = load_study(_study(tmp_path, SUBJECTS, top="report: {mode: folder, downloads: false}\n"),
+                              check_files=False)
+    assert no_downloads.figure_formats == ("png",)
+    assert load_study(_study(tmp_path, SUBJECTS), check_files=False).figure_formats == ("png",)

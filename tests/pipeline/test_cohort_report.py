@@ -25,6 +25,7 @@ from multiscale.pipeline.study import load_study
 def cohort(tmp_path_factory):
     root = tmp_path_factory.mktemp("cohort")
     truth = write_cohort(root, seed=0, per_group=3)
+    truth["study"] = str(root / truth["study"])          # the truth names it relative to the folder
     out = root / "out"
     run = run_study(truth["study"], output=out, progress=None)
     assert run.completed == truth["groups"]["control"] + truth["groups"]["treated"], run.failed

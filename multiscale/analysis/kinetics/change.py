@@ -240,31 +240,36 @@ def _mid(arr: Any, m: np.ndarray | None) -> np.ndarray:
 
 
 def _figure(result: FamilyResult, title: str = "", labels: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
-    from ..figures import new_figure
+    from ..figures import image_panel, new_figure
 
     d = result.data
     if not d:
         return []
     names = (labels + ("a", "b"))[:2] if len(labels) >= 2 else ("baseline (a)", "follow-up (b)")
     m = d.get("mask")
-    a, b = (_mid(d[k].isel(t=0) if "t" in d[k].dims else d[k], m) for k in ("a", "b"))
-    diff = _mid(d["difference"], m)
-    fig = new_figure((9.0, 3.0))
-    lo, hi = np.nanpercentile(np.concatenate([a.ravel(), b.ravel()]), [1, 99])
-    lim = float(np.nanpercentile(np.abs(diff), 99)) or 1.0
+
+    def mid(arr: Any) -> Any:  # the slice _mid shows, keeping its coordinates (mm) when it has them
+        if not hasattr(arr, "dims") or arr.ndim != 3:
+            return _mid(arr, m)
+        z = int(np.argmax(m.sum(axis=(1, 2)))) if m is not None and m.ndim == 3 else arr.shape[0] // 2
+        return arr.isel({arr.dims[0]: z})
+
+    a, b = (mid(d[k].isel(t=0) if "t" in d[k].dims else d[k]) for k in ("a", "b"))
+    diff = mid(d["difference"])
+    units = str(d.get("units") or "a.u.")
+    fig = new_figure((7.2, 2.3))
+    lo, hi = np.nanpercentile(np.concatenate([np.ravel(a), np.ravel(b)]), [1, 99])
+    lim = float(np.nanpercentile(np.abs(np.asarray(diff, float)), 99)) or 1.0
     for i, (lab, arr, kw) in enumerate(
         (
             (f"{names[0]} (baseline)", a, dict(cmap="viridis", vmin=lo, vmax=hi)),
             (f"{names[1]} (follow-up)", b, dict(cmap="viridis", vmin=lo, vmax=hi)),
-            (f"change b - a ({d['units']})", diff, dict(cmap="RdBu_r", vmin=-lim, vmax=lim)),
+            ("change b - a", diff, dict(cmap="RdBu_r", vmin=-lim, vmax=lim)),
         )
     ):
         ax = fig.add_subplot(1, 3, i + 1)
-        im = ax.imshow(arr, **kw)
-        ax.set_title(lab, fontsize=7)
-        ax.axis("off")
-        fig.colorbar(im, ax=ax, shrink=0.7)
-    fig.suptitle(title, fontsize=9)
+        image_panel(ax, arr, title=lab, units=units, **kw)
+    fig.suptitle(title, fontsize=8)
     return [("change", fig)]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..figures import new_figure
+from ..figures import image_panel, new_figure
 
 __all__ = ["curves_figure", "dce_figure", "maps_panel"]
 
@@ -42,7 +42,7 @@ def curves_figure(
         if fits and name in fits:
             ax.plot(t, np.asarray(fits[name], float), "--", color=line.get_color(), lw=1.5, label=f"{name} fit")
     ax.set_xlabel("time (s)")
-    ax.set_ylabel(units or "signal")
+    ax.set_ylabel(f"signal ({units})" if units else "signal (a.u.)")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return fig
@@ -58,7 +58,7 @@ def maps_panel(fig: Any, maps: Mapping[str, Any], row: int, nrows: int, truth: M
     >>> fig = new_figure((4, 2))
     >>> maps_panel(fig, {"ktrans": np.ones((3, 4, 4))}, 0, 1, truth={"ktrans": np.ones((3, 4, 4))})
     >>> [ax.get_title() for ax in fig.axes if ax.get_title()]
-    ['ktrans fitted ()', 'ktrans truth']
+    ['ktrans fitted', 'ktrans truth']
     """
     truth = truth or {}
     ncols = max(1, sum(2 if name in truth else 1 for name in maps))
@@ -66,28 +66,29 @@ def maps_panel(fig: Any, maps: Mapping[str, Any], row: int, nrows: int, truth: M
     for name, m in maps.items():
         arr = np.asarray(m.values if hasattr(m, "values") else m, float)
         ref = np.asarray(truth[name], float) if name in truth else None
+        plane = m if hasattr(m, "dims") else None  # keeps the map's coordinates (mm) for the axes and scale bar
         if arr.ndim == 3:
             z = int(np.nanargmax(np.isfinite(arr).sum(axis=(1, 2))))
             arr = arr[z]
             ref = ref[z] if ref is not None and ref.ndim == 3 else ref
-        units = getattr(m, "attrs", {}).get("units", "")
-        panels = [(f"{name} fitted ({units})" if ref is not None else f"{name} ({units})", arr)]
+            plane = plane.isel({plane.dims[0]: z}) if plane is not None and plane.ndim == 3 else None
+        units = getattr(m, "attrs", {}).get("units", "") or "1"
+        panels = [(f"{name} fitted" if ref is not None else name, arr)]
         if ref is not None:
             panels.append((f"{name} truth", ref))
         both = np.concatenate([p[1][np.isfinite(p[1])].ravel() for p in panels])
         lo, hi = (float(np.percentile(both, 1)), float(np.percentile(both, 99))) if both.size else (None, None)
         for label, a in panels:
             ax = fig.add_subplot(nrows, ncols, row * ncols + k + 1)
-            im = ax.imshow(a, cmap="viridis", vmin=lo, vmax=hi)
-            ax.set_title(label, fontsize=7)
-            ax.axis("off")
-            fig.colorbar(im, ax=ax, shrink=0.7)
+            shown = plane.copy(data=a) if plane is not None and plane.shape == a.shape else a
+            image_panel(ax, shown, title=label, units=f"{name} ({units})", cmap="viridis", vmin=lo, vmax=hi,
+                        fontsize=5)
             k += 1
 
 
 def dce_figure(data: Mapping[str, Any], title: str = "") -> Any:
     """The region's mean concentration (+-SD), the model fit, the AIF, and the first two parameter maps."""
-    fig = new_figure((10.0, 6.0) if data.get("truth") else (8.0, 6.0))
+    fig = new_figure((7.2, 4.4) if data.get("truth") else (6.0, 4.4))
     ax = fig.add_subplot(2, 1, 1)
     t = np.asarray(data["t"], float)
     ax.fill_between(t, data["mean"] - data["sd"], data["mean"] + data["sd"], alpha=0.2, lw=0)

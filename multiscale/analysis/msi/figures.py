@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..figures import new_figure
+from ..figures import add_scale_bar, image_panel, new_figure
 
 __all__ = ["map_figure", "top_hits_figure", "cluster_map_figure", "calibration_figure", "pair_figure", "rgb_figure"]
 
@@ -32,15 +32,15 @@ def _plane(img: Any) -> np.ndarray:
     return v
 
 
-def _show(ax: Any, img: Any, title: str, cmap: str = "viridis", ticks: bool = True) -> None:
+def _show(ax: Any, img: Any, title: str, cmap: str = "viridis", units: str | None = None) -> None:
+    """One image for print (:func:`multiscale.analysis.figures.image_panel`), scaled 0 to its 99th percentile."""
     v = _plane(img)
     pos = v[np.isfinite(v) & (v > 0)]
     vmax = float(np.percentile(pos, 99)) if pos.size else None
-    ax.imshow(v, cmap=cmap, vmin=0 if vmax else None, vmax=vmax, extent=_extent(img), interpolation="nearest")
-    ax.set_title(title, fontsize=7)
-    ax.tick_params(labelsize=6)
-    if not ticks:
-        ax.set_axis_off()
+    shown = img if isinstance(img, xr.DataArray) and img.ndim == 2 else v
+    if units is None:
+        units = str(getattr(img, "attrs", {}).get("units") or "intensity (a.u.)")
+    image_panel(ax, shown, title=title, units=units, cmap=cmap, vmin=0 if vmax else None, vmax=vmax)
 
 
 def top_hits_figure(images: xr.DataArray, reference: Any, ranked: pd.DataFrame, n: int = 5, title: str = "") -> Any:
@@ -54,12 +54,16 @@ def top_hits_figure(images: xr.DataArray, reference: Any, ranked: pd.DataFrame, 
     >>> st = spatial_image(np.random.default_rng(0).random((2, 8, 8)), spacing=0.05, dims=("c", "y", "x"),
     ...                    channels=[500.0, 600.0])
     >>> ranked = pd.DataFrame({"mz": [600.0, 500.0], "similarity": [0.9, 0.1], "q_value": [0.01, 0.9]})
-    >>> len(top_hits_figure(st, st.isel(c=0, drop=True), ranked).axes)
-    3
+    >>> len(top_hits_figure(st, st.isel(c=0, drop=True), ranked).axes)   # three images and their colour bars
+    6
     """
     top = ranked.head(int(n))
-    fig = new_figure((1.9 * (len(top) + 1), 2.2))
-    axes = fig.subplots(1, len(top) + 1, squeeze=False)[0]
+    cols = min(len(top) + 1, 3)
+    rows = int(np.ceil((len(top) + 1) / cols))
+    fig = new_figure((2.3 * cols, 2.0 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[len(top) + 1:]:
+        ax.set_axis_off()
     _show(axes[0], reference, "reference", cmap="magma")
     for ax, (_, row) in zip(axes[1:], top.iterrows()):
         if hasattr(images, "ion_image"):
@@ -83,12 +87,11 @@ def map_figure(img: Any, title: str = "") -> Any:
 
     Examples
     --------
-    >>> len(map_figure(np.ones((4, 4))).axes)
-    1
+    >>> len(map_figure(np.ones((4, 4))).axes)   # the map and its colour bar
+    2
     """
     fig = new_figure((3.0, 2.6))
-    fig.set_layout_engine(None)
-    ax = fig.add_axes((0.08, 0.06, 0.84, 0.8))
+    ax = fig.add_subplot()
     _show(ax, img, title or str(getattr(img, "attrs", {}).get("agent", "")))
     return fig
 
@@ -100,8 +103,8 @@ def pair_figure(image: Any, reference: Any, similarity: float, title: str = "") 
     Examples
     --------
     >>> a = np.random.default_rng(0).random((6, 6))
-    >>> len(pair_figure(a, a, 1.0).axes)
-    1
+    >>> len(pair_figure(a, a, 1.0).axes)   # two images, two colour bars
+    4
     """
     def scaled(img: Any) -> np.ndarray:
         v = _plane(img)
@@ -109,14 +112,13 @@ def pair_figure(image: Any, reference: Any, similarity: float, title: str = "") 
         hi = float(np.percentile(pos, 99)) if pos.size else 1.0
         return np.clip(v / (hi or 1.0), 0, 1)
 
-    left, right = scaled(reference), scaled(image)
-    gap = np.full((left.shape[0], max(1, left.shape[1] // 20)), np.nan)
-    fig = new_figure((3.4, 1.9))
-    fig.set_layout_engine(None)  # constrained layout costs more than the drawing here
-    ax = fig.add_axes((0.01, 0.01, 0.98, 0.8))
-    ax.imshow(np.hstack([left, gap, right]), cmap="magma", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    ax.set_title(f"{title + ': ' if title else ''}reference | ion, similarity {similarity:.3f}", fontsize=7)
+    fig = new_figure((4.4, 2.0))
+    axes = fig.subplots(1, 2)
+    for ax, img, name in ((axes[0], reference, "reference"), (axes[1], image, "ion")):
+        ext = _extent(img) if isinstance(img, xr.DataArray) and img.ndim == 2 else None
+        shown = img.copy(data=scaled(img)) if ext is not None else scaled(img)
+        image_panel(ax, shown, title=name, units="scaled to its 99th percentile (1)", cmap="magma", vmin=0, vmax=1)
+    fig.suptitle(f"{title + ': ' if title else ''}reference | ion, similarity {similarity:.3f}", fontsize=7)
     return fig
 
 
@@ -138,7 +140,8 @@ def cluster_map_figure(labels: Any, markers: pd.DataFrame | None = None, title: 
 
     base = colormaps["tab10"].resampled(max(k, 1))
     cmap = ListedColormap(["#000000"] + [base(i) for i in range(max(k, 1))])
-    ax.imshow(v, cmap=cmap, vmin=-0.5, vmax=k + 0.5, extent=_extent(labels), interpolation="nearest")
+    shown = labels if isinstance(labels, xr.DataArray) and labels.ndim == 2 else v
+    image_panel(ax, shown, cmap=cmap, colorbar=False, vmin=-0.5, vmax=k + 0.5)  # a legend names the clusters
     from matplotlib.patches import Patch
 
     handles = []
@@ -169,11 +172,11 @@ def calibration_figure(standards: pd.DataFrame, curve: Any, concentration: Any =
     for val, name, ls in ((curve.lod, "LOD", ":"), (curve.loq, "LOQ", "--")):
         ax.axvline(val, ls=ls, lw=0.8, color="grey", label=f"{name} {val:.3g} {curve.units}")
     ax.set_xlabel(f"concentration ({curve.units})", fontsize=7)
-    ax.set_ylabel("response", fontsize=7)
+    ax.set_ylabel("response (ion intensity, a.u.)", fontsize=7)
     ax.legend(fontsize=6)
     ax.tick_params(labelsize=6)
     if concentration is not None:
-        _show(axes[1], concentration, f"concentration ({curve.units}); below LOD blank")
+        _show(axes[1], concentration, "concentration; below LOD blank", units=str(curve.units))
     if title:
         fig.suptitle(title, fontsize=8)
     return fig
@@ -193,8 +196,15 @@ def rgb_figure(rgb: Any, title: str = "") -> Any:
     v = np.moveaxis(np.asarray(rgb.values, dtype=float), 0, -1)
     fig = new_figure((3.4, 3.2))
     ax = fig.subplots()
-    ax.imshow(np.clip(v, 0, 1), extent=_extent(rgb.isel(c=0, drop=True)), interpolation="nearest")
+    ext = _extent(rgb.isel(c=0, drop=True))
+    ax.imshow(np.clip(v, 0, 1), extent=ext, interpolation="nearest")
     names = rgb.attrs.get("rgb_channels", ["R", "G", "B"])
-    ax.set_title(title or " / ".join(f"{c}: {n}" for c, n in zip("RGB", names)), fontsize=7)
-    ax.tick_params(labelsize=6)
+    # each channel scaled 0-1 (the composite has no colour bar: the title names the ion of each channel)
+    ax.set_title(title or " / ".join(f"{c}: {n}" for c, n in zip("RGB", names)) + " (each scaled 0-1)", fontsize=7)
+    unit = "mm" if ext is not None else "pixels"
+    ax.set_xlabel(f"x ({unit})", fontsize=6)
+    ax.set_ylabel(f"y ({unit})", fontsize=6)
+    ax.tick_params(labelsize=5)
+    if ext is not None:
+        add_scale_bar(ax)
     return fig

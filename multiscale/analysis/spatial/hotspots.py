@@ -446,21 +446,26 @@ def hotspots_table(
 
 def hotspots_figure(result: FamilyResult, title: str = "", labels: tuple[str, ...] = ()) -> list[tuple[str, Any]]:
     """Gi* map with the hot/cold calls outlined, and the semivariogram with its fitted model."""
-    from ..figures import new_figure
+    from ..figures import image_panel, new_figure
 
     gz = np.asarray(result.data["gi_star"], float)
+    plane = result.images.get("gi_star")  # the same map with its coordinates (mm)
     if gz.ndim == 3:
+        plane = plane.isel({plane.dims[0]: gz.shape[0] // 2}) if plane is not None and plane.ndim == 3 else None
         gz = gz[gz.shape[0] // 2]
     zc = float(result.data["z_crit"])
-    fig = new_figure((9.0, 3.8))
+    fig = new_figure((6.4, 2.6))
     ax = fig.add_subplot(1, 2, 1)
     lim = float(np.nanmax(np.abs(gz))) if np.isfinite(gz).any() else 1.0
-    im = ax.imshow(gz, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    shown = plane.copy(data=gz) if plane is not None and plane.shape == gz.shape else gz
+    image_panel(ax, shown, title=f"Gi* {title}".strip(), units="Gi* (z)", cmap="RdBu_r", vmin=-lim, vmax=lim)
     if np.isfinite(gz).any() and (np.nan_to_num(gz) > zc).any():
-        ax.contour(np.nan_to_num(gz) > zc, levels=[0.5], colors="k", linewidths=0.8)
-    fig.colorbar(im, ax=ax, label="Gi* (z)")
-    ax.set_title(f"Gi* {title}".strip(), fontsize="small")
-    ax.set_axis_off()
+        if shown is gz:
+            ax.contour(np.nan_to_num(gz) > zc, levels=[0.5], colors="k", linewidths=0.8)
+        else:
+            dims = [d for d in shown.dims][-2:]
+            ax.contour(shown.coords[dims[1]].values, shown.coords[dims[0]].values, np.nan_to_num(gz) > zc,
+                       levels=[0.5], colors="k", linewidths=0.8)
     ax2 = fig.add_subplot(1, 2, 2)
     vg = result.data["variogram"]
     ax2.plot(vg["lag_mm"], vg["gamma"], "o", ms=3, label="empirical")
@@ -471,7 +476,7 @@ def hotspots_figure(result: FamilyResult, title: str = "", labels: tuple[str, ..
         ax2.plot(h, f(h, fit["nugget"], fit["sill"], fit["a_mm"]), "-", label=f"{fit['model']} fit")
         ax2.axvline(fit["range_mm"], ls="--", color="grey", label=f"range {fit['range_mm']:.3g} mm")
     ax2.set_xlabel("lag (mm)")
-    ax2.set_ylabel("semivariance")
+    ax2.set_ylabel(f"semivariance {vg.attrs.get('units', '(units^2)')}")
     ax2.legend(frameon=False, fontsize="small")
     return [("hotspots", fig)]
 

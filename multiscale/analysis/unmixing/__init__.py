@@ -24,7 +24,7 @@ from multiscale.errors import AnalysisError
 
 from .._masks import mask_array, to_numpy
 from ..family import Family, FamilyResult, image_units, tidy_rows
-from ..figures import new_figure
+from ..figures import image_panel, new_figure
 from .linear import unmix, wavelengths_of
 from .nnls import nnls_columns
 from .oxygenation import deoxy_fraction, oxygenation_metrics, so2, total_haemoglobin
@@ -179,17 +179,14 @@ def oxygenation_figure(so2_map: xr.DataArray, total: xr.DataArray | None = None,
     layers = [("sO2", so2_map, dict(cmap="RdBu_r", vmin=0.0, vmax=1.0))]
     if total is not None:
         layers.append((f"total haemoglobin ({total.attrs.get('units') or 'a.u.'})", total, dict(cmap="magma")))
-    fig = new_figure((3.8 * len(layers), 3.4))
+    fig = new_figure((2.6 * len(layers), 2.3))
     for k, (name, layer, kw) in enumerate(layers):
         ax = fig.add_subplot(1, len(layers), k + 1)
-        a, plane = _plane(layer)
-        im = ax.imshow(a, extent=_extent(plane), **kw)
-        fig.colorbar(im, ax=ax, fraction=0.046)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("mm", fontsize=8)
-        ax.tick_params(labelsize=7)
+        _, plane = _plane(layer)
+        units = "sO2 (1)" if k == 0 else str(layer.attrs.get("units") or "a.u.")
+        image_panel(ax, plane, title=name, units=units, **kw)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=8)
     return fig
 
 
