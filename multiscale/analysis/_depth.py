@@ -85,7 +85,10 @@ def _smoothed_depth(mask: np.ndarray, spacing: np.ndarray, sigma_vox: float = 1.
     if phi.max() <= 0 or phi.min() >= 0:
         return None
     core = tuple(slice(pad, -pad) for _ in range(mask.ndim))
-    tree = cKDTree(_level_points(phi, spacing))
+    # an unbalanced tree answers these queries (most from deep inside, far from every boundary point) about
+    # twice as fast as the default balanced one (0.32 vs 0.65 s for the example's 75,520-voxel tumour); the
+    # nearest point, hence the distance, is the same
+    tree = cKDTree(_level_points(phi, spacing), balanced_tree=False, compact_nodes=False)
     sub = phi[core]
     sel = np.ones(sub.shape, dtype=bool) if where is None else np.asarray(where, dtype=bool)
     points = (np.stack(np.nonzero(sel), axis=-1) + pad) * spacing
