@@ -7,7 +7,7 @@ pipeline loops over :data:`FAMILIES` and never names a family.
 Examples
 --------
 >>> [f.name for f in FAMILIES]
-['uptake', 'radial', 'colocalisation', 'texture', 'texture_map', 'spatial', 'unmixing', 'ratiometric', 'spectral_ct', 'fluorescence_calibration', 'stains', 'cells', 'cell_patterns', 'hotspots', 'vessels', 'perivascular', 'dce', 'curves', 'relaxometry', 'extravasation', 'change', 'msi_colocalisation', 'msi_segmentation', 'msi_quantitation']
+['uptake', 'radial', 'colocalisation', 'texture', 'texture_map', 'spatial', 'unmixing', 'ratiometric', 'spectral_ct', 'fluorescence_calibration', 'stains', 'cells', 'cell_patterns', 'hotspots', 'tracks', 'vessels', 'perivascular', 'penetration_comparison', 'dce', 'curves', 'relaxometry', 'extravasation', 'change', 'msi_colocalisation', 'msi_segmentation', 'msi_quantitation', 'msi_composition']
 >>> family_named("radial").optional
 ('vessels',)
 """
@@ -22,12 +22,15 @@ from .kinetics import dce as kinetics_dce
 from .kinetics import extravasation as kinetics_extravasation
 from .kinetics import relaxometry as kinetics_relaxometry
 from .msi import colocalisation as msi_colocalisation
+from .msi import composition as msi_composition
 from .msi import quantitation as msi_quantitation
 from .msi import segmentation as msi_segmentation
 from .objects import cells as objects_cells
+from .objects import tracks as objects_tracks
 from .spatial import cell_patterns, hotspots
 from .texture import maps as texture_maps
 from .unmixing import ratiometric
+from .vessels import comparison as penetration_comparison
 from .vessels import network as vessel_network
 from .vessels import perivascular
 
@@ -48,13 +51,16 @@ FAMILIES: tuple[Family, ...] = (
     objects_cells.FAMILY,
     cell_patterns.FAMILY,
     hotspots.FAMILY,
+    objects_tracks.FAMILY,
     vessel_network.FAMILY,
     perivascular.FAMILY,
+    penetration_comparison.FAMILY,
     kinetics_dce.FAMILY, kinetics_curves.FAMILY, kinetics_relaxometry.FAMILY, kinetics_extravasation.FAMILY,
     kinetics_change.FAMILY,
     msi_colocalisation.FAMILY,
     msi_segmentation.FAMILY,
     msi_quantitation.FAMILY,
+    msi_composition.FAMILY,
 )
 
 

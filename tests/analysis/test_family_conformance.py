@@ -20,6 +20,7 @@ SMALL = {
     "msi_colocalisation": {"n_permutations": 20},
     "msi_segmentation": {"n_clusters": 2, "n_components": 2},
     "msi_quantitation": {"calibration": [[0.0, 0.1], [1.0, 1.1], [2.0, 2.0], [4.0, 4.1]]},
+    "msi_composition": {"lod_numerator": 1.0},
     "uptake": {"peak_volume_ml": 0.005},
     "radial": {"shells": 3, "n_boot": 20},
     "colocalisation": {"threshold": "costes"},
@@ -34,8 +35,10 @@ SMALL = {
     "cells": {"diameter_um": 2000.0},
     "cell_patterns": {"diameter_um": 2000.0, "n_simulations": 5},
     "hotspots": {"n_lags": 6},
+    "tracks": {"diameter_um": 6000.0, "search_range_um": 3000.0, "threshold_rel": 0.5},
     "vessels": {},
     "perivascular": {"n_boot": 20},
+    "penetration_comparison": {"n_boot": 10},
     "dce": {"model": "tofts", "aif_delay": 8.0},
     "curves": {},
     "relaxometry": {},
@@ -60,7 +63,7 @@ def _sample() -> dict[str, object]:
     curve = models.tofts(t, population_aif("parker", t, delay=8.0, hematocrit=0.42), 0.2, 0.3)
     series = spatial_image(1.0 + curve[:, None, None, None] * base[None], spacing=(1.0, 0.8, 0.8), units="mM",
                            dims=("t", "z", "y", "x")).assign_coords(t=t, echo_time=("t", 0.002 + t / 1e4))
-    timed = {f"image@{name}": series for name in ("dce", "curves", "relaxometry", "extravasation")}
+    timed = {f"image@{name}": series for name in ("dce", "curves", "relaxometry", "extravasation", "tracks")}
     return {"image": img, "a": img, "b": other, "mask": mask, "vessels": vessels, "reference": mask, **timed}
 
 

@@ -7,8 +7,9 @@ handed to :class:`skan.Skeleton` with the voxel spacing, which splits it into pa
 * **length**: the path's voxel centres in mm, smoothed along the path by a Gaussian of ``smooth``
   points (end points kept), summed as a polyline. A voxel staircase overestimates the length of an
   oblique line by up to 8 % (2-D) / 15 % (3-D); the smoothed polyline is within 1-2 %;
-* **diameter**: twice the distance from each path voxel to the vessel wall (the nearest outside voxel's
-  face, exact Euclidean in physical spacing), mean and max over the path's inner voxels;
+* **diameter**: the mean is that of the circle (2-D: the width) of the path's cross-section, from the volume
+  of the vessel voxels nearest to its inner pixels over its length; max and min are twice the distance from
+  the path's inner voxels to the vessel wall (the nearest outside voxel centre less half the longest voxel side);
 * **tortuosity**: path length over chord (the straight distance between the path's two ends), NaN for
   closed loops;
 * **orientation**: the chord's direction (2-D: angle from +x in degrees; 3-D: polar angle from +z and
@@ -35,7 +36,6 @@ from multiscale.errors import AnalysisWarning
 from multiscale.image import like, spacing, spatial_dims
 
 from .._masks import single_channel, to_numpy
-from .segment import wall_distance
 
 __all__ = ["VesselGraph", "vessel_graph", "skeleton_image", "SEGMENT_UNITS", "SUMMARY_UNITS"]
 
@@ -68,7 +68,7 @@ class VesselGraph:
         return float(self.summary.set_index("metric").loc[name, "value"])
 
 
-def skeleton_image(mask: np.ndarray, sp: Any = None) -> np.ndarray:
+def skeleton_image(mask: np.ndarray, sp: Any = None, max_radius: float | None = None) -> np.ndarray:
     """The one-voxel-thin skeleton of a boolean mask (2-D or 3-D), with a repair of scikit-image's 3-D thinning.
 
     :func:`skimage.morphology.skeletonize` (Lee's method) in 3-D deletes some straight rods whose cross-
@@ -86,9 +86,11 @@ def skeleton_image(mask: np.ndarray, sp: Any = None) -> np.ndarray:
     if m.ndim != 3:
         return s
     sp = np.ones(3) if sp is None else np.asarray(sp, float)
-    wall = ndi.distance_transform_edt(m, sampling=sp)
+    if max_radius is None:
+        max_radius = float(ndi.distance_transform_edt(m, sampling=sp).max())
     far = ndi.distance_transform_edt(~s, sampling=sp) if s.any() else np.full(m.shape, np.inf)
-    lost = m & (far > 2 * float(wall.max()) + 2 * float(sp.max()))
+    lost = m & (far > 2 * float(max_radius) + 2 * float(sp.max()))
+    del far
     if not lost.any():
         return s
     lab, _ = ndi.label(m, structure=np.ones((3, 3, 3)))
@@ -132,25 +134,22 @@ def _prune(skel: np.ndarray, wall: np.ndarray, sp: np.ndarray, spur_factor: floa
         sk = Skeleton(skel, spacing=sp)
         df = summarize(sk, separator="_")
         deg = sk.degrees
-        drop = []
+        new = skel.copy()
+        coords = np.round(sk.coordinates).astype(int)
+        dropped = 0
         for i, row in df.iterrows():
             if int(row["branch_type"]) != 1:
                 continue
-            ends = sk.path(i)[[0, -1]]
-            junction = ends[0] if deg[ends[0]] >= 3 else ends[1]
-            jpix = tuple(np.round(sk.coordinates[junction]).astype(int))
+            path = sk.path(i)
+            junction = path[0] if deg[path[0]] >= 3 else path[-1]
+            jpix = tuple(coords[junction])
             if row["branch_distance"] < spur_factor * max(wall[jpix], float(sp.min())):
-                drop.append(i)
-        if not drop:
+                keep = path[path != junction]
+                new[tuple(coords[keep].T)] = False  # the spur goes, its junction pixel stays
+                dropped += 1
+        if not dropped:
             return skel
-        pruned = sk.prune_paths(drop)
-        new = np.zeros_like(skel)
-        coords = np.round(pruned.coordinates).astype(int)
-        new[tuple(coords.T)] = True
-        new = skeleton_image(new, sp)
-        if new.sum() == skel.sum():
-            return new
-        skel = new
+        skel = new  # still thin: removing a spur's pixels (its junction pixel kept) needs no re-thinning
     return skel
 
 
@@ -298,12 +297,23 @@ def vessel_graph(mask: xr.DataArray, *, smooth: float = 1.5, spur_factor: float 
         raise AnalysisError(f"vessel mask must be 2-D or 3-D, got spatial dims {sd}")
     if not m.any():
         return _empty(sp, mask, "vessel mask is empty: no vessel graph (lengths 0, means NaN)")
-    wall = wall_distance(m, sp)
-    skel = skeleton_image(m, sp)
+    # work on the vessels' bounding box (plus 2 voxels): distance transforms of a sparse volume cost its box only
+    full_shape = m.shape
+    box = tuple(slice(max(int(i.min()) - 2, 0), min(int(i.max()) + 3, n)) for i, n in zip(np.nonzero(m), m.shape))
+    m = m[box]
+    org = np.array([float(mask.coords[d].values[0]) for d in sd]) + np.array([b.start for b in box]) * sp
+    edt = ndi.distance_transform_edt(m, sampling=sp)  # to the nearest outside voxel centre
+    skel = skeleton_image(m, sp, max_radius=float(edt.max()))
     if spur_factor > 0:
-        skel = _prune(skel, ndi.distance_transform_edt(m, sampling=sp), sp, spur_factor)
+        skel = _prune(skel, edt, sp, spur_factor)
+    # the wall lies between the last vessel voxel centre and the first outside one: half the longest side back
+    wall = np.maximum(edt - 0.5 * float(sp.max()), 0.0)
+    del edt
+    # isolated skeleton voxels (a blob thinned to a point: a vessel seen end-on) have no length: not graph nodes
+    nb = ndi.convolve(skel.astype(np.uint8), np.ones((3,) * skel.ndim, np.uint8), mode="constant") - 1
+    skel = skel & (nb > 0)
     if skel.sum() < 2:
-        return _empty(sp, mask, "vessel mask thins to fewer than 2 skeleton voxels: no vessel graph")
+        return _empty(sp, mask, "vessel mask thins to fewer than 2 connected skeleton voxels: no vessel graph")
     sk = Skeleton(skel, spacing=sp)
     df = summarize(sk, separator="_")
     deg = sk.degrees
@@ -354,8 +364,8 @@ def vessel_graph(mask: xr.DataArray, *, smooth: float = 1.5, spur_factor: float 
             row["polar_deg"] = float(np.degrees(np.arccos(np.clip(u[0], -1, 1))))
             row["azimuth_deg"] = float(np.degrees(np.arctan2(u[1], u[2])) % 360.0)
         for k in range(len(sp)):
-            row[f"start_{sd[k]}_mm"] = float(pts[0, k] + float(mask.coords[sd[k]].values[0]))
-            row[f"end_{sd[k]}_mm"] = float(pts[-1, k] + float(mask.coords[sd[k]].values[0]))
+            row[f"start_{sd[k]}_mm"] = float(pts[0, k] + org[k])
+            row[f"end_{sd[k]}_mm"] = float(pts[-1, k] + org[k])
         rows.append(row)
     seg = pd.DataFrame(rows)
     # nodes: clusters of junction pixels (one branch point each) and end points
@@ -367,11 +377,11 @@ def vessel_graph(mask: xr.DataArray, *, smooth: float = 1.5, spur_factor: float 
                                 seg["mean_diameter_mm"].to_numpy() / 2, merge_factor) if merge_factor > 0 else lab.max()
     nodes = []
     for k, c in enumerate(ndi.center_of_mass(junction, lab, range(1, lab.max() + 1)) if lab.max() else []):
-        nodes.append({"node": k, "kind": "branch", **{f"{d}_mm": float(c[j] * sp[j] + mask.coords[d].values[0])
+        nodes.append({"node": k, "kind": "branch", **{f"{d}_mm": float(c[j] * sp[j] + org[j])
                                                        for j, d in enumerate(sd)}})
     ends = np.argwhere(img_deg == 1)
     for e in ends:
-        nodes.append({"node": len(nodes), "kind": "end", **{f"{d}_mm": float(e[j] * sp[j] + mask.coords[d].values[0])
+        nodes.append({"node": len(nodes), "kind": "end", **{f"{d}_mm": float(e[j] * sp[j] + org[j])
                                                              for j, d in enumerate(sd)}})
     _, n_comp = ndi.label(skel, structure=np.ones((3,) * len(sp)))
     w = seg["length_mm"].to_numpy()
@@ -391,5 +401,9 @@ def vessel_graph(mask: xr.DataArray, *, smooth: float = 1.5, spur_factor: float 
         vol_name: float(m.sum() * np.prod(sp)),
     }
     summ = pd.DataFrame([{"metric": k, "value": v, "units": SUMMARY_UNITS[k]} for k, v in vals.items()])
-    skel_img = like(mask, skel.astype(np.uint8), units="", aspect="vessel skeleton") if keep_skeleton else None
+    skel_img = None
+    if keep_skeleton:
+        full = np.zeros(full_shape, np.uint8)
+        full[box] = skel
+        skel_img = like(mask, full, units="", aspect="vessel skeleton")
     return VesselGraph(seg, pd.DataFrame(nodes), summ, skel_img)

@@ -22,11 +22,11 @@ def test_vesselness_equals_scikit_image_on_unit_voxels():
     ours = vesselness_array(img, (1.0, 1.0), [s], "frangi")
     # our Hessian is scale-normalised (x s^2), so scikit-image's gamma is ours / s^2
     np.testing.assert_allclose(ours, frangi(img, sigmas=[s], black_ridges=False, mode="nearest", gamma=g / s**2),
-                               atol=1e-5)
+                               atol=1e-4)
     np.testing.assert_allclose(vesselness_array(img, (1.0, 1.0), [s], "sato"),
-                               sato(img, sigmas=[s], black_ridges=False, mode="nearest"), atol=1e-5)
+                               sato(img, sigmas=[s], black_ridges=False, mode="nearest"), atol=1e-4)
     m = vesselness_array(img, (1.0, 1.0), [s], "meijering")
-    np.testing.assert_allclose(m / m.max(), meijering(img, sigmas=[s], black_ridges=False, mode="nearest"), atol=1e-5)
+    np.testing.assert_allclose(m / m.max(), meijering(img, sigmas=[s], black_ridges=False, mode="nearest"), atol=1e-4)
 
 
 def test_anisotropic_voxels_see_the_same_tube():
