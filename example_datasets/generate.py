@@ -42,7 +42,7 @@ from example_datasets._geometry import (
     rotation_matrix,
     rotation_matrix2d,
 )
-from example_datasets import _cells, _cohort, _dynamic, _spectral
+from example_datasets import _cells, _cohort, _dynamic, _spectral, _vessels
 from example_datasets._msi_ions import endogenous_ions
 from example_datasets._writers import deterministic_uuid, write_imzml, write_ome_tiff, write_volume
 
@@ -56,7 +56,7 @@ __all__ = [
     "main",
 ]
 
-GENERATOR_VERSION = "7"  # bump whenever the output changes: older studies are then regenerated
+GENERATOR_VERSION = "8"  # bump whenever the output changes: older studies are then regenerated
 DEFAULT_OUT = Path(__file__).resolve().parent / "generated"
 MANIFEST = "manifest.json"
 #: data files of a study, in the order they are written (plus ``ground_truth.json`` and the manifest)
@@ -76,6 +76,7 @@ EXTRAS: tuple[tuple[str, tuple[str, ...], Any], ...] = (
     ("dynamic", tuple(_dynamic.FILES), _dynamic.write_dynamic),
     ("spectral", tuple(_spectral.FILES), _spectral.write_spectral),
     ("cells", tuple(_cells.FILES), _cells.write_cells),
+    ("vessels", tuple(_vessels.FILES), _vessels.write_vessels),
     # a designed cohort (3 control, 3 treated mice, PET only): its own study file, cohort/cohort.yaml
     ("cohort", tuple(_cohort.FILES), _cohort.write_cohort),
 )
@@ -608,6 +609,7 @@ def _build(tmp: Path, seed: int, size: Size) -> dict[str, Any]:
             "tumour_volume_mm3": float(tumour.sum() * sp**3),
             "necrotic_core_centre_mm": rnd(ph.core_centre), "necrotic_core_semi_axes_mm": rnd(ph_mod.CORE_SEMI_AXES),
             "necrotic_core_volume_mm3": float(core.sum() * sp**3),
+            "vessels_in_section": _vessels.section_vessel_truth(ph, z0, (0.0, (fnx - 1) * px), (0.0, (fny - 1) * px)),
             "vessel_segments": len(ph.vessels), "vessel_radius_mm": [float(ph.vessels.radius.min()),
                                                                    float(ph.vessels.radius.max())],
             "section_tissue_fraction": float(tis_f.mean()),

@@ -72,11 +72,12 @@ def test_example_study_file_is_valid():
     study = load_study(example_study_path(), check_files=False)
     s = study.subjects[0]
     assert set(s.images) == {"mri", "pet", "fluorescence", "msi", "dce", "dce_truth", "r2star_pre", "r2star_post",
-                             "oa", "ihc", "cells"}
+                             "oa", "ihc", "cells", "intravital"}
     assert {e.name for e in s.edges} >= {"pet_to_mri", "msi_to_fluorescence"}
     assert {a.type for a in study.analyses} >= {"uptake", "radial", "colocalisation", "texture", "dce", "curves",
                                                 "change", "unmixing", "stains", "msi_colocalisation",
-                                                "msi_segmentation", "cells", "cell_patterns", "hotspots"}
+                                                "msi_segmentation", "cells", "cell_patterns", "hotspots",
+                                                "vessels", "perivascular"}
 
 
 def test_demo_small_end_to_end(tmp_path, capsys):

@@ -159,8 +159,10 @@ def test_command_line(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 def test_small_study_size_on_disk(study: Path) -> None:
-    total = sum(p.stat().st_size for p in study.iterdir())
-    assert total < 5e6  # small: a few MB (the full study is measured in benchmarks/results)
+    total = sum(p.stat().st_size for p in study.rglob("*") if p.is_file())
+    # small: a few MB (the full study is measured in benchmarks/results); the extra parts (DCE, optoacoustics,
+    # IHC, cells, intravital, cohort) are written at one size, about 3 MB of it
+    assert total < 8e6
 
 
 # ---------------------------------------------------------------------------------------------
