@@ -33,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
+from example_datasets import _cells, _cohort, _dynamic, _spectral, _vessels
 from example_datasets import _phantom as ph_mod
 from example_datasets._geometry import (
     affine2d_inverse,
@@ -42,7 +43,6 @@ from example_datasets._geometry import (
     rotation_matrix,
     rotation_matrix2d,
 )
-from example_datasets import _cells, _cohort, _dynamic, _spectral, _vessels
 from example_datasets._msi_ions import endogenous_ions
 from example_datasets._writers import deterministic_uuid, write_imzml, write_ome_tiff, write_volume
 
