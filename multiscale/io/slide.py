@@ -17,7 +17,6 @@ RGB slides get ``c`` = ``R, G, B``; ``modality`` defaults to ``HISTO``. OME-TIFF
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,66 +27,13 @@ from multiscale.image import spatial_image
 
 from ._common import attach_warnings, fail, provenance, recording_warnings
 from .format import Format
+from .tiff import TiffLevel
 
 __all__ = ["read_slide", "slide_levels", "is_slide", "FORMAT"]
 
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _MPP = re.compile(r"\|\s*MPP\s*=\s*([0-9.eE+-]+)")
 _SCREEN_DPI = {1.0, 72.0, 96.0}
-
-
-class _Level:
-    """Array-like over one pyramid level (opened on first access; pickles without its open file)."""
-
-    def __init__(self, path: Path, level: int) -> None:
-        self.path, self.level = str(path), int(level)
-        self.shape: tuple[int, ...] = ()
-        self.dtype = np.dtype("u1")
-        self.ndim = 0
-        self._z: Any = None
-        self._files: Any = None
-        self._lock = threading.Lock()
-
-    def array(self) -> Any:
-        with self._lock:
-            if self._z is None:
-                import tifffile
-                import zarr
-
-                tif = tifffile.TiffFile(self.path)
-                store = tif.series[0].aszarr(level=self.level)
-                self._files = (store, tif)
-                z = zarr.open(store, mode="r")
-                if not hasattr(z, "shape"):
-                    z = z[str(self.level)] if str(self.level) in z else z["0"]
-                self._z = z
-            return self._z
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        try:
-            return np.asarray(self.array()[key])
-        except Exception as exc:
-            raise fail(self.path, "image data", f"cannot be read ({type(exc).__name__}: {exc})",
-                       "the slide is truncated or corrupt: copy it again") from exc
-
-    def close(self) -> None:
-        opened, self._files, self._z = self._files, None, None
-        for obj in opened or ():
-            try:
-                obj.close()
-            except Exception:  # noqa: BLE001 - closing is best effort
-                pass
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_z"] = None
-        state["_files"] = None
-        del state["_lock"]
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
 
 def _open(path: Path):
@@ -248,7 +194,7 @@ def _read(path: Path, level: int | None, resolution: float | None, pixel_size_um
         if end > path.stat().st_size:
             raise fail(path, "image data", f"truncated: level {lvl} needs {end} bytes, the file has "
                        f"{path.stat().st_size}", "copy the slide again")
-    src = _Level(path, lvl)
+    src = TiffLevel(path, 0, lvl)  # the slide is series 0 of its TIFF
     try:
         z = src.array()
     except Exception as exc:

@@ -135,7 +135,7 @@ def _imagej_spacing(tif: Any, page: Any) -> dict[str, float]:
     return out
 
 
-class _TiffLevel:
+class TiffLevel:
     """Array-like over one level of a tifffile series, opened on first access.
 
     It pickles without its open file (dask.distributed workers reopen the file), which the
@@ -413,7 +413,7 @@ def _read_tiff(path: Path, *, level: int | None, resolution: float | None, spaci
                 raise fail(path, "ImageWidth/ImageLength (256/257)", f"truncated or corrupt: {problem}",
                            "copy the file again; only if the cap (multiscale.io.MAX_VOXELS) was exceeded and the "
                            "file is genuine, pass max_voxels=")
-    src = _TiffLevel(path, series, lvl)
+    src = TiffLevel(path, series, lvl)
     try:
         z = src.array()
     except Exception as exc:
