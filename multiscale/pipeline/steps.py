@@ -134,8 +134,7 @@ def _motion_corrected(img: xr.DataArray, spec: ImageSpec) -> xr.DataArray:
         raise
     out = result.image
     out.attrs["motion"] = {k: [float(v) for v in vals] for k, vals in result.motion.items()}
-    voxel = min(float(abs(out[d].values[1] - out[d].values[0])) for d in ("z", "y", "x")
-                if d in out.dims and out.sizes[d] > 1)
+    voxel = min((float(v) for v in mi.spacing(out)), default=float("inf"))
     worst = max(result.motion.get("displacement_mm", [0.0]))
     if worst > voxel:
         warns = list(out.attrs.get("warnings", []) or [])
