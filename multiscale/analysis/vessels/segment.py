@@ -35,6 +35,7 @@ from scipy import ndimage as ndi
 from multiscale.errors import AnalysisError, AnalysisWarning
 from multiscale.image import like, spacing, spatial_dims
 
+from .._depth import face_distance_mm
 from .._masks import is_dask, single_channel, to_numpy
 
 __all__ = ["vesselness", "segment_vessels", "radius_map", "METHODS", "vesselness_array"]
@@ -400,51 +401,8 @@ def radius_map(mask: xr.DataArray) -> xr.DataArray:
         skel = skeletonize(m) & m
         if not skel.any():
             skel = m
-        wall = wall_distance(m, sp)
+        wall = face_distance_mm(m, sp)
         _, idx = ndi.distance_transform_edt(~skel, sampling=sp, return_indices=True)
         r = wall[tuple(idx)]
         out[m] = r[m]
     return like(mask, out, units="mm", aspect="vessel radius")
-
-
-def wall_distance(inside: np.ndarray, sp: np.ndarray, border_inside: bool = False) -> np.ndarray:
-    """Distance (mm) from each True voxel centre to the nearest face of a False voxel (0 on False voxels).
-
-    The exact Euclidean distance transform (``sampling=spacing``) to the nearest outside voxel centre,
-    minus the part of that segment inside the outside voxel's box. Beyond the array counts as outside
-    (False), or as inside with ``border_inside=True`` (distances to vessels: no vessel beyond the image).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> np.round(wall_distance(np.array([0, 1, 1, 1, 0], bool), np.array([2.0])), 6).tolist()
-    [0.0, 1.0, 3.0, 1.0, 0.0]
-    """
-    inside = np.asarray(inside, bool)
-    sp = np.asarray(sp, dtype=float)
-    out = np.zeros(inside.shape, dtype=np.float64)
-    if not inside.any():
-        return out
-    if border_inside:
-        if inside.all():
-            return np.full(inside.shape, np.inf)
-        dist, idx = ndi.distance_transform_edt(inside, sampling=sp, return_indices=True)
-        pos = np.nonzero(inside)
-        vec = np.stack([(idx[k][pos] - pos[k]) * sp[k] for k in range(inside.ndim)], axis=-1)
-        d = dist[pos]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.abs(vec) / d[:, None]
-            half = np.where(u > 0, (sp / 2.0)[None, :] / u, np.inf).min(axis=1)
-        out[pos] = d - half
-        return out
-    padded = np.pad(inside, 1, constant_values=False)
-    dist, idx = ndi.distance_transform_edt(padded, sampling=sp, return_indices=True)
-    core = tuple(slice(1, -1) for _ in range(inside.ndim))
-    pos = np.nonzero(inside)
-    vec = np.stack([(idx[k][core][pos] - 1 - pos[k]) * sp[k] for k in range(inside.ndim)], axis=-1)
-    d = dist[core][pos]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = np.abs(vec) / d[:, None]
-        half = np.where(u > 0, (sp / 2.0)[None, :] / u, np.inf).min(axis=1)
-    out[pos] = d - half
-    return out
