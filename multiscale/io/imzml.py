@@ -33,9 +33,11 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -46,8 +48,12 @@ import xarray as xr
 from multiscale.image import spatial_image
 from multiscale.io._imzml_kernels import (
     HAVE_NUMBA,
+    bin_plan,
+    peak_major_layers,
     shared_axis_bounds,
     spectrum_stats,
+    use_numba,
+    window_bin_into,
     window_reduce_into,
     window_reduce_shared_into,
 )
@@ -224,6 +230,43 @@ def read_imzml(
     return ds
 
 
+class _ChunkRunner:
+    """Runs a function on chunks, inline (one thread) or on a small thread pool with at most two chunks
+    waiting per thread (each holds a mapped window of the .ibd); the kernels release the GIL and write
+    disjoint pixel columns, so the chunks need no lock. Errors re-raise on exit."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[Future] = []
+
+    def __enter__(self) -> _ChunkRunner:
+        if self.threads > 1:
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="multiscale-imzml")
+        return self
+
+    def __call__(self, fn: Any, chunk: _Chunk) -> None:
+        if self._pool is None:
+            fn(chunk)
+            return
+        self._pending.append(self._pool.submit(fn, chunk))
+        if len(self._pending) >= 2 * self.threads:
+            self._pending.pop(0).result()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._pool is None:
+            return
+        try:
+            for f in self._pending:
+                if exc[0] is None:
+                    f.result()
+                else:
+                    f.cancel()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._pending.clear()
+
+
 @dataclass
 class _Chunk:
     ids: np.ndarray  # spectrum indices
@@ -255,6 +298,13 @@ class MSIDataset:
     #: continuous files: find the target windows once on the shared m/z axis (False: search every
     #: spectrum's axis, as for processed files; identical images, kept for tests and benchmarks)
     _shared_axis_path: bool = True
+    #: processed files: let the peak-major kernel take dense target lists (False: always one search per
+    #: target; identical images, kept for tests and benchmarks)
+    _bin_path: bool = True
+    #: threads that reduce chunks side by side in :meth:`ion_images` (None: up to 4 of the machine's cores
+    #: when called from the main thread, 1 from any other thread, e.g. inside a dask task, so that a
+    #: scheduler's own threads are not oversubscribed)
+    threads: int | None = None
 
     def __init__(
         self,
@@ -723,6 +773,13 @@ class MSIDataset:
         """out: (n_channels, nz*ny*nx) flat; vals: (len(ids), n_channels)."""
         out[:, self._flat_pix[ids]] = vals.T
 
+    def _threads(self) -> int:
+        if self.threads is not None:
+            return max(1, int(self.threads))
+        if threading.current_thread() is not threading.main_thread():
+            return 1
+        return max(1, min(4, os.cpu_count() or 1))
+
     def _provenance(self, **params: Any) -> dict[str, Any]:
         return {
             "source": str(self.path),
@@ -785,21 +842,35 @@ class MSIDataset:
         # found once (on the first chunk) and the kernel only reduces slices of the intensity arrays
         bounds = None
         shared = self._shared_axis_path and self._shared_mz()
-        for ch in self._iter_chunks():
-            if shared and bounds is None:
-                bounds = shared_axis_bounds(ch.mz_buf[: int(self.index.mz_length[0])], lo_s, hi_s)
-                shared = bounds is not None  # an unsorted or NaN axis keeps the per-spectrum search
-            # sorted target k goes to row order[k]; spectrum i to its pixel column
+        # processed files with many targets: the peak-major kernel (each peak binned once) for the layers of
+        # disjoint windows where it is estimated cheaper (on the first chunk) than one search per target
+        plan = bin_plan(lo_s, hi_s) if (self._bin_path and lo_s.size >= 64 and use_numba(self.engine)) else None
+        layers: tuple[bool, ...] | None = None
+
+        def reduce_chunk(ch: _Chunk) -> None:
+            # sorted target k goes to row order[k]; spectrum i to its pixel column (chunks write disjoint columns)
+            cols = self._flat_pix[ch.ids]
             if bounds is not None:
-                window_reduce_shared_into(
-                    out, order, self._flat_pix[ch.ids], ch.int_buf, ch.int_start, bounds[0], bounds[1], reduce, self.engine
-                )
+                window_reduce_shared_into(out, order, cols, ch.int_buf, ch.int_start, bounds[0], bounds[1], reduce,
+                                          self.engine)
+            elif layers is not None:
+                window_bin_into(out, order, cols, ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length, plan,
+                                layers, reduce)
             else:
-                window_reduce_into(
-                    out, order, self._flat_pix[ch.ids], ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length,
-                    lo_s, hi_s, reduce, self.engine,
-                )
-            del ch
+                window_reduce_into(out, order, cols, ch.mz_buf, ch.mz_start, ch.int_buf, ch.int_start, ch.length,
+                                   lo_s, hi_s, reduce, self.engine)
+
+        with _ChunkRunner(self._threads()) as run:
+            for ch in self._iter_chunks():
+                if shared and bounds is None:
+                    bounds = shared_axis_bounds(ch.mz_buf[: int(self.index.mz_length[0])], lo_s, hi_s)
+                    shared = bounds is not None  # an unsorted or NaN axis keeps the per-spectrum search
+                if plan is not None and bounds is None and layers is None:
+                    layers = peak_major_layers(plan, ch.mz_buf, ch.mz_start, ch.length)
+                    if not any(layers):
+                        plan, layers = None, None
+                run(reduce_chunk, ch)
+                del ch
         out = out.reshape(targets.size, self._nz, self._ny, self._nx)
         tol_s = np.broadcast_to(np.asarray(tol, dtype=float), targets.shape)
         unit = "ppm" if tol_unit.lower() == "ppm" else "Da"

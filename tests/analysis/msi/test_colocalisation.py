@@ -55,6 +55,25 @@ def test_median_and_preprocessing_equal_scipy_and_numpy():
                                   ndimage.median_filter(a, size=(1, 5, 5)))
 
 
+def test_preprocessing_equals_numpy_on_ties_zeros_and_thin_images():
+    """The radix selection of the quantile and the clamp-free median rows, against scipy/numpy on shapes
+    with one row or column, integer counts (ties), mostly-zero and zero-free images, several quantiles."""
+    rng = np.random.default_rng(3)
+    for shape in ((1, 1), (1, 9), (9, 1), (2, 2), (5, 7), (31, 23)):
+        for zeros in (0.0, 0.3, 0.6, 0.95):
+            counts = rng.poisson(3.0, (4, *shape)).astype(np.float32)
+            smooth = rng.lognormal(2.0, 2.0, (4, *shape)).astype(np.float32)
+            for a in (counts, smooth):
+                a = np.where(rng.random(a.shape) < zeros, np.float32(0), a)
+                a[0, 0, 0] = -0.0 if a[0, 0, 0] == 0 else a[0, 0, 0]
+                np.testing.assert_array_equal(median3x3(a), ndimage.median_filter(a, size=(1, 3, 3)))
+                for q in (0.1, 0.5, 0.77, 0.9):
+                    np.testing.assert_array_equal(colocml_preprocess(a, quantile=q), _reference_preprocess(a, q))
+    # negative values take numpy's selection: still equal
+    a = rng.normal(0.0, 1.0, (3, 11, 13)).astype(np.float32)
+    np.testing.assert_array_equal(colocml_preprocess(a), _reference_preprocess(a))
+
+
 def test_shuffles_are_permutations_that_keep_tiles_and_shifts():
     dom = np.ones((12, 12), bool)
     p = block_permutations(dom, 4, 5, seed=2)
