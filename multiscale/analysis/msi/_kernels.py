@@ -120,7 +120,7 @@ def _next_order_statistic(v, q, r):
 
 
 @numba.njit(cache=True, nogil=True)
-def _colocml_rows(a, dom_idx, quantile, median, out):
+def _colocml_rows(a, dom_idx, quantile, median, out, sumsq):
     """Per image (``a``: n, nz, ny, nx): 3x3 median per plane (if ``median``), gather the domain, zero values
     below the quantile (exact order statistics; the common all-zero lower half is found by counting)."""
     n, nz, ny, nx = a.shape
@@ -149,13 +149,10 @@ def _colocml_rows(a, dom_idx, quantile, median, out):
         for j in range(m):
             v = flat[dom_idx[j]]
             out[k, j] = v
-            if v < 0:
-                n_neg += 1
-            elif v == 0:
-                n_zero += 1
-        if quantile > 0 and m > 0:
-            if n_neg == 0 and n_zero >= k0 + 2:
-                continue  # both order statistics around the quantile are 0: nothing lies below it
+            n_neg += v < 0
+            n_zero += v == 0
+        # (when both order statistics around the quantile are 0, nothing lies below it)
+        if quantile > 0 and m > 0 and not (n_neg == 0 and n_zero >= k0 + 2):
             if n_neg == 0:
                 for j in range(m):
                     tmp[j] = out[k, j] + np.float32(0.0)  # -0.0 -> +0.0 (its bits would sort last)
@@ -176,15 +173,22 @@ def _colocml_rows(a, dom_idx, quantile, median, out):
             for j in range(m):
                 if out[k, j] < q:
                     out[k, j] = 0.0
+        if sumsq.size:  # the row's sum of squares in float64, while the row is in cache (cosine norms)
+            acc = 0.0
+            for j in range(m):
+                x = np.float64(out[k, j])
+                acc += x * x
+            sumsq[k] = acc
 
 
 def colocml_rows(a: np.ndarray, dom_idx: np.ndarray, quantile: float = 0.5, median: bool = True,
-                 out: np.ndarray | None = None) -> np.ndarray:
+                 out: np.ndarray | None = None, sumsq: np.ndarray | None = None) -> np.ndarray:
     """ColocML preprocessing of ``(n, ny, nx)`` or ``(n, nz, ny, nx)`` images, returning the domain pixels.
 
     3x3 median per 2-D plane (edges repeated), then values below the ``quantile`` (numpy's linear
     interpolation over the domain pixels ``dom_idx``, flat indices of one image) set to 0; one image at a
-    time, in cache. Returns float32 ``(n, len(dom_idx))``.
+    time, in cache. Returns float32 ``(n, len(dom_idx))``; ``sumsq`` (float64 ``(n,)``), if given, receives
+    each returned row's sum of squares.
 
     Examples
     --------
@@ -198,5 +202,6 @@ def colocml_rows(a: np.ndarray, dom_idx: np.ndarray, quantile: float = 0.5, medi
     if out is None:
         out = np.empty((a.shape[0], idx.size), dtype=np.float32)
     if a.shape[0]:
-        _colocml_rows(a, idx, float(quantile), bool(median), out)
+        _colocml_rows(a, idx, float(quantile), bool(median), out,
+                      np.zeros(0, np.float64) if sumsq is None else sumsq)
     return out

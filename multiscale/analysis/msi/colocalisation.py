@@ -100,13 +100,14 @@ def colocml_preprocess(images: np.ndarray, domain: np.ndarray | None = None, *, 
 
 
 def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile: float,
-                     in_place: bool = False) -> np.ndarray:
+                     in_place: bool = False, sumsq: np.ndarray | None = None) -> np.ndarray:
     """Preprocessed domain pixels ``(n, len(idx))`` of a stack ``(n, *spatial)`` (pixels outside the domain
     are zeroed before filtering).
 
     ``in_place``: ``a`` (float32, C-contiguous) is overwritten and the result is a view of it (row ``k`` in
     the first ``len(idx)`` values of image ``k``: each image is read whole into a work buffer before its row
-    is written), so a batch needs no second copy. Images are split over up to two threads when called from
+    is written), so a batch needs no second copy. ``sumsq`` (float64 ``(n,)``) receives each row's sum of
+    squares. Images are split over up to two threads when called from
     the main thread (the kernel releases the GIL; rows are independent).
     """
     shape = a.shape
@@ -125,7 +126,8 @@ def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile:
     median = median_size == 3
 
     def run(k0: int, k1: int) -> None:
-        colocml_rows(a[k0:k1], idx, quantile, median=median, out=out[k0:k1])
+        colocml_rows(a[k0:k1], idx, quantile, median=median, out=out[k0:k1],
+                     sumsq=None if sumsq is None else sumsq[k0:k1])
 
     threads = 2 if (n >= 64 and threading.current_thread() is threading.main_thread()
                     and (os.cpu_count() or 1) > 1) else 1
@@ -301,11 +303,15 @@ class _Scorer:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(norm > 0, cols / np.where(norm > 0, norm, 1.0), np.nan).astype(np.float32)
 
-    def __call__(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Similarity of each preprocessed row (domain pixels) to the reference and to its shuffles."""
+    def __call__(self, f: np.ndarray, sumsq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Similarity of each preprocessed row (domain pixels) to the reference and to its shuffles
+        (``sumsq``: the rows' sums of squares when already known; cosine only)."""
         if self.metric == "pearson":
             f = f - f.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-        norms = np.sqrt(np.einsum("ij,ij->i", f, f, dtype=np.float64))
+            sumsq = None
+        if sumsq is None:
+            sumsq = np.einsum("ij,ij->i", f, f, dtype=np.float64)
+        norms = np.sqrt(sumsq)
         safe = np.where(norms > 0, norms, 1.0)
         obs = (f @ self.r).astype(np.float64) / safe
         null = (f @ self.rp).astype(np.float64) / safe[:, None]
@@ -502,8 +508,9 @@ def rank_colocalised(
     for s in range(0, mz.size, per):
         sel = by_mz[s : s + per]
         imgs = dataset.ion_images(mz[sel], tol=tol_arr[sel], tol_unit=tol_unit, dtype=np.float32)
-        rows = _preprocess_rows(imgs.values, dom_idx, median_size, quantile, in_place=True)
-        obs[sel], nulls[sel] = scorer(rows)
+        sumsq = np.empty(sel.size)
+        rows = _preprocess_rows(imgs.values, dom_idx, median_size, quantile, in_place=True, sumsq=sumsq)
+        obs[sel], nulls[sel] = scorer(rows, sumsq)
         del imgs, rows
     return _finish(mz, obs, nulls, dom_idx.size, alternative, {
         "metric": metric, "median_size": median_size, "quantile": quantile, "block": block,
