@@ -214,13 +214,15 @@ def decay_correct(t: Any, c: Any, half_life_s: float, *, reference_s: float = 0.
 
 
 #: physical half-lives (s) of common imaging radionuclides: NNDC NuDat/ENSDF values (F-18 109.77(5) min as listed
-#: in the European Pharmacopoeia's table 5.7, which quotes NNDC); 64Cu 12.701 h, 89Zr 78.41 h, 68Ga 67.71 min,
-#: 99mTc 6.0067 h, 111In 2.8047 d, 124I 4.176 d, 11C 20.385 min, 13N 9.965 min, 15O 122.24 s, 177Lu 6.647 d
+#: in the European Pharmacopoeia's table 5.7, which quotes NNDC); 64Cu 12.701 h, 89Zr 78.41 h, 99mTc 6.0067 h,
+#: 111In 2.8047 d, 124I 4.176 d, 11C 20.385 min, 13N 9.965 min, 15O 122.24 s, 177Lu 6.647 d; 68Ga 4057.7 s
+#: (67.63 min), the value scanner vendors write into RadionuclideHalfLife and the project's STANDARDS.md uses, so
+#: that decay correction here and SUV in ``multiscale.io.suv`` agree (NNDC now lists 67.71 min: 0.12 % longer)
 ISOTOPE_HALF_LIFE_S: dict[str, float] = {
     "F18": 109.77 * 60,
     "CU64": 12.701 * 3600,
     "ZR89": 78.41 * 3600,
-    "GA68": 67.71 * 60,
+    "GA68": 4057.7,
     "TC99M": 6.0067 * 3600,
     "IN111": 2.8047 * 86400,
     "I124": 4.176 * 86400,
