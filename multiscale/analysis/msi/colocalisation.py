@@ -12,13 +12,17 @@ Method
   where the reference is finite).
 * **Significance** (spatially aware; pixel shuffling would ignore autocorrelation and overstate it): the
   reference is moved ``n_permutations`` times, by random toroidal shifts (``null="torus"``, default: each
-  plane rolled by ``(dy, dx)``, wrapping around, so the moved reference keeps all its autocorrelation; shifts
-  shorter than ``block`` in both directions are excluded) or by shuffling square tiles of ``block`` pixels
-  (``null="tiles"``, Costes-style; only tiles wholly inside the domain move). ``block`` defaults to twice the
-  reference's correlation half-length (the lag where its autocorrelation falls below 0.5), within
-  [2, a third of the grid]. Each feature's similarities to the moved references give its null mean and SD
-  and its ``z_score``; ``p_value`` is the upper tail of the observed z in the null z-values of all features
-  pooled (so that thousands of features get p-values below 1 / n_permutations, with the null's real tails);
+  plane rolled by ``(dy, dx)``, wrapping around, so the moved reference keeps all its autocorrelation; by
+  default every non-zero shift may be drawn, which keeps the test valid: shifts shorter than ``block`` in both
+  directions can be excluded for power, at the price of optimistic p-values on smooth images) or by
+  shuffling square tiles of ``block`` pixels (``null="tiles"``, Costes-style; only tiles wholly inside the
+  domain move; ``block`` defaults to twice the reference's correlation half-length, the lag where its
+  autocorrelation falls below 0.5, within [2, a third of the grid]). Each feature's similarities to the
+  moved references give its null mean and SD and its ``z_score``; each null value is standardised the same
+  way by the other values of its feature (the observed one included), and ``p_value`` is the upper tail of
+  the observed z in the null z-values of all features pooled (so that thousands of features get p-values
+  below 1 / n_permutations, with the null's real tails); on independent smooth fields 1.0 % of p-values fall
+  below 0.01 and 4.6-5.5 % below 0.05 (``tests/analysis/msi/test_colocalisation.py``);
   ``p_normal`` is the normal tail of z (Coloc 2's convention), ``p_empirical`` = (1 + #null >= observed) /
   (1 + n) for the feature alone. ``q_value``: Benjamini-Hochberg over all features (statsmodels
   ``multipletests(method="fdr_bh")``).
@@ -320,6 +324,22 @@ class _Scorer:
         return obs, null
 
 
+def _exchangeable_null_z(obs: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """Each null value standardised by the mean and SD of the *other* values of its feature (the observed one
+    and the remaining shifts), as the observed value is by its shifts: under no co-localisation all of them are
+    then alike, so pooling the null z-values gives the observed z's distribution. (Standardising the null
+    values by statistics that include themselves shrinks their tails and made the pooled p-values optimistic:
+    6.6 % below 0.05 on independent smooth fields.)"""
+    n = null.shape[1]
+    if n < 2:
+        return np.full_like(null, np.nan)
+    total = obs[:, None] + null.sum(axis=1, keepdims=True)
+    total_sq = obs[:, None] ** 2 + (null**2).sum(axis=1, keepdims=True)
+    mean = (total - null) / n
+    var = (total_sq - null**2 - n * mean**2) / (n - 1)
+    return (null - mean) / np.sqrt(np.maximum(var, 0.0))
+
+
 def _finish(mz: np.ndarray, obs: np.ndarray, null: np.ndarray, n_pix: int, alternative: str,
             extra: dict[str, Any], names: Sequence[str] | None = None) -> pd.DataFrame:
     from statsmodels.stats.multitest import multipletests
@@ -330,7 +350,7 @@ def _finish(mz: np.ndarray, obs: np.ndarray, null: np.ndarray, n_pix: int, alter
         mu = np.nanmean(null, axis=1) if n_perm else np.full(obs.size, np.nan)
         sd = np.nanstd(null, axis=1, ddof=1) if n_perm > 1 else np.full(obs.size, np.nan)
         z = (obs - mu) / sd
-        zn = (null - mu[:, None]) / sd[:, None]
+        zn = _exchangeable_null_z(obs, null)
     if alternative == "two-sided":
         z_t, zn_t = np.abs(z), np.abs(zn)
         p_norm = 2 * stats.norm.sf(z_t)
@@ -371,7 +391,14 @@ def _domain_and_perms(ref: np.ndarray, domain: np.ndarray, null: str, block: int
     rp = colocml_preprocess(r[None], domain, median_size=median_size, quantile=quantile)[0] if preprocess_reference \
         else r.astype(np.float32)
     side = min(ref.shape[-2:])
-    if block is None:
+    if block is None and null == "torus":
+        # every non-zero shift allowed: the observed position is then one more uniform shift and the test is
+        # valid; excluding short shifts (block > 1) keeps near copies of a co-localised pattern out of the null
+        # (more power) but makes the p-values optimistic on smooth fields (measured on independent fields,
+        # Gaussian-smoothed sigma 4 px on 56 x 56 px: 3.1 % below 0.01 and 6.7 % below 0.05 with the old
+        # default of twice the correlation length, 1.0 % and 4.6 % with every shift)
+        block = 1
+    elif block is None:
         half = correlation_length(rp, domain)
         block = int(np.clip(round(2 * half), 2, max(2, side // 3)))
     if null == "torus":
@@ -639,7 +666,9 @@ def colocalisation_result(
     multi = "c" in image.dims and image.sizes["c"] > 1
     rows: list[dict[str, Any]] = []
     detail = (f"{metric} after ColocML preprocessing (median {median_size}x{median_size}, quantile {quantile}); "
-              f"null: {ranked.attrs['n_permutations']} {null} shifts of {ranked.attrs['block']} px"
+              + (f"null: {ranked.attrs['n_permutations']} toroidal shifts of at least {ranked.attrs['block']} px"
+                 if null == "torus" else f"null: {ranked.attrs['n_permutations']} shuffles of "
+                 f"{ranked.attrs['block']} px tiles")
               + ("" if reference is not None else "; reference = the region mask, compared over the whole image"))
     if multi:
         for _, r in ranked.iterrows():
