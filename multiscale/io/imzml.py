@@ -796,6 +796,7 @@ class MSIDataset:
         reduce: Literal["sum", "max", "mean"] = "sum",
         fill_value: float = 0.0,
         dtype: Any = np.float64,
+        out: np.ndarray | None = None,
     ) -> xr.DataArray:
         """Ion images for any number of m/z targets, in one pass over the .ibd.
 
@@ -814,6 +815,10 @@ class MSIDataset:
         dtype : numpy dtype
             float64 (default; sums are accumulated in float64 either way) or float32 to halve the
             memory of a large stack (10,000 ions on a 200x200 grid: 3.2 GB in float64).
+        out : numpy.ndarray, optional
+            A C-contiguous float32/float64 array of ``n_targets x n_pixels`` values to write the images into
+            (any shape of that size; its dtype wins over ``dtype``); the returned image is a view of it. Lets a
+            caller that extracts batch after batch reuse one buffer instead of touching fresh memory each time.
 
         Returns
         -------
@@ -836,7 +841,15 @@ class MSIDataset:
         dtype = np.dtype(dtype)
         if dtype not in (np.dtype(np.float64), np.dtype(np.float32)):
             raise ValueError(f"dtype must be float64 or float32, got {dtype}")
-        out = np.empty((targets.size, self._nz * self._ny * self._nx), dtype=dtype)
+        n_pix = self._nz * self._ny * self._nx
+        if out is None:
+            out = np.empty((targets.size, n_pix), dtype=dtype)
+        else:
+            if out.dtype not in (np.dtype(np.float64), np.dtype(np.float32)) or not out.flags.c_contiguous \
+                    or not out.flags.writeable or out.size != targets.size * n_pix:
+                raise ValueError(f"out must be a writeable C-contiguous float32/float64 array of {targets.size} x "
+                                 f"{n_pix} values, got {out.dtype} {out.shape}")
+            out = out.reshape(targets.size, n_pix)
         out[:, self._empty_pix] = fill_value
         # continuous files: every spectrum has the same m/z axis, so each window's index range on it is
         # found once (on the first chunk) and the kernel only reduces slices of the intensity arrays

@@ -532,9 +532,11 @@ def rank_colocalised(
     nulls = np.empty((mz.size, perms.shape[0]))
     # batches of neighbouring m/z: each pass over the file then reads only that span of every spectrum
     by_mz = np.argsort(mz, kind="stable")
+    buf = np.empty(min(per, mz.size) * n_pix, dtype=np.float32)  # one batch buffer, reused (no fresh memory)
     for s in range(0, mz.size, per):
         sel = by_mz[s : s + per]
-        imgs = dataset.ion_images(mz[sel], tol=tol_arr[sel], tol_unit=tol_unit, dtype=np.float32)
+        imgs = dataset.ion_images(mz[sel], tol=tol_arr[sel], tol_unit=tol_unit, dtype=np.float32,
+                                  out=buf[: sel.size * n_pix])
         sumsq = np.empty(sel.size)
         rows = _preprocess_rows(imgs.values, dom_idx, median_size, quantile, in_place=True, sumsq=sumsq)
         obs[sel], nulls[sel] = scorer(rows, sumsq)
