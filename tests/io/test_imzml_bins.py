@@ -85,3 +85,17 @@ def test_kernel_choice_and_plans() -> None:
     # more overlap than the layer limit, or a non-finite bound: no plan (the per-target search is used)
     assert _imzml_kernels.bin_plan(np.full(10, 1.0), np.full(10, 2.0)) is None
     assert _imzml_kernels.bin_plan(np.array([1.0, np.nan]), np.array([2.0, 3.0])) is None
+
+
+def test_ion_images_into_a_callers_buffer(tmp_path) -> None:
+    path, pool = _processed_file(tmp_path, np.float64)
+    ds = read_imzml(path)
+    want = ds.ion_images(pool[:20], dtype=np.float32).values
+    buf = np.full(20 * 9 * 7 + 5, -1.0, dtype=np.float32)
+    got = ds.ion_images(pool[:20], out=buf[: 20 * 63])
+    np.testing.assert_array_equal(got.values, want)
+    assert np.shares_memory(got.values, buf) and (buf[-5:] == -1).all()  # written in place, nothing beyond
+    with pytest.raises(ValueError, match="out must be a writeable C-contiguous float32/float64 array of 20 x 63"):
+        ds.ion_images(pool[:20], out=np.empty(20 * 63, dtype=np.int32))
+    with pytest.raises(ValueError, match="20 x 63"):
+        ds.ion_images(pool[:20], out=np.empty(10 * 63, dtype=np.float32))
