@@ -165,13 +165,13 @@ _TILE = 64  # spectra per tile of the shared-axis kernel
 
 def _window_bin_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, table, base, inv_w, code, out, rows, cols,
                    acc, cnt):
-    """Peak-major: out[rows[t], cols[i]] = reduce of spectrum i's intensities in window t, for windows that
-    are sorted and disjoint (``hi[t] < lo[t + 1]``).
+    """Peak-major: out[rows[t], cols[i]] = reduce of spectrum i's intensities in window t, for windows sorted
+    by ``lo`` whose ``hi`` are in order too (disjoint windows, or overlapping ones of one tolerance).
 
-    Each peak in ``[lo[0], hi[-1]]`` is visited once and binned into the only window that can hold it:
-    ``table[c]`` is a window no later than the first with ``hi >= mz`` for any m/z in cell ``c`` of width
-    ``1 / inv_w`` from ``base`` (one cell of slack for rounding), and a short forward scan finds that
-    window. The cost follows the peaks, not the targets: for thousands of targets this replaces one
+    Each peak in ``[lo[0], hi[-1]]`` is visited once: ``table[c]`` is a window no later than the first with
+    ``hi >= mz`` for any m/z in cell ``c`` of width ``1 / inv_w`` from ``base`` (one cell of slack for
+    rounding), a short forward scan finds that window, and the peak counts for it and for the following
+    windows that have started (``lo <= mz``; with ``hi`` in order they have not ended). The cost follows the peaks, not the targets: for thousands of targets this replaces one
     search per (target, spectrum). Same arithmetic as :func:`_window_reduce_py`: float64 accumulation
     from 0.0 in index order (a window's peaks are visited in index order), max = the first value then
     every larger one, mean = sum / count, 0 for an empty window. ``acc``/``cnt`` (``(n_t, tile)``,
@@ -209,14 +209,22 @@ def _window_bin_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, table, 
                         # 0.0 leaves the float64 sum unchanged: it starts at +0.0 and can never be -0.0)
                         v = np.float64(int_buf[j + dq])
                         acc[il, t] += v if lo[t] <= m else 0.0
-                    elif lo[t] <= m:
-                        v = np.float64(int_buf[j + dq])
-                        if code == 1:
-                            if cnt[il, t] == 0 or v > acc[il, t]:
-                                acc[il, t] = v
-                        else:
+                        t += 1
+                        # overlapping windows (``hi`` non-decreasing, so m <= hi of every later one): the
+                        # following windows that have started also hold the peak
+                        while t < n_t and lo[t] <= m:
                             acc[il, t] += v
-                        cnt[il, t] += 1
+                            t += 1
+                    else:
+                        v = np.float64(int_buf[j + dq])
+                        while t < n_t and lo[t] <= m:
+                            if code == 1:
+                                if cnt[il, t] == 0 or v > acc[il, t]:
+                                    acc[il, t] = v
+                            else:
+                                acc[il, t] += v
+                            cnt[il, t] += 1
+                            t += 1
                 j += 1
         # write the tile out in blocks of 32 targets: short runs of ``out`` rows, ``acc`` read in cache
         for t0 in range(0, n_t, 32):
@@ -346,13 +354,17 @@ _BIN_MAX_LAYERS = 4  # windows overlapping more than this stay with the per-targ
 def bin_plan(lo: np.ndarray, hi: np.ndarray, max_layers: int = _BIN_MAX_LAYERS) -> BinPlan | None:
     """The peak-major plan for sorted windows ``[lo[t], hi[t]]`` (``lo`` ascending), or None.
 
-    Overlapping windows are dealt greedily, in ``lo`` order, into layers of disjoint windows (a peak
-    can then count for one window per layer, as in the per-target search). None when more than
-    ``max_layers`` layers would be needed or a bound is not finite.
+    One layer when the upper bounds are in the order of the lower ones (the peak-major kernel then finds
+    every window that holds a peak); otherwise the windows are dealt greedily, in ``lo`` order, into
+    layers of disjoint windows (a peak can then count for one window per layer, as in the per-target
+    search). None when more than ``max_layers`` layers would be needed or a bound is not finite.
 
     Examples
     --------
     >>> plan = bin_plan(np.array([1.0, 1.5, 3.0]), np.array([2.0, 2.5, 4.0]))
+    >>> [layer[0].tolist() for layer in plan.layers]
+    [[0, 1, 2]]
+    >>> plan = bin_plan(np.array([1.0, 1.5, 3.0]), np.array([2.6, 2.5, 4.0]))  # a window inside another
     >>> [layer[0].tolist() for layer in plan.layers]
     [[0, 2], [1]]
     """
@@ -360,7 +372,9 @@ def bin_plan(lo: np.ndarray, hi: np.ndarray, max_layers: int = _BIN_MAX_LAYERS) 
     hi = np.asarray(hi, dtype=np.float64)
     if lo.size == 0 or not (np.isfinite(lo).all() and np.isfinite(hi).all()) or np.any(hi < lo):
         return None
-    if lo.size == 1 or bool(np.all(hi[:-1] < lo[1:])):
+    if lo.size == 1 or bool(np.all(hi[1:] >= hi[:-1])):
+        # upper bounds in the same order as the lower ones (always so for one ppm or Da tolerance): the
+        # windows that hold a peak are consecutive, one layer takes them all
         groups = [np.arange(lo.size)]
     else:
         ends: list[float] = []

@@ -41,19 +41,24 @@ def _processed_file(tmp_path, mz_dtype, nx=9, ny=7, pool_size=400):
 
 @pytest.mark.parametrize("mz_dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("reduce", ["sum", "max", "mean"])
-def test_peak_major_images_equal_per_target_search(tmp_path, monkeypatch, mz_dtype, reduce) -> None:
+@pytest.mark.parametrize("tolerances", ["mixed", "one"])
+def test_peak_major_images_equal_per_target_search(tmp_path, monkeypatch, mz_dtype, reduce, tolerances) -> None:
     path, pool = _processed_file(tmp_path, mz_dtype)
     rng = np.random.default_rng(1)
-    # dense targets (the pool and neighbours closer than a window: overlapping windows, several layers),
-    # windows beyond the data and one of zero width
+    # dense targets (the pool and neighbours closer than a window: overlapping windows), windows beyond the
+    # data and repeated ones; mixed tolerances (zero-width windows, windows inside others: several layers) or
+    # one tolerance (overlapping windows with upper bounds in order: one layer)
     targets = np.concatenate([pool, pool[::7] * (1 + 4e-6), rng.uniform(50.0, 1000.0, 40), [pool[3]]])
-    tol = np.where(rng.random(targets.size) < 0.1, 0.0, rng.choice([3.0, 5.0, 20.0], targets.size))
+    if tolerances == "mixed":
+        tol = np.where(rng.random(targets.size) < 0.1, 0.0, rng.choice([3.0, 5.0, 20.0], targets.size))
+    else:
+        tol = np.full(targets.size, 5.0)
     ds = read_imzml(path, chunk_bytes=4096)  # many small chunks
     ds.threads = 1
     ds._bin_path = False
     want = ds.ion_images(targets, tol=tol, reduce=reduce).values
     plan = _imzml_kernels.bin_plan(*_sorted_windows(targets, tol))
-    assert plan is not None and len(plan.layers) > 1  # the test exercises overlapping windows
+    assert plan is not None and (len(plan.layers) > 1) == (tolerances == "mixed")
     calls = []
     real = imzml.window_bin_into
     monkeypatch.setattr(imzml, "window_bin_into", lambda *a, **k: (calls.append(a[-2]), real(*a, **k)))
@@ -83,7 +88,10 @@ def test_kernel_choice_and_plans() -> None:
     dense = _imzml_kernels.bin_plan(lo, lo + 0.01)
     assert _imzml_kernels.peak_major_layers(dense, mz, start, length) == (True,)
     # more overlap than the layer limit, or a non-finite bound: no plan (the per-target search is used)
-    assert _imzml_kernels.bin_plan(np.full(10, 1.0), np.full(10, 2.0)) is None
+    nested = 1.0 + 0.01 * np.arange(10)  # each window inside the previous one: ten layers would be needed
+    assert _imzml_kernels.bin_plan(nested, 3.0 - 0.01 * np.arange(10)) is None
+    # overlapping windows of one tolerance (upper bounds in order): one layer
+    assert len(_imzml_kernels.bin_plan(np.full(10, 1.0), np.full(10, 2.0)).layers) == 1
     assert _imzml_kernels.bin_plan(np.array([1.0, np.nan]), np.array([2.0, 3.0])) is None
 
 
