@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,11 +26,14 @@ from multiscale.image import spacing as msi_spacing
 
 from ..family import Family, image_units
 from ._discretise import discretise, n_levels_of, pyradiomics_bins
-from ._roi import Roi, RoiError, TextureWarning, prepare_roi, warn_once
+from ._roi import Roi, RoiError, TextureWarning, mask_bounds, prepare_roi, warn_once
 from ._rows import COLUMNS
 from ._settings import ALIASES, DEFAULTS, TextureSettingsError, family_settings, texture_settings
 from .processing import IBSI_CT_CONFIGURATIONS, process_roi
 from .units import feature_unit
+
+if TYPE_CHECKING:
+    from ._aggregate import NeighbourhoodMatrices
 
 __all__ = [
     "FAMILIES",
@@ -107,20 +110,17 @@ def check_aggregation(aggregation: str | Sequence[str] | None) -> None:
             raise TextureSettingsError(f"unknown aggregation {t!r}; choose from {', '.join(known)}")
 
 
-def _discretised(roi: Roi, s: dict[str, Any]) -> tuple[np.ndarray, int, float | None, list[str]]:
-    """Grey-level volume (0 outside the intensity mask), Ng, the FBS anchor used, and notes."""
+def _discretised(s: dict[str, Any], v: np.ndarray) -> tuple[np.ndarray, int, float | None, list[str]]:
+    """Grey levels of ``v`` (the intensity-mask values, in mask order), Ng, the FBS anchor used, and notes."""
     notes: list[str] = []
-    q = np.zeros(roi.values.shape, dtype=np.int64)
-    v = roi.int_values
     anchor = None
     if v.size == 0:
-        return q, int(s["n_bins"] or 1), anchor, notes
+        return np.zeros(0, dtype=np.int64), int(s["n_bins"] or 1), anchor, notes
     upper = None
     if s["binning"] == "pyradiomics":  # pyradiomics' edges: FBS anchored at floor(min / w) * w; Ng = top level
         qv, edges = pyradiomics_bins(v, s["n_bins"] if s["discretisation"] == "fbn" else None, s["bin_width"])
-        q[roi.int_mask] = qv
         anchor = float(edges[0]) if s["discretisation"] == "fbs" else None
-        return q, max(int(qv.max()), 1), anchor, notes
+        return qv, max(int(qv.max()), 1), anchor, notes
     if s["discretisation"] == "fbs":
         anchor = s["min_anchor"]
         rng = s["resegment_range"]
@@ -136,16 +136,38 @@ def _discretised(roi: Roi, s: dict[str, Any]) -> tuple[np.ndarray, int, float | 
         if rng is not None and np.isfinite(rng[1]):
             upper = rng[1]
     qv = discretise(v, s["discretisation"], s["n_bins"], s["bin_width"], anchor)
-    q[roi.int_mask] = qv
     ng = n_levels_of(qv, s["discretisation"], s["n_bins"], s["bin_width"], anchor, upper)
-    return q, ng, anchor, notes
+    return qv, ng, anchor, notes
 
 
 def _bbox(mask: np.ndarray) -> tuple[slice, ...]:
-    if not mask.any():
+    bounds = mask_bounds(mask)
+    if bounds is None:
         return tuple(slice(0, min(n, 1)) for n in mask.shape)
-    idx = np.nonzero(mask)
-    return tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
+    return tuple(slice(lo, hi) for lo, hi in bounds)
+
+
+#: families whose distance-1 3-D matrices come from one shared pass (:func:`._aggregate.neighbourhood_matrices`)
+_SHARED_FAMILIES: tuple[str, ...] = ("glcm", "glrlm", "ngtdm", "ngldm")
+
+
+def _shared_neighbourhood(q: np.ndarray, ng: int, fams: list[str], aggregation: str | Sequence[str] | None,
+                          fs: dict[str, Any]) -> NeighbourhoodMatrices | None:
+    """The 3-D matrices of GLCM, GLRLM, NGTDM and NGLDM from one pass, when two or more of them want them.
+
+    One pass reads each voxel's 26 neighbours once for all four families (each family alone would read
+    them again); for a single family its own kernel is cheaper, so None is returned.
+    """
+    distance_one = {"glcm": fs["glcm_distance"], "glrlm": 1, "ngtdm": fs["ngtdm_distance"],
+                    "ngldm": fs["ngldm_distance"]}
+    users = [f for f in fams if f in _SHARED_FAMILIES and int(distance_one[f] or 1) == 1
+             and any(a.startswith("3D") for a in _aggregations(_matrix_module(f), aggregation))]
+    if len(users) < 2:
+        return None
+    from ._aggregate import neighbourhood_matrices
+
+    return neighbourhood_matrices(q, ng, planar=False, symmetric=bool(fs["glcm_symmetric"]),
+                                  alpha=float(fs["ngldm_alpha"] or 0), width=max(q.shape))
 
 
 def roi_feature_rows(roi: Roi, s: dict[str, Any], fams: list[str],
@@ -155,10 +177,19 @@ def roi_feature_rows(roi: Roi, s: dict[str, Any], fams: list[str],
 
     notes: list[str] = []
     rows: list[dict] = []
-    q, ng, anchor, dnotes = _discretised(roi, s)
-    notes += dnotes
     values = roi.int_values
-    box = _bbox(roi.morph_mask)
+    q_values, ng, anchor, dnotes = _discretised(s, values)
+    notes += dnotes
+    fs = family_settings(s)
+    shared = None
+    if any(f in MATRIX_FAMILIES for f in fams):
+        # the matrix families work on the grey levels of the ROI's box (0 outside the intensity mask), built
+        # once for all of them; the box holds every intensity-mask voxel, in the same C order
+        box = _bbox(roi.morph_mask)
+        morph_box = np.ascontiguousarray(roi.morph_mask[box])
+        q_box = np.zeros(morph_box.shape, dtype=np.int32)
+        q_box[roi.int_mask[box]] = q_values
+        shared = _shared_neighbourhood(q_box, ng, fams, aggregation, fs)
     for fam in fams:
         if fam == "morph":
             if roi.is_2d:
@@ -170,7 +201,7 @@ def roi_feature_rows(roi: Roi, s: dict[str, Any], fams: list[str],
         elif fam == "stat":
             rows += intensity.intensity_features(values)
         elif fam == "ih":
-            rows += histogram.histogram_features(q[roi.int_mask], ng)
+            rows += histogram.histogram_features(q_values, ng)
         elif fam == "ivh":
             rows += ivh.ivh_features(values, s)
         else:
@@ -182,7 +213,8 @@ def roi_feature_rows(roi: Roi, s: dict[str, Any], fams: list[str],
             aggs = _aggregations(mod, aggregation)
             if not aggs:
                 continue
-            rows += mod.family_features(q[box], ng, roi.morph_mask[box], roi.spacing, aggs, family_settings(s))
+            extra = {"shared": shared} if shared is not None and fam in _SHARED_FAMILIES else {}
+            rows += mod.family_features(q_box, ng, morph_box, roi.spacing, aggs, fs, **extra)
     meta = {"n_levels": ng, "min_anchor": anchor, "n_voxels": int(roi.int_mask.sum()),
             "n_voxels_morphological": int(roi.morph_mask.sum())}
     return rows, notes, meta

@@ -5,7 +5,10 @@
 * the IBSI aggregation methods (2D, 2.5D, 3D; averaged or merged), their tag suffixes and the
   wording of ``reference_values.csv``;
 * the features shared by every "grey level x count" matrix (GLRLM, GLSZM, GLDZM, NGLDM): the
-  emphases, non-uniformities, percentage, variances, entropy and energy of IBSI chapter 3.
+  emphases, non-uniformities, percentage, variances, entropy and energy of IBSI chapter 3;
+* one pass over the 26-neighbourhood that fills the GLCM, GLRLM, NGTDM and NGLDM of a volume at once
+  (:func:`neighbourhood_matrices`, used by ``features`` when several of them are asked for), and the
+  connected-zone labelling of GLSZM and GLDZM.
 
 Every kernel is compiled with numba and works on a 3-D int array ``q`` (z, y, x) whose values are
 grey levels ``1..n_levels`` inside the region of interest and 0 outside. A 2-D computation is the
@@ -15,6 +18,8 @@ same kernel on one slice ``q[z:z + 1]`` with in-plane offsets only.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from numba import njit
@@ -84,10 +89,19 @@ def neighbourhood_offsets(distance: int = 1, planar: bool = False) -> np.ndarray
     d = int(distance)
     if d < 1:
         raise ValueError(f"neighbourhood distance must be a positive integer, got {distance!r}")
+    return _neighbourhood_offsets(d, bool(planar)).copy()
+
+
+@cache
+def _neighbourhood_offsets(d: int, planar: bool) -> np.ndarray:
+    """The offsets of :func:`neighbourhood_offsets`, built once per setting (the 2-D aggregations ask for
+    them once per slice and family); read-only, the public functions hand out copies."""
     rz = 0 if planar else d
     grid = np.mgrid[-rz : rz + 1, -d : d + 1, -d : d + 1].reshape(3, -1).T
     keep = np.any(grid != 0, axis=1)
-    return np.ascontiguousarray(grid[keep], dtype=np.int64)
+    out = np.ascontiguousarray(grid[keep], dtype=np.int64)
+    out.setflags(write=False)
+    return out
 
 
 def direction_offsets(distance: int = 1, planar: bool = False) -> np.ndarray:
@@ -101,9 +115,9 @@ def direction_offsets(distance: int = 1, planar: bool = False) -> np.ndarray:
     >>> direction_offsets(1, planar=True).tolist()
     [[0, 0, 1], [0, 1, -1], [0, 1, 0], [0, 1, 1]]
     """
-    unit = neighbourhood_offsets(1, planar)
-    positive = [o for o in unit if tuple(o) > (0, 0, 0)]
-    return np.ascontiguousarray(np.array(positive, dtype=np.int64) * int(distance))
+    unit = _neighbourhood_offsets(1, bool(planar))
+    positive = unit[[tuple(o) > (0, 0, 0) for o in unit]]
+    return np.ascontiguousarray(positive * int(distance), dtype=np.int64)
 
 
 def face_offsets(planar: bool = False) -> np.ndarray:
@@ -150,6 +164,18 @@ def as_levels(q: np.ndarray, n_levels: int, family: str) -> np.ndarray:
             f"found {arr.min()}..{arr.max()}"
         )
     return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def compact_levels(q: np.ndarray, n_levels: int) -> np.ndarray:
+    """``q`` in the narrowest signed integer type that holds ``0..n_levels`` (int8 for up to 127 levels).
+
+    The neighbourhood kernels read three z-planes at once and walk runs across planes: with one byte
+    per voxel those planes stay in the CPU cache (a 195 x 195 plane is 38 kB instead of 152 kB).
+    """
+    for dtype in (np.int8, np.int16):
+        if int(n_levels) <= np.iinfo(dtype).max:
+            return np.ascontiguousarray(q, dtype=dtype)
+    return np.ascontiguousarray(q, dtype=np.int32)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -301,6 +327,119 @@ def count_features(m: np.ndarray, counts: np.ndarray, n_voxels: float) -> np.nda
 
 
 # ---------------------------------------------------------------------------------------------
+# one pass over the 26-neighbourhood for GLCM, GLRLM, NGTDM and NGLDM (distance 1)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NeighbourhoodMatrices:
+    """The distance-1 matrices of GLCM, GLRLM, NGTDM and NGLDM of one grey-level array, from one pass.
+
+    Built by :func:`neighbourhood_matrices`; a family uses them only when its own settings match
+    (``symmetric`` for the GLCM, ``alpha`` for the NGLDM, ``width`` columns for the GLRLM, distance 1).
+    """
+
+    glcm: np.ndarray  # (directions, Ng, Ng)
+    glrlm: np.ndarray  # (directions, Ng, width)
+    ngtdm_s: np.ndarray  # (Ng,)
+    ngtdm_n: np.ndarray  # (Ng,)
+    ngldm: np.ndarray  # (Ng, neighbours + 1)
+    n_voxels: int
+    planar: bool
+    symmetric: bool
+    alpha: float
+
+
+@njit(cache=True)
+def _neighbourhood_pass(q: np.ndarray, fwd: np.ndarray, alpha: float, cm: np.ndarray, rl: np.ndarray,
+                        ngt_s: np.ndarray, ngt_n: np.ndarray, ngl: np.ndarray) -> int:
+    """Accumulate the four families' matrices in one raster pass over the padded, flattened ``q``.
+
+    The 26 (8) neighbours are the ``fwd`` direction steps and their negatives; each is read once per
+    voxel and serves every family (the separate kernels read each neighbour up to four times in four
+    passes). The per-neighbour work has no data-dependent branch (texture makes such branches
+    unpredictable): the forward neighbour's level indexes ``cm`` (``(k, Ng + 1, Ng + 1)``, level 0 =
+    outside, counted one way; the caller drops row/column 0 and adds the transpose), and both
+    neighbours enter the NGTDM sum and the NGLDM dependence as 0/1 terms. Runs: a voxel starts a run
+    along ``k`` when its backward neighbour differs; only runs of two or more voxels are walked and
+    counted in ``rl`` (``(k, Ng, width)``); the caller derives the single-voxel runs from the run
+    totals (:func:`neighbourhood_matrices`), which saves a branch and a write per voxel and direction.
+    Returns the number of ROI voxels.
+    """
+    n_roi = 0
+    for v in range(q.size):
+        g = np.int64(q[v])
+        if g <= 0:
+            continue
+        n_roi += 1
+        total = 0
+        count = 0
+        dep = 1
+        for k in range(fwd.shape[0]):
+            step = fwd[k]
+            w = np.int64(q[v + step])
+            u = np.int64(q[v - step])
+            cm[k, g, w] += 1.0
+            total += w + u  # outside voxels are 0
+            count += (w > 0) + (u > 0)
+            dep += ((w > 0) & (abs(w - g) <= alpha)) + ((u > 0) & (abs(u - g) <= alpha))
+            if (u != g) & (w == g):  # first voxel of a run of at least two voxels along this direction
+                length = 2
+                x = v + 2 * step
+                while q[x] == g:
+                    length += 1
+                    x += step
+                rl[k, g - 1, length - 1] += 1.0
+        if count > 0:  # integer sum: the float sum of the separate kernel is exact, so the mean is identical
+            ngt_s[g - 1] += abs(g - float(total) / count)
+            ngt_n[g - 1] += 1.0
+        ngl[g - 1, dep - 1] += 1.0
+    return n_roi
+
+
+def neighbourhood_matrices(q: np.ndarray, n_levels: int, planar: bool = False, symmetric: bool = True,
+                           alpha: float = 0.0, width: int | None = None) -> NeighbourhoodMatrices:
+    """GLCM, GLRLM, NGTDM and NGLDM matrices of ``q`` at distance 1, from one pass over the neighbours.
+
+    Identical to ``glcm_matrices(q, Ng, 1, symmetric, planar)``, ``glrlm_matrices(q, Ng, planar, width)``,
+    ``ngtdm_matrix(q, Ng, 1, planar)`` and ``ngldm_matrix(q, Ng, 1, alpha, planar)`` (all counts are
+    integers, so the order of accumulation does not matter).
+
+    Examples
+    --------
+    >>> m = neighbourhood_matrices(np.array([[[1, 1, 2]]], np.int32), 2, planar=True)
+    >>> m.glcm[0].tolist(), m.glrlm[0].tolist(), m.n_voxels
+    ([[2.0, 1.0], [1.0, 0.0]], [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]], 3)
+    >>> from multiscale.analysis.texture import glcm, glrlm, ngldm, ngtdm
+    >>> q = np.random.default_rng(0).integers(0, 4, (5, 6, 7))
+    >>> m = neighbourhood_matrices(q, 3, alpha=1)
+    >>> same = [np.array_equal(m.glcm, glcm.glcm_matrices(q, 3)), np.array_equal(m.glrlm, glrlm.glrlm_matrices(q, 3)),
+    ...         np.array_equal(m.ngtdm_s, ngtdm.ngtdm_matrix(q, 3)[0]), np.array_equal(m.ngldm, ngldm.ngldm_matrix(q, 3, 1, 1))]
+    >>> same
+    [True, True, True, True]
+    """
+    q = compact_levels(as_levels(q, n_levels, "neighbourhood"), n_levels)
+    ng = int(n_levels)
+    fwd = direction_offsets(1, planar)
+    width = int(width or max(q.shape))
+    pairs = np.zeros((len(fwd), ng + 1, ng + 1))
+    rl = np.zeros((len(fwd), ng, width))
+    ngt_s = np.zeros(ng)
+    ngt_n = np.zeros(ng)
+    ngl = np.zeros((ng, 2 * len(fwd) + 1))
+    flat, steps = padded_flat(q, fwd)
+    n_roi = _neighbourhood_pass(flat, steps, float(alpha), pairs, rl, ngt_s, ngt_n, ngl)
+    cm = np.ascontiguousarray(pairs[:, 1:, 1:])
+    # runs of level g along k: one per voxel of level g whose backward neighbour is not g, i.e. the
+    # voxels of level g minus the (g, g) pairs along k; the single-voxel runs are the runs not walked
+    same = np.diagonal(cm, axis1=1, axis2=2)  # (k, Ng): pairs of equal level, counted one way
+    rl[:, :, 0] = ngl.sum(axis=1)[None, :] - same - rl[:, :, 1:].sum(axis=2)
+    if symmetric:
+        cm += cm.transpose(0, 2, 1)
+    return NeighbourhoodMatrices(cm, rl, ngt_s, ngt_n, ngl, int(n_roi), bool(planar), bool(symmetric), float(alpha))
+
+
+# ---------------------------------------------------------------------------------------------
 # connected zones and distance to the ROI border (GLSZM, GLDZM)
 # ---------------------------------------------------------------------------------------------
 
@@ -316,10 +455,14 @@ def padded_flat(arr: np.ndarray, offsets: np.ndarray, pad: int = 1) -> tuple[np.
     >>> flat.shape, steps.tolist()
     ((48,), [1, 16])
     """
-    p = np.pad(arr, pad)
+    arr = np.asarray(arr)
+    # zeros + one slice assignment: what np.pad(arr, pad) gives, without its per-call overhead (which
+    # dominated for the 2-D aggregations' many small slices)
+    p = np.zeros(tuple(n + 2 * pad for n in arr.shape), dtype=arr.dtype)
+    p[tuple(slice(pad, pad + n) for n in arr.shape)] = arr
     nz, ny, nx = p.shape
     steps = (offsets[:, 0] * ny + offsets[:, 1]) * nx + offsets[:, 2]
-    return np.ascontiguousarray(p).ravel(), np.ascontiguousarray(steps, dtype=np.int64)
+    return p.ravel(), np.ascontiguousarray(steps, dtype=np.int64)
 
 
 def _unpad(flat: np.ndarray, shape: tuple[int, ...], pad: int = 1) -> np.ndarray:
@@ -383,15 +526,43 @@ def _find(parent: np.ndarray, a: int) -> int:
 
 
 @njit(cache=True)
-def _label_zones_flat(q: np.ndarray, back: np.ndarray, dist: np.ndarray):
-    """Zones by one raster pass of union-find over the ``back`` (already visited) neighbours."""
+def _label_zones_flat(q: np.ndarray, back: np.ndarray, dist: np.ndarray, use_dist: bool):
+    """Zones by one raster pass of union-find over the ``back`` (already visited) neighbours.
+
+    Most voxels either start a zone or join neighbours that all carry one label; both cases are
+    decided from the smallest and largest label among the equal-level neighbours, gathered without a
+    branch per neighbour (texture makes those branches unpredictable). Only a voxel whose neighbours
+    carry different labels takes the union-find path. ``parent[x] < x`` holds for every non-root label,
+    so one increasing pass maps every label to its root before zones are counted.
+    """
     labels = np.zeros(q.size, dtype=np.int64)
     parent = np.empty(1024, dtype=np.int64)
     parent[0] = 0
     n_labels = 0
+    none = np.iinfo(np.int64).max
     for v in range(q.size):
         g = q[v]
         if g <= 0:
+            continue
+        lo = none
+        hi = 0
+        for k in range(back.shape[0]):
+            w = v + back[k]
+            lw = labels[w]
+            same = q[w] == g
+            hi = max(hi, lw if same else 0)
+            lo = min(lo, lw if same else none)
+        if hi == 0:
+            n_labels += 1
+            if n_labels >= parent.shape[0]:
+                grown = np.empty(parent.shape[0] * 2, dtype=np.int64)
+                grown[: parent.shape[0]] = parent
+                parent = grown
+            parent[n_labels] = n_labels
+            labels[v] = n_labels
+            continue
+        if lo == hi:
+            labels[v] = hi
             continue
         lab = 0
         for k in range(back.shape[0]):
@@ -406,55 +577,54 @@ def _label_zones_flat(q: np.ndarray, back: np.ndarray, dist: np.ndarray):
                         lab = other
                     else:
                         parent[other] = lab
-        if lab == 0:
-            n_labels += 1
-            if n_labels >= parent.shape[0]:
-                grown = np.empty(parent.shape[0] * 2, dtype=np.int64)
-                grown[: parent.shape[0]] = parent
-                parent = grown
-            parent[n_labels] = n_labels
-            lab = n_labels
         labels[v] = lab
+    for x in range(1, n_labels + 1):
+        parent[x] = parent[parent[x]]
     index = np.full(n_labels + 1, -1, dtype=np.int64)
     levels = np.empty(n_labels, dtype=np.int32)
     sizes = np.zeros(n_labels, dtype=np.int64)
-    mind = np.empty(n_labels, dtype=np.int32)
+    mind = np.zeros(n_labels, dtype=np.int32)
     n = 0
     for v in range(q.size):  # zones numbered in the raster order of their first voxel
         lab = labels[v]
         if lab == 0:
             continue
-        root = _find(parent, lab)
+        root = parent[lab]
         z = index[root]
         if z < 0:
             z = n
             index[root] = n
             levels[n] = q[v]
-            mind[n] = dist[v]
+            if use_dist:
+                mind[n] = dist[v]
             n += 1
         sizes[z] += 1
-        if dist[v] < mind[z]:
+        if use_dist and dist[v] < mind[z]:
             mind[z] = dist[v]
     return levels[:n].copy(), sizes[:n].copy(), mind[:n].copy()
 
 
-def label_zones(q: np.ndarray, neighbours: np.ndarray, dist: np.ndarray):
+def label_zones(q: np.ndarray, neighbours: np.ndarray, dist: np.ndarray | None):
     """Connected zones of equal grey level (connectivity given by ``neighbours``).
 
     Returns ``(levels, sizes, min_distances)``, one entry per zone; ``min_distances`` is the smallest
-    ``dist`` over the zone's voxels (pass zeros of q's shape when it is not needed).
+    ``dist`` over the zone's voxels (zeros when ``dist`` is None: pass None when it is not needed).
 
     Examples
     --------
     >>> q = np.array([[[1, 1, 0, 1]]], np.int32)
-    >>> levels, sizes, _ = label_zones(q, neighbourhood_offsets(1), np.zeros(q.shape, np.int32))
+    >>> levels, sizes, _ = label_zones(q, neighbourhood_offsets(1), None)
     >>> sizes.tolist()
     [2, 1]
     """
-    flat, steps = padded_flat(np.asarray(q, dtype=np.int32), neighbours)
-    dflat, _ = padded_flat(np.asarray(dist, dtype=np.int32), neighbours)
+    q = np.asarray(q)
+    flat, steps = padded_flat(compact_levels(q, max(int(q.max(initial=0)), 1)), neighbours)
+    if dist is None:
+        dflat, use_dist = np.zeros(1, dtype=np.int32), False
+    else:
+        dflat, use_dist = padded_flat(np.asarray(dist, dtype=np.int32), neighbours)[0], True
     back = np.ascontiguousarray(steps[steps < 0])  # neighbours met earlier in raster order
-    return _label_zones_flat(flat, back, dflat)
+    return _label_zones_flat(flat, back, dflat, use_dist)
 
 
 def zone_matrix(levels: np.ndarray, counts: np.ndarray, n_levels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -469,10 +639,21 @@ def zone_matrix(levels: np.ndarray, counts: np.ndarray, n_levels: int) -> tuple[
     >>> m.tolist(), c.tolist()
     ([[1.0, 1.0], [0.0, 1.0]], [1.0, 3.0])
     """
-    values, col = np.unique(np.asarray(counts), return_inverse=True)
+    counts = np.asarray(counts).reshape(-1)
+    levels = np.asarray(levels, dtype=np.int64).reshape(-1)
+    if len(levels) and np.issubdtype(counts.dtype, np.integer) and counts.min() >= 0 \
+            and counts.max() <= max(8 * len(counts), 1 << 16):
+        # zone sizes and distances are small non-negative integers: bincounts instead of a sort
+        # (np.unique) and np.add.at; the same matrix (integer counts)
+        occupied = np.bincount(counts) > 0
+        values = np.flatnonzero(occupied)
+        col = np.cumsum(occupied)[counts] - 1
+        m = np.bincount((levels - 1) * len(values) + col, minlength=int(n_levels) * len(values))
+        return m.reshape(int(n_levels), len(values)).astype(np.float64), values.astype(np.float64)
+    values, col = np.unique(counts, return_inverse=True)
     m = np.zeros((int(n_levels), max(len(values), 1)))
     if len(levels):
-        np.add.at(m, (np.asarray(levels, dtype=np.int64) - 1, col.reshape(-1)), 1.0)
+        np.add.at(m, (levels - 1, col.reshape(-1)), 1.0)
     else:
         values = np.ones(1)
     return m, values.astype(np.float64)

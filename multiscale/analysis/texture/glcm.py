@@ -22,6 +22,7 @@ from numba import njit
 
 from multiscale.analysis.texture._aggregate import (
     MATRIX_AGGREGATIONS,
+    NeighbourhoodMatrices,
     as_levels,
     check_aggregations,
     direction_offsets,
@@ -325,11 +326,15 @@ def family_features(
     spacing: Sequence[float],
     aggregations: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    shared: NeighbourhoodMatrices | None = None,
 ) -> list[dict]:
     """IBSI GLCM features of a discretised ROI for each aggregation.
 
     Settings used: ``glcm_distance`` (Chebyshev delta, default 1) and ``glcm_symmetric`` (True).
     ``morph_mask`` and ``spacing`` are not needed by the GLCM (kept for the family contract).
+
+    ``shared``: the distance-1 3-D matrices of :func:`~multiscale.analysis.texture._aggregate.neighbourhood_matrices`
+    (computed once for several families), used for the 3-D aggregations when they match this family's settings.
 
     Examples
     --------
@@ -343,7 +348,11 @@ def family_features(
     distance = int(settings.get("glcm_distance", 1) or 1)
     symmetric = bool(settings.get("glcm_symmetric", True))
 
+    use_shared = shared is not None and distance == 1 and shared.symmetric == symmetric and not shared.planar
+
     def build(part: np.ndarray, planar: bool):
+        if use_shared and not planar:
+            return shared.glcm, shared.n_voxels
         return glcm_matrices(part, n_levels, distance, symmetric, planar), int(np.count_nonzero(part))
 
     values = directional_aggregates(q, build, lambda m, n: glcm_feature_values(m, n_levels), aggs, N_FEATURES)

@@ -20,6 +20,7 @@ from numba import njit
 
 from multiscale.analysis.texture._aggregate import (
     MATRIX_AGGREGATIONS,
+    NeighbourhoodMatrices,
     as_levels,
     check_aggregations,
     count_features,
@@ -130,8 +131,12 @@ def family_features(
     spacing: Sequence[float],
     aggregations: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    shared: NeighbourhoodMatrices | None = None,
 ) -> list[dict]:
     """IBSI GLRLM features of a discretised ROI for each aggregation.
+
+    ``shared``: the distance-1 3-D matrices of :func:`~multiscale.analysis.texture._aggregate.neighbourhood_matrices`
+    (computed once for several families), used for the 3-D aggregations when they match this family's settings.
 
     Examples
     --------
@@ -143,7 +148,11 @@ def family_features(
     q = as_levels(q, n_levels, FAMILY)
     width = max(q.shape)
 
+    use_shared = shared is not None and shared.glrlm.shape[2] == width and not shared.planar
+
     def build(part: np.ndarray, planar: bool):
+        if use_shared and not planar:
+            return shared.glrlm, shared.n_voxels
         return glrlm_matrices(part, n_levels, planar, width), int(np.count_nonzero(part))
 
     values = directional_aggregates(q, build, glrlm_feature_values, aggs, N_FEATURES)

@@ -67,7 +67,7 @@ def size_zones(q: np.ndarray, n_levels: int, planar: bool = False) -> tuple[np.n
     (array([1, 1], dtype=int32), array([1, 1]))
     """
     q = as_levels(q, n_levels, FAMILY)
-    levels, sizes, _ = label_zones(q, neighbourhood_offsets(1, planar), np.zeros(q.shape, np.int32))
+    levels, sizes, _ = label_zones(q, neighbourhood_offsets(1, planar), None)
     return levels, sizes
 
 

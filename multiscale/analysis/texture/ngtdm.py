@@ -21,6 +21,7 @@ from numba import njit
 
 from multiscale.analysis.texture._aggregate import (
     ZONE_AGGREGATIONS,
+    NeighbourhoodMatrices,
     as_levels,
     check_aggregations,
     make_rows,
@@ -149,8 +150,12 @@ def family_features(
     spacing: Sequence[float],
     aggregations: Sequence[str] | None = None,
     settings: Mapping | None = None,
+    shared: NeighbourhoodMatrices | None = None,
 ) -> list[dict]:
     """IBSI NGTDM features for "2D", "2_5D" and "3D"; setting ``ngtdm_distance`` (default 1).
+
+    ``shared``: the distance-1 3-D matrices of :func:`~multiscale.analysis.texture._aggregate.neighbourhood_matrices`
+    (computed once for several families), used for the 3-D aggregations when they match this family's settings.
 
     Examples
     --------
@@ -163,7 +168,11 @@ def family_features(
     q = as_levels(q, n_levels, FAMILY)
     distance = int(settings.get("ngtdm_distance", 1) or 1)
 
+    use_shared = shared is not None and distance == 1 and not shared.planar
+
     def per_part(part, _morph, planar):
+        if use_shared and not planar:
+            return shared.ngtdm_s, shared.ngtdm_n
         return ngtdm_matrix(part, n_levels, distance, planar)
 
     def combine(parts):
