@@ -331,8 +331,101 @@ def test_sliding_glcm_kernel_equals_a_full_recount_at_every_voxel():
         shape = (25, q.shape[0] - 2, q.shape[1] - 4, q.shape[2] - 4)
         full = np.full(shape, np.nan)
         M._kernel_block(q, centres, 1, 2, 2, 0, 8, nb, z1, z1, len(offsets), nb, z1, symmetric, 0.0, sel, full)
-        pairs, leave, enter = M._box_pairs(box, offsets)
+        pairs, leave, enter = (M._flat_pairs(a, q.shape) for a in M._box_pairs(box, offsets))
         slid = np.full(shape, np.nan)
         M._glcm_sliding_block(q, centres, 1, 2, 2, 8, pairs, leave, enter, symmetric, sel, slid)
         assert np.isfinite(slid).sum() > 1000
         np.testing.assert_allclose(slid, full, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def _generic_map(q, centres, family, radius, n_levels, planar=False, **settings):
+    """The generic kernel (``_kernel_block``: every neighbour of every box voxel looked up again)."""
+    from multiscale.analysis.texture import maps as M
+    from multiscale.analysis.texture._aggregate import face_offsets
+
+    s = M._family_settings(settings)
+    offsets, flag, alpha = M._family_offsets(family, planar, s)
+    box = tuple(2 * r + 1 for r in radius)
+    sel = np.arange(len(MODULES[family].FEATURES))
+    out = np.full((len(sel),) + tuple(n - 2 * r for n, r in zip(q.shape, radius)), np.nan)
+    faces = face_offsets(planar)
+    lines, ptr = M._box_lines(box, offsets)
+    M._kernel_block(q, centres, *radius, M.MAP_FAMILIES[family], n_levels, M._box_neighbours(box, offsets), lines, ptr,
+                    len(offsets), M._box_neighbours(box, faces), M._full_box_distance(box, faces), flag, alpha, sel,
+                    out)
+    return out
+
+
+@pytest.mark.parametrize("family", list(MODULES))
+@pytest.mark.parametrize("case", ["3d", "planar", "holes", "settings", "corner"])
+def test_map_kernels_equal_the_generic_kernel_at_every_voxel(family, case):
+    """The per-voxel-table kernels (neighbour bits, forward runs, class sums, sliding GLCM), run on the
+    centres' bounding box only, give the generic kernel's maps: the same matrices; features equal to
+    rounding (NGTDM: the same arithmetic, bit-identical)."""
+    rng = np.random.default_rng(12)
+    shape, radius, planar, settings, n_levels = (8, 11, 13), (1, 2, 2), False, {}, 6
+    if case == "planar":
+        shape, radius, planar = (3, 12, 12), (0, 2, 2), True
+    if case == "settings":  # wider neighbourhoods, coarser dependence, a 5^3 box
+        radius, settings = (2, 2, 2), {"ngtdm_distance": 2, "ngldm_alpha": 1}
+    q = rng.integers(1, n_levels + 1, shape).astype(np.int32)
+    q = np.where(rng.random(shape) < 0.5, q, np.roll(q, 1, axis=2))  # runs and zones longer than one voxel
+    if case == "holes":  # voxels that may not enter a kernel, inside boxes
+        q[rng.random(shape) < 0.25] = 0
+    centres = rng.random(shape) < 0.7
+    if case == "corner":  # centres in one corner of the block: only that box and its halo are read
+        centres[:, :, : shape[2] // 2] = False
+        centres[: shape[0] // 2] = False
+    fast = map_features(q, centres, family, radius, n_levels, planar, settings=settings)
+    ref = _generic_map(q, centres, family, radius, n_levels, planar, **settings)
+    assert np.isfinite(fast).any()
+    np.testing.assert_array_equal(np.isnan(fast), np.isnan(ref))
+    if family == "ngtdm":
+        np.testing.assert_array_equal(fast, ref)
+    else:
+        np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_cell_features_equal_count_matrix_features():
+    """``_map_kernels.cell_features`` (features from the listed non-zero cells, integer moments, tables) against
+    the family code's ``_aggregate.count_matrix_features`` on random count matrices."""
+    from multiscale.analysis.texture import _map_kernels as mk
+    from multiscale.analysis.texture._aggregate import count_features
+
+    rng = np.random.default_rng(5)
+    n_levels, n_cols = 16, 30
+    mat = np.zeros((n_levels, n_cols))
+    ci, cj = np.empty(n_levels * n_cols, np.int64), np.empty(n_levels * n_cols, np.int64)
+    rows, cols = np.zeros(n_levels), np.zeros(n_cols)
+    ig2, ic2, clog = mk.inverse_squares(n_levels), mk.inverse_squares(n_cols), mk.count_log_table(200)
+    out = np.empty(17)
+    for trial in range(300):
+        m = rng.integers(0, 300 if trial % 3 else 4, (n_levels, n_cols)).astype(float)
+        m[rng.random(m.shape) < rng.uniform(0.3, 0.99)] = 0.0
+        if trial < 3:  # one cell; one row; empty
+            m[:] = 0.0
+            m[trial, :trial + 1] = 7.0 if trial < 2 else 0.0
+        i, j = np.nonzero(m)
+        order = rng.permutation(len(i))  # cells listed in any order
+        ci[:len(i)], cj[:len(i)] = i[order], j[order]
+        mat[:] = m
+        mk.cell_features(mat, ci, cj, len(i), 1000.0, rows, cols, ig2, ic2, clog, out)
+        ref = count_features(m, np.arange(1.0, n_cols + 1), 1000.0)
+        np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-15, equal_nan=True, err_msg=str(trial))
+        assert not mat.any() and not rows.any() and not cols.any()  # work arrays left zero
+
+
+@pytest.mark.parametrize("family", list(MODULES))
+def test_in_memory_box_equals_the_chunked_dask_path(family, monkeypatch):
+    """Small ROI boxes are prepared with numpy (one task per chunk); the dask path gives the same map."""
+    import multiscale.analysis.texture.maps as maps
+
+    image = volume(shape=(12, 20, 22), seed=9)
+    mask = ellipsoid_mask(image)
+    runs = [dict(chunks=6), dict(chunks=7, crop=True, masked_kernel=True), dict(chunks=8, outlier_sigma=1.5)]
+    eager = [feature_map(image, mask, family=family, radius=1, bins=8, **kw) for kw in runs]
+    monkeypatch.setattr(maps, "EAGER_VOXELS", 0)
+    for kw, a in zip(runs, eager):
+        b = feature_map(image, mask, family=family, radius=1, bins=8, **kw)
+        assert a.data.chunks == b.data.chunks and a.attrs == b.attrs
+        np.testing.assert_array_equal(a.values, b.values)

@@ -19,13 +19,22 @@ How it is computed
   computed with the grey-level range, makes its block a NaN block (its grey levels are still
   discretised, as the halo of its neighbours). A small ROI in a large volume costs its own chunks.
 * The grey-level volume (with the ROI flag in bit 24 of the same int32 array, one halo exchange) is
-  split into dask chunks with a halo of ``radius`` voxels (``dask.array.map_overlap``); a numba kernel (``nogil``, so dask threads run in parallel) walks the
-  chunk's ROI voxels, copies each kernel into a small buffer, builds the merged matrix from tables
-  of the kernel box's geometry computed once per chunk (neighbour pairs, run lines, the distance map
-  of a full kernel), and calls the same compiled feature formulas as the whole-ROI families
-  (``glcm.feature_kernel_sparse``, ``ngtdm.feature_kernel``, ``_aggregate.count_matrix_features``).
+  split into dask chunks with a halo of ``radius`` voxels (``dask.array.map_overlap``); a numba
+  kernel (``nogil``, so dask threads run in parallel) walks the chunk's ROI voxels and builds each
+  kernel's merged matrix. What a box voxel contributes that does not depend on the box is computed
+  once per chunk, not once per box (every voxel lies in ``(2r + 1)^3`` boxes): GLCM updates its
+  co-occurrences as the box slides along x; GLRLM reads per-voxel forward run lengths, GLSZM/GLDZM
+  and NGLDM per-voxel neighbour bit masks, NGTDM per-voxel neighbourhood sums
+  (:mod:`._map_kernels`). Features come from the same formulas as the whole-ROI families
+  (``glcm.feature_kernel_sparse_into``, ``ngtdm.feature_kernel``; ``_map_kernels.cell_features``
+  for the count matrices, ``_aggregate.count_matrix_features``'s formulas from the non-zero cells).
+  Other settings (e.g. NGLDM distance 2) use the generic kernel (``_kernel_block``).
   Working memory is bounded by the chunk size times the number of features; the result stays lazy
   (write it with ``to_zarr`` to keep memory bounded end to end).
+* An ROI box of at most ``EAGER_VOXELS`` voxels (2 M: e.g. a 40-voxel sphere's, or a 200 x 200 x 50
+  one) is prepared in memory with numpy (ROI statistics, grey-level range, discretisation) and its
+  map is a dask array of one task per chunk reading a zero-padded copy of the box: the same chunks
+  and values as the ``map_overlap`` path, without the cost of building and scheduling its graph.
 
 Kernel voxels
 -------------
@@ -65,6 +74,24 @@ from multiscale.analysis.texture._aggregate import (
     neighbourhood_offsets,
 )
 from multiscale.analysis.texture._discretise import fbs_range_levels
+from multiscale.analysis.texture._map_kernels import (
+    COUNT_SHIFT,
+    MAX_BITS,
+    axis_classes,
+    box_flat_offsets,
+    box_steps,
+    cached_by_box,
+    dependence_block,
+    exit_lengths,
+    in_box_bits,
+    neighbour_bits,
+    ngtdm_block,
+    plane_sums,
+    plane_tables,
+    run_block,
+    run_tables,
+    zone_rows_block,
+)
 from multiscale.analysis.texture._roi import RoiError, TextureWarning
 from multiscale.analysis.texture._settings import ALIASES, DEFAULTS, texture_settings
 from multiscale.analysis.texture.processing import refuse_processing
@@ -79,6 +106,8 @@ _ALIASES = {"cm": "glcm", "rlm": "glrlm", "szm": "glszm", "dzm": "gldzm", "ngt":
 
 #: default dask chunk (voxels per side) when the image is not chunked already
 DEFAULT_CHUNK = 64
+#: ROI boxes of at most this many voxels are prepared in memory (numpy) rather than through dask
+EAGER_VOXELS = 2**21
 #: bit of the per-chunk int32 grey-level array that flags ROI voxels (maps allow at most 4096 levels)
 _ROI_BIT = 24
 
@@ -88,6 +117,7 @@ _ROI_BIT = 24
 # ---------------------------------------------------------------------------------------------
 
 
+@cached_by_box
 def _box_neighbours(shape: tuple[int, int, int], offsets: np.ndarray) -> np.ndarray:
     """For each voxel of a kernel box (flat index), the flat index of each offset neighbour, -1 outside."""
     idx = np.arange(int(np.prod(shape))).reshape(shape)
@@ -100,6 +130,7 @@ def _box_neighbours(shape: tuple[int, int, int], offsets: np.ndarray) -> np.ndar
     return out
 
 
+@cached_by_box
 def _box_lines(shape: tuple[int, int, int], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All lines through a kernel box along each offset: concatenated flat indices and line starts."""
     nb = _box_neighbours(shape, offsets)
@@ -317,6 +348,7 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, nb, lines, line_ptr, n
                     out[f, z, y, x] = vals[sel[f]]
 
 
+@cached_by_box
 def _box_pairs(shape: tuple[int, int, int], offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The voxel pairs of a kernel box along ``offsets``, as ``(a1, b1, c1, a2, b2, c2)`` box positions.
 
@@ -337,13 +369,22 @@ def _box_pairs(shape: tuple[int, int, int], offsets: np.ndarray) -> tuple[np.nda
     return pairs, np.ascontiguousarray(leave), np.ascontiguousarray(enter)
 
 
+def _flat_pairs(pairs: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Box pairs ``(a1, b1, c1, a2, b2, c2)`` as flat index offsets ``(first, second)`` in an array of ``shape``."""
+    ny, nx = int(shape[1]), int(shape[2])
+    first = (pairs[:, 0] * ny + pairs[:, 1]) * nx + pairs[:, 2]
+    second = (pairs[:, 3] * ny + pairs[:, 4]) * nx + pairs[:, 5]
+    return np.ascontiguousarray(np.stack([first, second], axis=1), dtype=np.int64)
+
+
 @njit(nogil=True, cache=True)
-def _glcm_add(q, z, y, x, pairs, cm, flag, sign):
+def _glcm_add(qf, base, pairs, cm, flag, sign):
+    """Add (``sign`` 1) or remove (-1) the co-occurrences of ``pairs`` (flat offsets from ``base``)."""
     for k in range(pairs.shape[0]):
-        g = q[z + pairs[k, 0], y + pairs[k, 1], x + pairs[k, 2]]
+        g = qf[base + pairs[k, 0]]
         if g <= 0:
             continue
-        h = q[z + pairs[k, 3], y + pairs[k, 4], x + pairs[k, 5]]
+        h = qf[base + pairs[k, 1]]
         if h <= 0:
             continue
         cm[g - 1, h - 1] += sign
@@ -371,7 +412,8 @@ def _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, f
     leaving plane are subtracted and those with a voxel in the entering plane added (exact integer
     counts), instead of recounting every pair of the box (:func:`_kernel_block`'s GLCM branch).
     A run of centres is restarted from a full count after a gap. Levels are visited in ascending
-    order, so a voxel's value does not depend on where its run (or its chunk) starts.
+    order, so a voxel's value does not depend on where its run (or its chunk) starts. The pairs are
+    flat index offsets in ``q`` (:func:`_flat_pairs`): two look-ups per pair, no 3-D index arithmetic.
     """
     nzo = out.shape[1]
     nyo = out.shape[2]
@@ -387,14 +429,17 @@ def _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, f
     pj = np.zeros(n_levels)
     pdiff = np.zeros(n_levels)
     psum = np.zeros(2 * n_levels + 1)
+    ny, nx = q.shape[1], q.shape[2]
+    qf = q.ravel()
     for z in range(nzo):
         for y in range(nyo):
             last = -2
             for x in range(nxo):
                 if not centres[z + rz, y + ry, x + rx]:
                     continue
+                base = (z * ny + y) * nx + x
                 if x == last + 1:  # slide: drop the plane at x - 1, take the plane at x + kx - 1
-                    _glcm_add(q, z, y, x - 1, leave, cm, flag, -1.0)
+                    _glcm_add(qf, base - 1, leave, cm, flag, -1.0)
                     for a in range(kz):
                         for b in range(ky):
                             g = q[z + a, y + b, x - 1]
@@ -403,7 +448,7 @@ def _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, f
                             g = q[z + a, y + b, x + kx - 1]
                             if g > 0:
                                 hist[g] += 1
-                    _glcm_add(q, z, y, x, enter, cm, flag, 1.0)
+                    _glcm_add(qf, base, enter, cm, flag, 1.0)
                 else:  # a new run: count the whole box
                     if last >= 0:
                         _glcm_clear(cm, hist)
@@ -413,7 +458,7 @@ def _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, f
                                 g = q[z + a, y + b, x + c]
                                 if g > 0:
                                     hist[g] += 1
-                    _glcm_add(q, z, y, x, pairs, cm, flag, 1.0)
+                    _glcm_add(qf, base, pairs, cm, flag, 1.0)
                 last = x
                 n_present = 0
                 for g in range(1, n_levels + 1):
@@ -429,6 +474,81 @@ def _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, f
                     out[f, z, y, x] = vals[sel[f]]
             if last >= 0:
                 _glcm_clear(cm, hist)
+
+
+def _bitmask_block(q: np.ndarray, centres: np.ndarray, family: str, box: tuple[int, int, int], offsets: np.ndarray,
+                   n_levels: int, planar: bool, alpha: float, sel: np.ndarray, out: np.ndarray) -> None:
+    """GLRLM, GLSZM, GLDZM and NGLDM maps of one block with per-voxel neighbour bits (:mod:`._map_kernels`).
+
+    The per-voxel tables (neighbour bits, forward run lengths) are built once for the block, then
+    every kernel box reads them instead of comparing its voxels with their neighbours again.
+    """
+    rz, ry, rx = ((n - 1) // 2 for n in box)
+    boff = box_flat_offsets(box, q.shape)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    if family == "glrlm":
+        runs, back = run_tables(q, offsets, max(box))
+        inback = in_box_bits(box, -offsets)
+        run_block(q, centres, rz, ry, rx, n_levels, runs, back, boff, inback, exit_lengths(box, offsets), sel, out)
+    elif family == "ngldm":
+        bits = neighbour_bits(q, offsets, alpha, False)
+        dependence_block(q, centres, rz, ry, rx, n_levels, bits, boff, in_box_bits(box, offsets), sel, out)
+    else:
+        faces = face_offsets(planar)
+        bits = neighbour_bits(q, offsets, 0.0, True)
+        full_dist = _full_box_distance(box, faces)
+        zone_rows_block(q, centres, rz, ry, rx, family == "gldzm", n_levels, bits, boff, in_box_bits(box, offsets),
+                        box_steps(box, offsets), _box_neighbours(box, faces), full_dist, *plane_tables(box, offsets),
+                        sel, out)
+
+
+def _centre_span(centres: np.ndarray, radius: tuple[int, int, int]) -> tuple[slice, ...] | None:
+    """Bounding box of the centres inside the halo, in output coordinates; None when there are none."""
+    inner = centres[tuple(slice(r, n - r) for r, n in zip(radius, centres.shape))]
+    span = []
+    for axis in range(3):
+        hit = np.flatnonzero(inner.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hit.size == 0:
+            return None
+        span.append(slice(int(hit[0]), int(hit[-1]) + 1))
+    return tuple(span)
+
+
+def _bitmask_fits(family: str, box: tuple[int, int, int], offsets: np.ndarray) -> bool:
+    """Whether :func:`_bitmask_block` takes these offsets: one bit each in 32 bits; for GLRLM's 4-bit run tallies
+    at most 15 directions and runs of at most 16 voxels, every direction stepping forward in (z, y, x) order."""
+    if len(offsets) > MAX_BITS:
+        return False
+    if family != "glrlm":
+        return True
+    forward = all(tuple(o) > (0, 0, 0) for o in np.asarray(offsets).tolist())
+    return forward and len(offsets) <= 15 and max(box) <= 16
+
+
+def _ngtdm_by_classes(offsets: np.ndarray, planar: bool, distance: int, n_levels: int) -> bool:
+    """Whether the NGTDM neighbourhood is a full cube (square) minus its centre whose packed sums fit 32 bits."""
+    side = 2 * int(distance) + 1
+    cube = side ** (2 if planar else 3)
+    return len(offsets) == cube - 1 and cube < 2**9 and cube * int(n_levels) < 2**COUNT_SHIFT
+
+
+def _ngtdm_class_block(q: np.ndarray, centres: np.ndarray, box: tuple[int, int, int], distance: int, n_levels: int,
+                       sel: np.ndarray, out: np.ndarray) -> None:
+    """NGTDM map of one block from per-voxel sums over each clipping class of the neighbourhood."""
+    (cz, z_reach), (cy, y_reach), (cx, x_reach) = (axis_classes(k, distance) for k in box)
+    sums = plane_sums(q, y_reach, x_reach)
+    # per box position (flat): its in-plane class and how many planes below / above its neighbours reach
+    pclass = np.broadcast_to((cy[:, None] * len(x_reach) + cx[None, :])[None], box).ravel()
+    zlo, zhi = (np.broadcast_to(z_reach[cz, k][:, None, None], box).ravel() for k in (0, 1))
+    rz, ry, rx = ((n - 1) // 2 for n in box)
+    ngtdm_block(q, centres, rz, ry, rx, n_levels, sums, box_flat_offsets(box, q.shape),
+                *(np.ascontiguousarray(a, dtype=np.int64) for a in (pclass, zlo, zhi)), sel, out)
+
+
+@cached_by_box
+def _full_box_distance(box: tuple[int, int, int], faces: np.ndarray) -> np.ndarray:
+    """GLDZM distance to the border of each voxel of a kernel box entirely inside the ROI (flat)."""
+    return border_distance(np.ones(box, dtype=np.bool_), faces).ravel().astype(np.int64)
 
 
 def _family_offsets(family: str, planar: bool, settings: dict[str, Any]) -> tuple[np.ndarray, bool, float]:
@@ -492,31 +612,48 @@ def map_features(
     family = _family_name(family)
     s = _family_settings(settings or {})
     rz, ry, rx = (int(r) for r in radius)
-    offsets, flag, alpha = _family_offsets(family, planar, s)
     n_all = len(_MODULES[family].FEATURES)
     sel = np.arange(n_all, dtype=np.int64) if features is None else np.asarray(features, dtype=np.int64)
     shape = (len(sel), q.shape[0] - 2 * rz, q.shape[1] - 2 * ry, q.shape[2] - 2 * rx)
     out = np.full(shape, np.nan, dtype=dtype)
-    if out.size == 0:
+    span = _centre_span(centres, (rz, ry, rx)) if out.size else None
+    if span is None:
         return out
+    # only the centres' bounding box (and its halo) is read: the per-block tables cost that box, not the
+    # whole block (a chunk the ROI crosses at a corner, or the chunk-aligned box of a small ROI)
+    halo = tuple(slice(sl.start, sl.stop + 2 * r) for sl, r in zip(span, (rz, ry, rx)))
+    q = np.ascontiguousarray(q[halo], dtype=np.int32)
+    centres = np.ascontiguousarray(centres[halo], dtype=np.bool_)
+    region = (slice(None),) + span
+    if out[region].flags.c_contiguous:  # the whole block (or whole planes of it): the kernel writes in place
+        _family_block(q, centres, family, (rz, ry, rx), int(n_levels), planar, s, sel, out[region])
+    else:
+        part = np.full(out[region].shape, np.nan, dtype=dtype)
+        _family_block(q, centres, family, (rz, ry, rx), int(n_levels), planar, s, sel, part)
+        out[region] = part
+    return out
+
+
+def _family_block(q: np.ndarray, centres: np.ndarray, family: str, radius: tuple[int, int, int], n_levels: int,
+                  planar: bool, s: dict[str, Any], sel: np.ndarray, out: np.ndarray) -> None:
+    """Run the family's kernel on one contiguous block (``q`` with its halo) into ``out`` (NaN on entry)."""
+    rz, ry, rx = radius
+    offsets, flag, alpha = _family_offsets(family, planar, s)
     box = (2 * rz + 1, 2 * ry + 1, 2 * rx + 1)
     if family == "glcm":
-        pairs, leave, enter = _box_pairs(box, offsets)
-        _glcm_sliding_block(np.ascontiguousarray(q, dtype=np.int32), np.ascontiguousarray(centres, dtype=np.bool_),
-                            rz, ry, rx, int(n_levels), pairs, leave, enter, flag, sel, out)
-        return out
-    faces = face_offsets(planar)
-    nb = _box_neighbours(box, offsets)
-    lines, line_ptr = _box_lines(box, offsets) if family == "glrlm" else (np.zeros(1, np.int64), np.zeros(1, np.int64))
-    fnb = _box_neighbours(box, faces)
-    full_dist = border_distance(np.ones(box, dtype=np.bool_), faces).ravel().astype(np.int64)
-    _kernel_block(
-        np.ascontiguousarray(q, dtype=np.int32),
-        np.ascontiguousarray(centres, dtype=np.bool_),
-        rz, ry, rx, MAP_FAMILIES[family], int(n_levels), nb, lines, line_ptr, len(offsets), fnb, full_dist, flag,
-        alpha, sel, out,
-    )
-    return out
+        pairs, leave, enter = (_flat_pairs(a, q.shape) for a in _box_pairs(box, offsets))
+        _glcm_sliding_block(q, centres, rz, ry, rx, n_levels, pairs, leave, enter, flag, sel, out)
+    elif family == "ngtdm" and _ngtdm_by_classes(offsets, planar, s["ngtdm_distance"], n_levels):
+        _ngtdm_class_block(q, centres, box, int(s["ngtdm_distance"]), n_levels, sel, out)
+    elif family != "ngtdm" and _bitmask_fits(family, box, offsets):
+        _bitmask_block(q, centres, family, box, offsets, n_levels, planar, alpha, sel, out)
+    else:
+        faces = face_offsets(planar)
+        nb = _box_neighbours(box, offsets)
+        no_lines = (np.zeros(1, np.int64), np.zeros(1, np.int64))
+        lines, line_ptr = _box_lines(box, offsets) if family == "glrlm" else no_lines
+        _kernel_block(q, centres, rz, ry, rx, MAP_FAMILIES[family], n_levels, nb, lines, line_ptr, len(offsets),
+                      _box_neighbours(box, faces), _full_box_distance(box, faces), flag, alpha, sel, out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -768,6 +905,89 @@ def _nan_padded(core: da.Array, pads: Sequence[tuple[int, int]], dtype: Any,
     return out
 
 
+def _grid_chunks(data: Any, chunks: Any) -> tuple[tuple[int, ...], ...]:
+    """The dask chunks of the image grid, as :func:`_as_dask` would give them, without building the array."""
+    if isinstance(data, da.Array):
+        return data.chunks if chunks is None else data.rechunk(chunks).chunks
+    data = np.asarray(data)
+    return da.core.normalize_chunks(chunks if chunks is not None else DEFAULT_CHUNK, data.shape, dtype=data.dtype)
+
+
+def _numpy_box(data: Any, box: Sequence[slice] | None) -> np.ndarray:
+    """``data[box]`` (all of it when ``box`` is None) in memory."""
+    part = data if box is None else data[tuple(box)]
+    return np.asarray(part.compute() if isinstance(part, da.Array) else part)
+
+
+def _sliced_chunks(chunks: Sequence[Sequence[int]], box: Sequence[slice]) -> tuple[tuple[int, ...], ...]:
+    """The chunk sizes of ``box`` cut from an array chunked as ``chunks`` (as dask slices it)."""
+    out = []
+    for sizes, b in zip(chunks, box):
+        edges = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+        part = [min(hi, b.stop) - max(lo, b.start) for lo, hi in zip(edges[:-1], edges[1:])]
+        out.append(tuple(int(n) for n in part if n > 0))
+    return tuple(out)
+
+
+def _block_slices(chunks: Sequence[Sequence[int]]) -> dict[tuple[int, ...], tuple[slice, ...]]:
+    """Every block's index and its slices in an array chunked as ``chunks``."""
+    edges = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in chunks]
+    return {
+        idx: tuple(slice(int(e[i]), int(e[i + 1])) for e, i in zip(edges, idx))
+        for idx in itertools.product(*(range(len(c)) for c in chunks))
+    }
+
+
+def _block_table(a: np.ndarray, chunks: Sequence[Sequence[int]], fn: Any) -> np.ndarray:
+    """``fn`` of every block of ``a`` (chunked as ``chunks``), one value per block: ``map_blocks`` in numpy."""
+    out = np.zeros(tuple(len(c) for c in chunks), dtype=bool)
+    for idx, sl in _block_slices(chunks).items():
+        out[idx] = fn(a[sl]).ravel()[0]
+    return out
+
+
+def _dilated_numpy(mask: np.ndarray, radius: tuple[int, int, int]) -> np.ndarray:
+    """:func:`_dilated` of an in-memory mask (the same filter on the whole box, no halo exchange)."""
+    from scipy import ndimage
+
+    return ndimage.maximum_filter(mask, size=tuple(2 * r + 1 for r in radius), mode="constant", cval=False)
+
+
+def _roi_moments(v: Any, roi: Any, chunks: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
+    """Count, sum and sum of squares of ``v`` in ``roi`` (for the outlier filter).
+
+    Always summed by dask over ``chunks`` so an in-memory box gives the same floating-point sums (hence the
+    same outlier range) as the chunked path.
+    """
+    if isinstance(v, np.ndarray):
+        v, roi = da.from_array(v, chunks=chunks), da.from_array(roi, chunks=chunks)
+    return dask.compute(roi.sum(), da.where(roi, v, 0).sum(), da.where(roi, v.astype(float) ** 2, 0).sum())
+
+
+def _chunked_map(q: np.ndarray, chunks: Sequence[Sequence[int]], has_roi: np.ndarray, *, family: str,
+                 radius: tuple[int, int, int], n_levels: int, planar: bool, sel: list[int],
+                 settings: dict[str, Any], out_dtype: Any) -> da.Array:
+    """The map of an in-memory levels + ROI-bit box as a dask array chunked as ``chunks``: one task per chunk.
+
+    Each task reads its chunk with a halo of ``radius`` from the zero-padded box, which is what
+    ``map_overlap(..., boundary=0)`` hands :func:`_block_features`, without the overlap layers
+    (a small box's graph is a handful of tasks). Chunks without ROI voxels are NaN blocks.
+    """
+    qpad = np.pad(q, [(int(r), int(r)) for r in radius])
+    name = "texture-map-" + tokenize(qpad, chunks, family, radius, n_levels, planar, sel, settings, str(out_dtype))
+    n_out = len(sel)
+    dsk: dict[Any, Any] = {}
+    for idx, sl in _block_slices(chunks).items():
+        if not has_roi[idx]:
+            dsk[(name, 0) + idx] = (_nan_block, (n_out,) + tuple(b.stop - b.start for b in sl), np.dtype(out_dtype))
+            continue
+        halo = tuple(slice(b.start, b.stop + 2 * int(r)) for b, r in zip(sl, radius))
+        dsk[(name, 0) + idx] = (_block_features, qpad[halo], family, radius, n_levels, planar, sel, settings, out_dtype)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=())
+    return da.Array(graph, name, ((n_out,),) + tuple(tuple(c) for c in chunks),
+                    meta=np.empty((0, 0, 0, 0), dtype=out_dtype))
+
+
 def _levels_roi_block(v: np.ndarray, keep: np.ndarray, roi: np.ndarray, method: str, n_levels: int, lo: float,
                       hi: float, width: float, anchor: float) -> np.ndarray:
     """:func:`_levels_block` with the ROI flag in bit ``_ROI_BIT`` (grey levels stay below it)."""
@@ -904,23 +1124,36 @@ def feature_map(
     sel = _feature_indices(family, features, agg)
     tags = [f"{module.PREFIX}_{module.FEATURES[i][0]}_{agg}" for i in sel]
 
-    v = _as_dask(image.data, chunks)
-    v = v.rechunk(_chunks_at_least(v.chunks, rad[1:] if is_2d else rad))
+    reach = rad[1:] if is_2d else rad
     m = _mask_data(image, mask, s.get("label"))
+    grid = _chunks_at_least(_grid_chunks(image.data, chunks), reach)
     # the grid cost ends here: all below runs on the mask's bounding box grown by the kernel's reach
-    full_chunks = (((1,),) + v.chunks) if is_2d else v.chunks
-    pre = _reach_box(m, rad[1:] if is_2d else rad)
+    full_chunks = (((1,),) + grid) if is_2d else grid
+    pre = _reach_box(m, reach)
     if pre is not None and not crop:  # padded back to the grid later: keep the grid's chunk boundaries
-        pre = _snapped(pre, v.chunks)
-    if pre is not None:
-        if isinstance(image.data, np.ndarray):  # the graph embeds only the box (same chunk boundaries)
-            v = da.from_array(image.data[pre], chunks=v[pre].chunks)
-        else:
-            v = v[pre]
-        m = m[pre]
+        pre = _snapped(pre, grid)
+    # a small box is prepared in memory (numpy): dask's graph building, optimisation and scheduling of the
+    # preliminary reductions cost more than the arithmetic for a box of up to EAGER_VOXELS voxels
+    eager = math.prod(b.stop - b.start for b in pre) <= EAGER_VOXELS if pre else image.size <= EAGER_VOXELS
+    if eager:
+        v = _numpy_box(image.data, pre)
+        m = None if m is None else _numpy_box(m, pre).astype(bool, copy=False)
+        chunks_now = _sliced_chunks(grid, pre) if pre else grid
+    else:
+        v = _as_dask(image.data, chunks).rechunk(grid)
+        if pre is not None:
+            if isinstance(image.data, np.ndarray):  # the graph embeds only the box (same chunk boundaries)
+                v = da.from_array(image.data[pre], chunks=v[pre].chunks)
+            else:
+                v = v[pre]
+            m = m[pre]
+        chunks_now = v.chunks
     offset = (0,) * (len(full_chunks) - v.ndim) + (tuple(b.start for b in pre) if pre else (0,) * v.ndim)
-    finite = da.isfinite(v)
-    inside = da.ones(v.shape, dtype=bool, chunks=v.chunks) if m is None else _as_dask(m, v.chunks).astype(bool)
+    finite = np.isfinite(v)
+    if m is None:
+        inside = np.ones(v.shape, dtype=bool) if eager else da.ones(v.shape, dtype=bool, chunks=v.chunks)
+    else:
+        inside = m if eager else _as_dask(m, v.chunks).astype(bool)
     allowed = finite
     rng = s.get("resegment_range")
     if rng is not None:
@@ -928,7 +1161,7 @@ def feature_map(
     roi = inside & allowed
     notes: list[str] = []
     if s.get("outlier_sigma") is not None:
-        n0, s1, s2 = dask.compute(roi.sum(), da.where(roi, v, 0).sum(), da.where(roi, v.astype(float) ** 2, 0).sum())
+        n0, s1, s2 = _roi_moments(v, roi, chunks_now)
         if n0:
             mu = float(s1) / float(n0)
             sd = math.sqrt(max(float(s2) / float(n0) - mu * mu, 0.0))
@@ -937,6 +1170,7 @@ def feature_map(
             roi = inside & allowed
     if is_2d:
         v, roi, allowed, inside, finite = (a[None] for a in (v, roi, allowed, inside, finite))
+        chunks_now = ((1,),) + tuple(chunks_now)
     n_roi, n_nan, *spans = dask.compute(
         roi.sum(), (inside & ~finite).sum(), roi.any(axis=(1, 2)), roi.any(axis=(0, 2)), roi.any(axis=(0, 1))
     )
@@ -959,15 +1193,22 @@ def feature_map(
             box.append(slice(max(int(hit[0]) - rad[axis], 0), min(int(hit[-1]) + rad[axis] + 1, v.shape[axis])))
         box = tuple(box)
         if not crop:
-            box = _snapped(box, v.chunks)
+            box = _snapped(box, chunks_now)
         v, roi, allowed = (a[box] for a in (v, roi, allowed))
+        safe = _chunks_at_least(_sliced_chunks(chunks_now, box) if eager else v.chunks, rad)
         box = tuple(slice(b.start + o, b.stop + o) for b, o in zip(box, offset))  # on the image grid
-        safe = _chunks_at_least(v.chunks, rad)
-        v, roi, allowed = (a.rechunk(safe) for a in (v, roi, allowed))
-        sample = roi if masked_kernel else allowed & _dilated(roi, rad)
-        big = np.finfo(float).max
-        has_roi = roi.map_blocks(_any_block, chunks=tuple((1,) * n for n in roi.numblocks), dtype=bool)
-        lo, hi, has_roi = dask.compute(da.where(sample, v, big).min(), da.where(sample, v, -big).max(), has_roi)
+        if eager:
+            chunks_now = safe
+            sample = roi if masked_kernel else allowed & _dilated_numpy(roi, rad)
+            has_roi = _block_table(roi, safe, _any_block)
+            kept = v[sample]  # the same extremes as the dask path's where(sample, v, +-big), without a float copy
+            lo, hi = kept.min(), kept.max()
+        else:
+            v, roi, allowed = (a.rechunk(safe) for a in (v, roi, allowed))
+            sample = roi if masked_kernel else allowed & _dilated(roi, rad)
+            big = np.finfo(float).max
+            has_roi = roi.map_blocks(_any_block, chunks=tuple((1,) * n for n in roi.numblocks), dtype=bool)
+            lo, hi, has_roi = dask.compute(da.where(sample, v, big).min(), da.where(sample, v, -big).max(), has_roi)
         lo, hi = float(lo), float(hi)
         if hi <= lo:
             notes.append("the ROI has constant intensity: every voxel has grey level 1, dispersion features are NaN or 0")
@@ -1007,15 +1248,21 @@ def feature_map(
         result = _nan_array(((len(sel),),) + full_chunks, out_dtype)
         box = tuple(slice(0, sum(c)) for c in full_chunks)
     else:
-        # grey levels and the ROI flag travel in one int32 array: one halo exchange instead of two
-        q = da.map_blocks(_levels_roi_block, v, sample, roi, method, n_levels, lo, hi, width, anchor, dtype=np.int32)
-        result = da.map_overlap(
-            _block_features, q,
-            depth={0: rad[0], 1: rad[1], 2: rad[2]}, boundary=0, trim=False, align_arrays=False, new_axis=0,
-            chunks=((len(sel),),) + tuple(q.chunks), dtype=out_dtype, meta=np.empty((0, 0, 0, 0), dtype=out_dtype),
-            family=family, radius=rad, n_levels=n_levels, planar=planar, sel=sel, settings=_family_settings(s),
-            out_dtype=out_dtype, has_roi=np.asarray(has_roi, dtype=bool),
-        )
+        kernel = dict(family=family, radius=rad, n_levels=n_levels, planar=planar, sel=sel,
+                      settings=_family_settings(s), out_dtype=out_dtype)
+        if eager:
+            q = _levels_roi_block(v, sample, roi, method, n_levels, lo, hi, width, anchor)
+            result = _chunked_map(q, chunks_now, np.asarray(has_roi, dtype=bool), **kernel)
+        else:
+            # grey levels and the ROI flag travel in one int32 array: one halo exchange instead of two
+            q = da.map_blocks(_levels_roi_block, v, sample, roi, method, n_levels, lo, hi, width, anchor,
+                              dtype=np.int32)
+            result = da.map_overlap(
+                _block_features, q,
+                depth={0: rad[0], 1: rad[1], 2: rad[2]}, boundary=0, trim=False, align_arrays=False, new_axis=0,
+                chunks=((len(sel),),) + tuple(q.chunks), dtype=out_dtype, meta=np.empty((0, 0, 0, 0), dtype=out_dtype),
+                has_roi=np.asarray(has_roi, dtype=bool), **kernel,
+            )
         if not crop:
             full = (image.sizes["z"],) if not is_2d else (1,)
             full = full + tuple(image.sizes[d] for d in ("y", "x"))
