@@ -120,7 +120,7 @@ def _next_order_statistic(v, q, r):
 
 
 @numba.njit(cache=True, nogil=True)
-def _colocml_rows(a, dom_idx, quantile, median, out, sumsq):
+def _colocml_rows(a, dom_idx, quantile, median, out, sumsq, full):
     """Per image (``a``: n, nz, ny, nx): 3x3 median per plane (if ``median``), gather the domain, zero values
     below the quantile (exact order statistics; the common all-zero lower half is found by counting)."""
     n, nz, ny, nx = a.shape
@@ -146,11 +146,18 @@ def _colocml_rows(a, dom_idx, quantile, median, out, sumsq):
         flat = buf.reshape(nz * ny * nx)
         n_neg = 0
         n_zero = 0
-        for j in range(m):
-            v = flat[dom_idx[j]]
-            out[k, j] = v
-            n_neg += v < 0
-            n_zero += v == 0
+        if full:  # every pixel: a straight copy the compiler vectorises, no index gather
+            for j in range(m):
+                v = flat[j]
+                out[k, j] = v
+                n_neg += v < 0
+                n_zero += v == 0
+        else:
+            for j in range(m):
+                v = flat[dom_idx[j]]
+                out[k, j] = v
+                n_neg += v < 0
+                n_zero += v == 0
         # (when both order statistics around the quantile are 0, nothing lies below it)
         if quantile > 0 and m > 0 and not (n_neg == 0 and n_zero >= k0 + 2):
             if n_neg == 0:
@@ -202,6 +209,8 @@ def colocml_rows(a: np.ndarray, dom_idx: np.ndarray, quantile: float = 0.5, medi
     if out is None:
         out = np.empty((a.shape[0], idx.size), dtype=np.float32)
     if a.shape[0]:
+        n_pix = int(np.prod(a.shape[1:]))
+        full = idx.size == n_pix and bool(np.array_equal(idx, np.arange(n_pix)))
         _colocml_rows(a, idx, float(quantile), bool(median), out,
-                      np.zeros(0, np.float64) if sumsq is None else sumsq)
+                      np.zeros(0, np.float64) if sumsq is None else sumsq, full)
     return out
