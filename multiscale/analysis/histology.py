@@ -26,8 +26,10 @@ from multiscale.image import spatial_dims, validate
 from ._masks import mask_array, masked_values, single_channel, to_numpy
 from .family import Family, FamilyResult, image_units, tidy_rows
 from .figures import image_panel, new_figure
+from .metrics import Metrics
 
-__all__ = ["STAIN_SETS", "stain_maps", "tissue_mask", "positive_fraction", "stains_result", "stains_table",
+__all__ = ["STAIN_SETS", "stain_maps", "tissue_mask", "positive_fraction", "stain_metric_unit", "stains_result",
+           "stains_table",
            "stain_figure", "OD_PER_SKIMAGE_UNIT", "FAMILY"]
 
 #: scikit-image's stain unit in decadic optical density: its maps are OD / log10(1e6)
@@ -180,10 +182,26 @@ def tissue_mask(image: xr.DataArray, *, threshold: float | None = None, min_size
                         attrs=attrs, name="tissue")
 
 
-def positive_fraction(stain: xr.DataArray, mask: xr.DataArray | None = None, threshold: float = 0.3) -> dict[str, float]:
+def stain_metric_unit(metric: str) -> str:
+    """The unit of a stain metric: ``mm^2`` for areas (``*_mm2``), ``1`` for fractions, else ``OD``.
+
+    Examples
+    --------
+    >>> stain_metric_unit("DAB_positive_area_mm2"), stain_metric_unit("positive_fraction"), stain_metric_unit("mean_od")
+    ('mm^2', '1', 'OD')
+    """
+    if metric.endswith("_mm2"):
+        return "mm^2"
+    if "fraction" in metric:
+        return "1"
+    return "OD"
+
+
+def positive_fraction(stain: xr.DataArray, mask: xr.DataArray | None = None, threshold: float = 0.3) -> Metrics:
     """Share of a region's pixels whose stain optical density exceeds ``threshold`` (e.g. DAB-positive fraction).
 
-    Returns ``positive_fraction``, ``positive_area_mm2``, ``region_area_mm2``, ``mean_od``, ``mean_od_positive``.
+    Returns a :class:`~multiscale.analysis.metrics.Metrics`: ``positive_fraction`` (1), ``positive_area_mm2``,
+    ``region_area_mm2`` (mm^2), ``mean_od``, ``mean_od_positive`` (OD).
 
     Examples
     --------
@@ -198,9 +216,9 @@ def positive_fraction(stain: xr.DataArray, mask: xr.DataArray | None = None, thr
     px = float(np.prod([abs(float(stain.coords[d].values[1] - stain.coords[d].values[0])) if stain.sizes[d] > 1
                         else 1.0 for d in spatial_dims(stain)]))
     pos = vals > threshold
-    return {"positive_fraction": float(pos.mean()), "positive_area_mm2": float(pos.sum() * px),
-            "region_area_mm2": float(vals.size * px), "mean_od": float(vals.mean()),
-            "mean_od_positive": float(vals[pos].mean()) if pos.any() else float("nan")}
+    return Metrics({"positive_fraction": float(pos.mean()), "positive_area_mm2": float(pos.sum() * px),
+                    "region_area_mm2": float(vals.size * px), "mean_od": float(vals.mean()),
+                    "mean_od_positive": float(vals[pos].mean()) if pos.any() else float("nan")}, stain_metric_unit)
 
 
 def _grey(block: np.ndarray, scale: float) -> np.ndarray:
@@ -295,15 +313,7 @@ def stains_result(image: xr.DataArray, mask: xr.DataArray | None = None, *, stai
         stats = positive_fraction(one, mask, threshold)
         data["map"] = one.expand_dims(c=[positive])
     rows.update({f"{positive}_{k}": v for k, v in stats.items()})
-
-    def unit(metric: str) -> str:
-        if metric.endswith("_mm2"):
-            return "mm^2"
-        if "fraction" in metric:
-            return "1"
-        return "OD"
-
-    return FamilyResult(rows=tidy_rows(rows, unit, detail=f"{stains} colour deconvolution, {positive} > {threshold:g} OD"),
+    return FamilyResult(rows=tidy_rows(rows, stain_metric_unit, detail=f"{stains} colour deconvolution, {positive} > {threshold:g} OD"),
                         images=images, data=data)
 
 

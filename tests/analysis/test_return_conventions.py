@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from multiscale.analysis import coloc, fluorescence, radial, uptake
+from multiscale.analysis import coloc, fluorescence, histology, radial, uptake
 from multiscale.analysis.metrics import METRIC_COLUMNS, Metrics
+from multiscale.analysis.objects import tracking
 from multiscale.analysis.spatial import distribution, points
 from multiscale.analysis.unmixing import oxygenation
 from multiscale.image import spatial_image
@@ -27,6 +28,8 @@ RULED = {
     "multiscale.analysis.unmixing.oxygenation": {},
     "multiscale.analysis.spatial.points": {},
     "multiscale.analysis.spatial.distribution": {},
+    "multiscale.analysis.histology": {},
+    "multiscale.analysis.objects.tracking": {},
 }
 
 
@@ -60,6 +63,10 @@ def _calls():
         "nearest_neighbour_table": lambda: points.nearest_neighbour_table(table, "b", "a", n_simulations=9),
         "spatial_autocorrelation": lambda: distribution.spatial_autocorrelation(img, m, method="neighbours"),
         "quadrat_dispersion": lambda: points.quadrat_dispersion(table, [(0.0, 2.0), (0.0, 2.0)], 0.5),
+        "positive_fraction": lambda: histology.positive_fraction(
+            spatial_image(rng.random((8, 8)), spacing=0.01, units="OD"), threshold=0.5),
+        "diffusion_fit": lambda: tracking.diffusion_fit(
+            pd.DataFrame({"lag_s": np.arange(1, 9) * 0.5, "msd_um2": 4 * 0.3 * np.arange(1, 9) * 0.5 + 0.01}), ndim=2),
     }
 
 
@@ -92,6 +99,15 @@ def test_frames_carry_the_units_of_the_family_rows():
     g = {r["metric"][len("gradient_"):]: r["units"] for r in radial.radial_table(img, m, shells=2, n_boot=10)
          if r["metric"].startswith("gradient_")}
     assert dict(zip(*radial.radial_gradient(img, m).to_frame()[["metric", "units"]].T.values)) == g
+
+
+def test_stain_and_diffusion_metrics_carry_their_family_units():
+    dab = spatial_image(np.array([[0.0, 0.1], [0.5, 0.8]]), spacing=0.1, units="OD")
+    rows = {r["metric"]: r["units"] for r in histology.stains_table(dab, threshold=0.3)}
+    frame = histology.positive_fraction(dab, threshold=0.3).to_frame()
+    assert {f"DAB_{k}": u for k, u in zip(frame["metric"], frame["units"])} == rows
+    fit = tracking.diffusion_fit(pd.DataFrame({"lag_s": [0.1, 0.2, 0.3], "msd_um2": [0.2, 0.4, 0.6]}), ndim=2)
+    assert fit.units["D_um2_per_s"] == "µm²/s" and fit["D_um2_per_s"] == pytest.approx(0.5)
 
 
 def test_a_metric_without_a_unit_is_refused():

@@ -26,6 +26,7 @@ import xarray as xr
 
 from multiscale.errors import AnalysisError
 
+from ..metrics import Metrics
 from .segment import detect_spots
 
 __all__ = ["spots_over_time", "link_tracks", "track_table", "msd_table", "diffusion_fit"]
@@ -164,14 +165,18 @@ def msd_table(tracks: pd.DataFrame, *, dt_s: float | None = None, max_lag: int =
     return out
 
 
-def diffusion_fit(msd: pd.DataFrame, *, ndim: int | None = None, fit_lags: int = 4) -> dict[str, float]:
+#: units of :func:`diffusion_fit`'s numbers (the ``tracks`` family's rows use the same)
+DIFFUSION_UNITS = {"D_um2_per_s": "µm²/s", "offset_um2": "µm²", "alpha": "1", "K_um2": "µm²/s^alpha", "ndim": "1"}
+
+
+def diffusion_fit(msd: pd.DataFrame, *, ndim: int | None = None, fit_lags: int = 4) -> Metrics:
     """Diffusion coefficient (linear fit over the first lags) and anomalous exponent (log-log fit) of an MSD.
 
     Returns
     -------
-    dict
-        ``D_um2_per_s`` (slope / (2 d)), ``offset_um2`` (intercept: 2 d sigma² of localisation error),
-        ``alpha`` and ``K_um2`` of ``MSD = K tau^alpha`` (all lags).
+    Metrics
+        ``D_um2_per_s`` (slope / (2 d), µm²/s), ``offset_um2`` (intercept: 2 d sigma² of localisation error, µm²),
+        ``alpha`` (1) and ``K_um2`` (µm²/s^alpha) of ``MSD = K tau^alpha`` (all lags), ``ndim``.
 
     Examples
     --------
@@ -189,5 +194,5 @@ def diffusion_fit(msd: pd.DataFrame, *, ndim: int | None = None, fit_lags: int =
     first = m.iloc[: max(2, int(fit_lags))]
     slope, intercept = np.polyfit(first["lag_s"].to_numpy(float), first["msd_um2"].to_numpy(float), 1)
     alpha, logk = np.polyfit(np.log(m["lag_s"].to_numpy(float)), np.log(m["msd_um2"].to_numpy(float)), 1)
-    return {"D_um2_per_s": float(slope / (2 * d)), "offset_um2": float(intercept), "alpha": float(alpha),
-            "K_um2": float(np.exp(logk)), "ndim": float(d)}
+    return Metrics({"D_um2_per_s": float(slope / (2 * d)), "offset_um2": float(intercept), "alpha": float(alpha),
+                    "K_um2": float(np.exp(logk)), "ndim": float(d)}, DIFFUSION_UNITS)
