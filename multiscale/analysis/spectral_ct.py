@@ -201,7 +201,7 @@ def decompose(image: xr.DataArray, materials: Sequence[str] = ("water", "iodine"
 
 
 def spectral_ct_result(image: xr.DataArray, mask: xr.DataArray | None = None, *,
-                       materials: Sequence[str] = ("water", "iodine", "gadolinium"),
+                       materials: Sequence[str] | None = None,
                        energies_kev: Sequence[Any] | None = None, input_units: str | None = None) -> FamilyResult:
     """The family's evaluate: the decomposition, the region's mean partial densities and residual, the maps."""
     if isinstance(image, xr.DataArray) and "c" not in image.dims and energies_kev is None:
@@ -209,7 +209,8 @@ def spectral_ct_result(image: xr.DataArray, mask: xr.DataArray | None = None, *,
         raise AnalysisError(f"spectral CT decomposition needs the whole multi-energy image (energies as 'c' coords); "
                             f"it got a single channel{got}. Pass the stack itself (in a study: maps: [sct]), or give "
                             "energies_kev= for a one-channel image")
-    d = decompose(image, materials, energies_kev=energies_kev, input_units=input_units)
+    d = decompose(image, materials if materials is not None else ("water", "iodine", "gadolinium"), energies_kev=energies_kev,
+                  input_units=input_units)
     first = d.isel(c=0, drop=True)
     m = mask_array(mask, first, "mask")
     vals = np.asarray(to_numpy(d), dtype=float)[:, m]
@@ -251,7 +252,7 @@ def spectral_ct_table(image: xr.DataArray, mask: xr.DataArray | None = None, *,
     >>> rows[0]["metric"], round(rows[0]["value"], 6), rows[0]["units"]
     ('mean_water', 1000.0, 'mg/mL')
     """
-    return spectral_ct_result(image, mask, materials=materials or ("water", "iodine", "gadolinium"),
+    return spectral_ct_result(image, mask, materials=materials,
                               energies_kev=energies_kev, input_units=input_units).rows
 
 

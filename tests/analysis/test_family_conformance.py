@@ -168,3 +168,20 @@ def test_warnings_travel_with_the_rows(sample):
         res = uptake.evaluate({"image": img, "mask": sample["mask"]}, SMALL["uptake"])
     assert res.warnings and (res.rows["flags"] != "").all()
     assert "NaN" in res.rows["flags"].iloc[0]
+
+
+@pytest.mark.parametrize("name", [f.name for f in FAMILIES if f.evaluate_fn is not None])
+def test_evaluate_takes_the_tables_parameters_with_the_same_defaults(name):
+    """A study binds its params to ``table``'s signature and then calls ``evaluate_fn``: a parameter missing
+    there, or a different default, would make a study's numbers differ from a notebook's ``*_table`` call."""
+    import inspect
+
+    family = next(f for f in FAMILIES if f.name == name)
+    ev = inspect.signature(family.evaluate_fn).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in ev.values())
+    for pname, p in family.parameters().items():
+        if pname not in ev:
+            assert takes_any, f"{name}: evaluate_fn lacks the table's parameter {pname!r}"
+            continue
+        assert ev[pname].default == p.default or (ev[pname].default is p.default), (
+            f"{name}: {pname!r} defaults to {p.default!r} in the table but {ev[pname].default!r} in evaluate_fn")

@@ -60,7 +60,7 @@ def _endmembers(endmembers: Sequence[str] | None, spectra: Mapping[str, Any] | N
 
 
 def unmixing_result(image: xr.DataArray, mask: xr.DataArray | None = None, *,
-                    endmembers: Sequence[str] | None = ("HbO2", "Hb"),
+                    endmembers: Sequence[str] | None = None,
                     spectra: Mapping[str, Any] | None = None, wavelengths: Sequence[float] | None = None,
                     so2_threshold: float = 0.4, min_total: float = 0.0) -> FamilyResult:
     """Unmix ``image`` and summarise it in ``mask``: rows, the concentration and sO2 maps (the family's evaluate).
