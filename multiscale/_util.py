@@ -277,3 +277,20 @@ def check_writable(folder: str | os.PathLike) -> Path:
                      f"permissions, or choose another output folder (--output)")
         raise
     return folder
+
+
+def kernel_threads(limit: int = 4) -> int:
+    """Threads a library function may use for GIL-free kernels: up to ``limit`` of the machine's cores when called
+    from the main thread, 1 from any other thread (e.g. inside a dask task, whose scheduler already runs tasks side
+    by side and must not be oversubscribed).
+
+    Examples
+    --------
+    >>> 1 <= kernel_threads(2) <= 2
+    True
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return 1
+    return max(1, min(int(limit), os.cpu_count() or 1))

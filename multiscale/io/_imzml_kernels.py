@@ -171,11 +171,12 @@ def _window_bin_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, table, 
     Each peak in ``[lo[0], hi[-1]]`` is visited once: ``table[c]`` is a window no later than the first with
     ``hi >= mz`` for any m/z in cell ``c`` of width ``1 / inv_w`` from ``base`` (one cell of slack for
     rounding), a short forward scan finds that window, and the peak counts for it and for the following
-    windows that have started (``lo <= mz``; with ``hi`` in order they have not ended). The cost follows the peaks, not the targets: for thousands of targets this replaces one
-    search per (target, spectrum). Same arithmetic as :func:`_window_reduce_py`: float64 accumulation
-    from 0.0 in index order (a window's peaks are visited in index order), max = the first value then
-    every larger one, mean = sum / count, 0 for an empty window. ``acc``/``cnt`` (``(n_t, tile)``,
-    zero on entry and on return) hold one tile of spectra so the image stack is written in short runs.
+    windows that have started (``lo <= mz``; with ``hi`` in order they have not ended). The cost follows
+    the peaks, not the targets: for thousands of targets this replaces one search per (target, spectrum).
+    Same arithmetic as :func:`_window_reduce_py`: float64 accumulation from 0.0 in index order (a window's
+    peaks are visited in index order), max = the first value then every larger one, mean = sum / count, 0
+    for an empty window. ``acc`` (``(tile, n_t)``) and ``cnt`` (the same, or ``(1, 1)`` for sums), zero on
+    entry and on return, hold one tile of spectra so the image stack is written in runs of ``tile`` values.
     """
     n_t = lo.size
     n_s = mz_start.size
@@ -198,10 +199,8 @@ def _window_bin_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, table, 
                 if m >= lo0:  # False for NaN: a NaN m/z is in no window
                     c = min(int((m - base) * inv_w), n_c - 1)
                     t = table[c]
-                    # with cells no wider than the narrowest window at most three steps are needed (disjoint
-                    # windows: consecutive ``hi`` are a window width apart); three unconditional compare-adds
-                    # instead of a loop whose trip count the branch predictor cannot guess; t stays below
-                    # n_t because hi[n_t - 1] >= m
+                    # a few steps at most with cells no wider than the narrowest window; t stays below n_t
+                    # because hi[n_t - 1] >= m
                     while hi[t] < m:
                         t += 1
                     if code == 0:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
-import threading
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
@@ -45,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
+from multiscale._util import kernel_threads
 from multiscale.image import spatial_image
 from multiscale.io._imzml_kernels import (
     HAVE_NUMBA,
@@ -776,9 +776,7 @@ class MSIDataset:
     def _threads(self) -> int:
         if self.threads is not None:
             return max(1, int(self.threads))
-        if threading.current_thread() is not threading.main_thread():
-            return 1
-        return max(1, min(4, os.cpu_count() or 1))
+        return kernel_threads(4)
 
     def _provenance(self, **params: Any) -> dict[str, Any]:
         return {

@@ -32,8 +32,6 @@ Method
 
 from __future__ import annotations
 
-import os
-import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +43,7 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from multiscale import image as mi
+from multiscale._util import kernel_threads
 from multiscale.errors import AnalysisError, AnalysisWarning
 
 from ..family import Family, FamilyResult
@@ -133,8 +132,7 @@ def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile:
         colocml_rows(a[k0:k1], idx, quantile, median=median, out=out[k0:k1],
                      sumsq=None if sumsq is None else sumsq[k0:k1])
 
-    threads = 2 if (n >= 64 and threading.current_thread() is threading.main_thread()
-                    and (os.cpu_count() or 1) > 1) else 1
+    threads = kernel_threads(2) if n >= 64 else 1
     if threads == 1:
         run(0, n)
     else:

@@ -348,7 +348,7 @@ def dependence_block(q, centres, rz, ry, rx, n_levels, bits, boff, inbox, sel, o
 
 
 @njit(nogil=True, cache=True)
-def _border_distance(sub, fnb, dist, queue):
+def kernel_border_distance(sub, fnb, dist, queue):
     """Face-connected distance of each kernel ROI voxel to the ROI border (1 at the border), BFS."""
     head = 0
     tail = 0
@@ -787,7 +787,7 @@ def _flood_zones(qf, bits, base, boff, inbox, steps, fnb, full_dist, distance_zo
             for p in range(n_kernel):
                 dist[p] = full_dist[p]
         else:
-            _border_distance(sub, fnb, dist, stack)
+            kernel_border_distance(sub, fnb, dist, stack)
     n_cells = 0
     for p0 in range(n_kernel):
         if sub[p0] <= 0 or seen[p0] == stamp:

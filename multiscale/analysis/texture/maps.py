@@ -84,6 +84,7 @@ from multiscale.analysis.texture._map_kernels import (
     dependence_block,
     exit_lengths,
     in_box_bits,
+    kernel_border_distance,
     neighbour_bits,
     ngtdm_block,
     plane_sums,
@@ -249,28 +250,7 @@ def _kernel_block(q, centres, rz, ry, rx, code, n_levels, nb, lines, line_ptr, n
                             for p in range(n_kernel):
                                 dist[p] = full_dist[p]
                         else:
-                            head = 0
-                            tail = 0
-                            for p in range(n_kernel):
-                                dist[p] = 0
-                                if sub[p] <= 0:
-                                    continue
-                                for m in range(fnb.shape[1]):
-                                    n = fnb[p, m]
-                                    if n < 0 or sub[n] <= 0:
-                                        dist[p] = 1
-                                        stack[tail] = p
-                                        tail += 1
-                                        break
-                            while head < tail:
-                                p = stack[head]
-                                head += 1
-                                for m in range(fnb.shape[1]):
-                                    n = fnb[p, m]
-                                    if n >= 0 and sub[n] > 0 and dist[n] == 0:
-                                        dist[n] = dist[p] + 1
-                                        stack[tail] = n
-                                        tail += 1
+                            kernel_border_distance(sub, fnb, dist, stack)
                     n_zones = 0
                     width = 1
                     for p0 in range(n_kernel):
