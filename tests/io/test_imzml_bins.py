@@ -107,3 +107,27 @@ def test_ion_images_into_a_callers_buffer(tmp_path) -> None:
         ds.ion_images(pool[:20], out=np.empty(20 * 63, dtype=np.int32))
     with pytest.raises(ValueError, match="20 x 63"):
         ds.ion_images(pool[:20], out=np.empty(10 * 63, dtype=np.float32))
+
+
+def test_passes_inside_a_mapped_block_give_the_same_images(tmp_path) -> None:
+    path, pool = _processed_file(tmp_path, np.float64)
+    ds = read_imzml(path, chunk_bytes=4096)
+    want = [ds.ion_images(pool[k : k + 100], dtype=np.float32).values for k in (0, 100, 200)]
+    for threads in (1, 2):
+        ds.threads = threads
+        with ds.mapped():
+            whole = ds._whole
+            assert whole is not None
+            with ds.mapped():  # nested: the outer mapping is kept
+                assert ds._whole is whole
+            got = [ds.ion_images(pool[k : k + 100], dtype=np.float32).values for k in (0, 100, 200)]
+            assert ds._whole is whole
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+        assert ds._whole is None and whole.closed  # released when the block ends
+    # an error inside the block still releases the mapping
+    with pytest.raises(RuntimeError, match="boom"):
+        with ds.mapped():
+            whole = ds._whole
+            raise RuntimeError("boom")
+    assert ds._whole is None and whole.closed
