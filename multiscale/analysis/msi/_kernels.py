@@ -120,6 +120,35 @@ def _next_order_statistic(v, q, r):
 
 
 @numba.njit(cache=True, nogil=True)
+def _sum_squares(v):
+    """Sum of squares in float64 over 8 interleaved partial sums, in a fixed order (the same result on every
+    machine). One running sum waits for each addition to finish: 33 us on 40,000 pixels, against 11 us."""
+    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0
+    n8 = v.size - v.size % 8
+    for j in range(0, n8, 8):
+        x0 = np.float64(v[j])
+        x1 = np.float64(v[j + 1])
+        x2 = np.float64(v[j + 2])
+        x3 = np.float64(v[j + 3])
+        x4 = np.float64(v[j + 4])
+        x5 = np.float64(v[j + 5])
+        x6 = np.float64(v[j + 6])
+        x7 = np.float64(v[j + 7])
+        p0 += x0 * x0
+        p1 += x1 * x1
+        p2 += x2 * x2
+        p3 += x3 * x3
+        p4 += x4 * x4
+        p5 += x5 * x5
+        p6 += x6 * x6
+        p7 += x7 * x7
+    for j in range(n8, v.size):
+        x = np.float64(v[j])
+        p0 += x * x
+    return ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
+
+
+@numba.njit(cache=True, nogil=True)
 def _colocml_rows(a, dom_idx, quantile, median, out, sumsq, full):
     """Per image (``a``: n, nz, ny, nx): 3x3 median per plane (if ``median``), gather the domain, zero values
     below the quantile (exact order statistics; the common all-zero lower half is found by counting)."""
@@ -181,11 +210,7 @@ def _colocml_rows(a, dom_idx, quantile, median, out, sumsq, full):
                 if out[k, j] < q:
                     out[k, j] = 0.0
         if sumsq.size:  # the row's sum of squares in float64, while the row is in cache (cosine norms)
-            acc = 0.0
-            for j in range(m):
-                x = np.float64(out[k, j])
-                acc += x * x
-            sumsq[k] = acc
+            sumsq[k] = _sum_squares(out[k])
 
 
 def colocml_rows(a: np.ndarray, dom_idx: np.ndarray, quantile: float = 0.5, median: bool = True,

@@ -185,3 +185,15 @@ def test_bad_inputs_are_refused_with_the_fix(tmp_path):
         rank_colocalised(ds, same * 0, features=mz)
     with pytest.raises(AnalysisError, match="channels"):
         rank_colocalised(ds, ds.ion_images(mz[:2]), features=mz)
+
+
+def test_row_sums_of_squares_match_exact_sums():
+    import math
+
+    from multiscale.analysis.msi._kernels import _sum_squares
+
+    rng = np.random.default_rng(3)
+    for n in (0, 1, 7, 8, 9, 40_003):
+        v = (rng.gamma(2.0, 50.0, n) * (rng.random(n) < 0.3)).astype(np.float32)
+        exact = math.fsum(float(x) * float(x) for x in v)
+        assert _sum_squares(v) == pytest.approx(exact, rel=1e-14, abs=0.0)
