@@ -197,3 +197,26 @@ def test_row_sums_of_squares_match_exact_sums():
         v = (rng.gamma(2.0, 50.0, n) * (rng.random(n) < 0.3)).astype(np.float32)
         exact = math.fsum(float(x) * float(x) for x in v)
         assert _sum_squares(v) == pytest.approx(exact, rel=1e-14, abs=0.0)
+
+
+def test_order_statistic_pairs_equal_a_sort():
+    from multiscale.analysis.msi._kernels import _kth_nonnegative, _kth_pair_nonnegative
+
+    rng = np.random.default_rng(11)
+    hist = np.empty(16384, dtype=np.int32)
+    cases = [
+        rng.gamma(2.0, 50.0, 4001),                     # dense, clustered around the median
+        np.round(rng.gamma(1.0, 3.0, 997)),             # many ties, zeros
+        np.where(rng.random(500) < 0.7, 0.0, rng.random(500)),
+        np.r_[np.full(10, 5.0), 1e-30, 3e38, np.inf],   # far apart: the pair spans buckets
+        np.array([7.0]),
+    ]
+    for v in cases:
+        v = v.astype(np.float32)
+        v[: v.size // 7] *= -0.0 if v.size > 7 else 1.0  # some -0.0 (counts as 0)
+        want = np.sort(v + np.float32(0.0))
+        cand = np.empty(v.size, dtype=np.float32)
+        for r in sorted({r for r in (0, 1, v.size // 2, v.size - 2, v.size - 1) if 0 <= r < v.size}):
+            q0, q1 = _kth_pair_nonnegative(v, r, hist, cand)
+            assert q0 == want[r] and q1 == want[min(r + 1, v.size - 1)], (v.size, r)
+            assert _kth_nonnegative(v + np.float32(0.0), r, hist) == want[r]
