@@ -607,6 +607,11 @@ class MSIDataset:
             arr = arr.astype(np.float32)
         return arr
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_whole", None)  # a mapping is the process's own: a copy (a dask worker's) maps for itself
+        return state
+
     @contextmanager
     def mapped(self) -> Iterator[MSIDataset]:
         """Keep the whole .ibd memory-mapped while the block runs, for several passes over the file.

@@ -508,6 +508,10 @@ def test_dataset_pickles_for_dask_workers(tmp_path) -> None:
     ds = read_imzml(write_imzml(tmp_path / "pk.imzML", spectra))
     clone = pickle.loads(pickle.dumps(ds))
     np.testing.assert_array_equal(clone.ion_images([200.0, 300.0], tol=1e4).values, ds.ion_images([200.0, 300.0], tol=1e4).values)
+    with ds.mapped():  # inside a mapped block too: the copy does not carry the mapping
+        inside = pickle.loads(pickle.dumps(ds))
+    assert inside._whole is None and ds._whole is None
+    np.testing.assert_array_equal(inside.ion_images([200.0], tol=1e4).values, ds.ion_images([200.0], tol=1e4).values)
     cube = ds.datacube(bins=10)
     np.testing.assert_allclose(cube.sum("c").values, ds.tic().values, rtol=1e-6)
 
