@@ -76,18 +76,12 @@ def median3x3(a: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, nogil=True)
-def _kth_nonnegative(v, r, hist):
-    """The ``r``-th smallest (0-based) of float32 values that are all >= +0.0 (NaN allowed: last, as in
-    ``numpy.partition``), by radix selection on the bit patterns (monotone for non-negative floats):
-    12, 12 and 8 bits, each pass a histogram of the values that share the bits found so far. Three
-    linear passes instead of a quickselect: about 4x faster on 40,000-pixel images."""
-    return _radix_kth(v.view(np.uint32), r, hist, np.uint32(0), 0)
-
-
-@numba.njit(cache=True, nogil=True)
 def _radix_kth(bits, r, hist, prefix, level):
-    """:func:`_kth_nonnegative` on bit patterns that all share ``prefix`` in the digits before ``level``
-    (0: none; 1: the top 12 bits), starting at that digit."""
+    """The ``r``-th smallest (0-based) of the float32 values whose bit patterns are ``bits``, all >= +0.0 (NaN
+    allowed: last, as in ``numpy.partition``), by radix selection on the bit patterns (monotone for
+    non-negative floats): 12, 12 and 8 bits, each pass a histogram of the values that share the bits found so
+    far; linear passes instead of a quickselect. The values share ``prefix`` in the digits before ``level``
+    (0: none; 1: the top 12 bits), where the selection starts."""
     n = bits.size
     for lv in range(level, 3):
         shift = 20 if lv == 0 else (8 if lv == 1 else 0)
@@ -118,7 +112,7 @@ def _radix_kth(bits, r, hist, prefix, level):
 @numba.njit(cache=True, nogil=True)
 def _kth_pair_nonnegative(v, r, hist, cand):
     """The ``r``-th and ``(r + 1)``-th smallest (0-based; the second = the first when ``r`` is the last) of
-    float32 values that are all >= 0 (-0.0 counts as +0.0; NaN last), as :func:`_kth_nonnegative` and
+    float32 values that are all >= 0 (-0.0 counts as +0.0; NaN last), as :func:`_radix_kth` and
     :func:`_next_order_statistic` give them, in two passes over ``v`` instead of four and without a copy of
     it: a histogram of the top 12 bits, then the values of the bucket that holds rank ``r`` copied to
     ``cand`` (and the smallest value of the later buckets kept), whose own selection is short (typically a
@@ -176,7 +170,7 @@ def _next_order_statistic(v, q, r):
     ``r + 1`` values are <= ``q``, else the smallest value above ``q`` (one pass)."""
     n_le = 0
     nxt = np.float32(np.inf)
-    for j in range(v.size):  # selects, not branches (see _kth_nonnegative)
+    for j in range(v.size):  # selects, not branches (see _radix_kth)
         x = v[j]
         n_le += x <= q
         nxt = min(nxt, x if x > q else np.float32(np.inf))

@@ -200,7 +200,7 @@ def test_row_sums_of_squares_match_exact_sums():
 
 
 def test_order_statistic_pairs_equal_a_sort():
-    from multiscale.analysis.msi._kernels import _kth_nonnegative, _kth_pair_nonnegative
+    from multiscale.analysis.msi._kernels import _kth_pair_nonnegative, _radix_kth
 
     rng = np.random.default_rng(11)
     hist = np.empty(16384, dtype=np.int32)
@@ -219,4 +219,4 @@ def test_order_statistic_pairs_equal_a_sort():
         for r in sorted({r for r in (0, 1, v.size // 2, v.size - 2, v.size - 1) if 0 <= r < v.size}):
             q0, q1 = _kth_pair_nonnegative(v, r, hist, cand)
             assert q0 == want[r] and q1 == want[min(r + 1, v.size - 1)], (v.size, r)
-            assert _kth_nonnegative(v + np.float32(0.0), r, hist) == want[r]
+            assert _radix_kth((v + np.float32(0.0)).view(np.uint32), r, hist, np.uint32(0), 0) == want[r]
