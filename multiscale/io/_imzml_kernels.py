@@ -178,44 +178,47 @@ def _window_bin_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, table, 
     for an empty window. ``acc`` (``(tile, n_t)``) and ``cnt`` (the same, or ``(1, 1)`` for sums), zero on
     entry and on return, hold one tile of spectra so the image stack is written in runs of ``tile`` values.
     """
-    n_t = lo.size
+    # indices are unsigned (np.uint64) in the loops: numba then emits no negative-index wraparound for each access
+    # (a shift and a mask per index, and the registers they take); measured on workload A, 10 -> 6 ns per peak.
+    # Offsets between the m/z and intensity views may be negative: unsigned addition wraps to the same index.
+    one = np.uint64(1)
+    n_t = np.uint64(lo.size)
     n_s = mz_start.size
-    n_c = table.size
+    n_c1 = np.uint64(table.size - 1)
     lo0 = lo[0]
-    hi_last = hi[n_t - 1]
+    hi_last = hi[lo.size - 1]
     tile = acc.shape[0]
     for i0 in range(0, n_s, tile):
         i1 = min(n_s, i0 + tile)
         for i in range(i0, i1):
-            il = i - i0
+            il = np.uint64(i - i0)
             p0 = mz_start[i]
-            e = p0 + length[i]
-            dq = int_start[i] - p0
-            j = _lower_bound(mz_buf, p0, e, lo0, 16)
+            e = np.uint64(p0 + length[i])
+            dq = np.uint64(int_start[i] - p0)
+            j = np.uint64(_lower_bound(mz_buf, p0, p0 + length[i], lo0, 16))
             while j < e:
                 m = mz_buf[j]
                 if m > hi_last:
                     break
                 if m >= lo0:  # False for NaN: a NaN m/z is in no window
-                    c = min(int((m - base) * inv_w), n_c - 1)
-                    t = table[c]
+                    c = min(np.uint64((m - base) * inv_w), n_c1)
+                    t = np.uint64(table[c])
                     # a few steps at most with cells no wider than the narrowest window; t stays below n_t
                     # because hi[n_t - 1] >= m
                     while hi[t] < m:
-                        t += 1
+                        t += one
+                    v = np.float64(int_buf[j + dq])
                     if code == 0:
                         # a peak falls in a window or between two, unpredictably: select, not branch (adding
                         # 0.0 leaves the float64 sum unchanged: it starts at +0.0 and can never be -0.0)
-                        v = np.float64(int_buf[j + dq])
                         acc[il, t] += v if lo[t] <= m else 0.0
-                        t += 1
+                        t += one
                         # overlapping windows (``hi`` non-decreasing, so m <= hi of every later one): the
                         # following windows that have started also hold the peak
                         while t < n_t and lo[t] <= m:
                             acc[il, t] += v
-                            t += 1
+                            t += one
                     else:
-                        v = np.float64(int_buf[j + dq])
                         while t < n_t and lo[t] <= m:
                             if code == 1:
                                 if cnt[il, t] == 0 or v > acc[il, t]:
@@ -223,26 +226,39 @@ def _window_bin_py(mz_buf, mz_start, int_buf, int_start, length, lo, hi, table, 
                             else:
                                 acc[il, t] += v
                             cnt[il, t] += 1
-                            t += 1
-                j += 1
+                            t += one
+                j += one
         # write the tile out in blocks of 32 targets: short runs of ``out`` rows, ``acc`` read in cache
-        for t0 in range(0, n_t, 32):
-            t1 = min(n_t, t0 + 32)
-            for t in range(t0, t1):
-                r = rows[t]
-                for i in range(i0, i1):
-                    il = i - i0
+        nl = np.uint64(i1 - i0)
+        for t0 in range(0, lo.size, 32):
+            ta = np.uint64(t0)
+            tb = np.uint64(min(lo.size, t0 + 32))
+            t = ta
+            while t < tb:
+                r = np.uint64(rows[t])
+                il = np.uint64(0)
+                while il < nl:
                     v = acc[il, t]
                     if code == 2 and cnt[il, t] > 0:
                         v = v / cnt[il, t]
-                    out[r, cols[i]] = v
-            for il in range(i1 - i0):
-                for t in range(t0, t1):
+                    out[r, np.uint64(cols[np.uint64(i0) + il])] = v
+                    il += one
+                t += one
+            il = np.uint64(0)
+            while il < nl:
+                t = ta
+                while t < tb:
                     acc[il, t] = 0.0
+                    t += one
+                il += one
             if code != 0:
-                for il in range(i1 - i0):
-                    for t in range(t0, t1):
+                il = np.uint64(0)
+                while il < nl:
+                    t = ta
+                    while t < tb:
                         cnt[il, t] = 0
+                        t += one
+                    il += one
 
 
 _lower_bound = _lower_bound_py  # what the pure-Python kernel calls; the numba kernel calls the compiled one (below)
