@@ -92,6 +92,24 @@ def test_shuffles_are_permutations_that_keep_tiles_and_shifts():
         assert min(dy, 12 - dy) >= 3 or min(dx, 12 - dx) >= 3
 
 
+@pytest.mark.parametrize("shape", [(9, 13), (3, 7, 5)])
+def test_torus_shifts_of_a_partial_domain_follow_the_wrapping_formula(shape):
+    # each shift of each plane: domain pixel (z, y, x) takes grid pixel (z, (y - dy) mod ny, (x - dx) mod nx)
+    rng = np.random.default_rng(3)
+    dom = rng.random(shape) < 0.6
+    t = torus_shifts(dom, 2, 12, seed=4)
+    planes = dom.reshape(-1, *shape[-2:])
+    nz, ny, nx = planes.shape
+    z, y, x = np.unravel_index(np.flatnonzero(planes.ravel()), planes.shape)
+    assert t.shape == (12, z.size)
+    for row in t:
+        sz, sy, sx = np.unravel_index(row, planes.shape)
+        assert np.array_equal(sz, z)
+        dy, dx = (y - sy) % ny, (x - sx) % nx
+        assert np.all(dy == dy[0]) and np.all(dx == dx[0])  # one shift for the whole domain
+        assert min(dy[0], ny - dy[0]) >= 2 or min(dx[0], nx - dx[0]) >= 2
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_planted_colocalised_ions_rank_on_top_with_fdr_control(seed):
     stack, reference, coloc = planted_stack(seed, shape=(56, 56), n_coloc=5, n_null=60)
