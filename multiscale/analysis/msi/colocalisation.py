@@ -48,7 +48,7 @@ from multiscale._util import kernel_threads, large_buffer
 from multiscale.errors import AnalysisError, AnalysisWarning
 
 from ..family import Family, FamilyResult
-from ._kernels import colocml_rows
+from ._kernels import _sparse_scores, colocml_rows
 from .features import feature_mz
 
 __all__ = [
@@ -104,15 +104,16 @@ def colocml_preprocess(images: np.ndarray, domain: np.ndarray | None = None, *, 
 
 
 def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile: float,
-                     in_place: bool = False, sumsq: np.ndarray | None = None) -> np.ndarray:
+                     in_place: bool = False, sumsq: np.ndarray | None = None,
+                     nnz: np.ndarray | None = None) -> np.ndarray:
     """Preprocessed domain pixels ``(n, len(idx))`` of a stack ``(n, *spatial)`` (pixels outside the domain
     are zeroed before filtering).
 
     ``in_place``: ``a`` (float32, C-contiguous) is overwritten and the result is a view of it (row ``k`` in
     the first ``len(idx)`` values of image ``k``: each image is read whole into a work buffer before its row
-    is written), so a batch needs no second copy. ``sumsq`` (float64 ``(n,)``) receives each row's sum of
-    squares. Images are split over up to two threads when called from
-    the main thread (the kernel releases the GIL; rows are independent).
+    is written), so a batch needs no second copy. ``sumsq`` (float64 ``(n,)``) and ``nnz`` (int64 ``(n,)``)
+    receive each row's sum of squares and number of non-zero values. Images are split over up to two threads
+    when called from the main thread (the kernel releases the GIL; rows are independent).
     """
     shape = a.shape
     n, n_pix = shape[0], int(np.prod(shape[1:]))
@@ -131,7 +132,7 @@ def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile:
 
     def run(k0: int, k1: int) -> None:
         colocml_rows(a[k0:k1], idx, quantile, median=median, out=out[k0:k1],
-                     sumsq=None if sumsq is None else sumsq[k0:k1])
+                     sumsq=None if sumsq is None else sumsq[k0:k1], nnz=None if nnz is None else nnz[k0:k1])
 
     threads = kernel_threads(2) if n >= 64 else 1
     if threads == 1:
@@ -302,8 +303,9 @@ class _Scorer:
         if not np.isfinite(self.r).all():
             raise AnalysisError("the reference is constant (zero after preprocessing) over the domain; nothing can "
                                 "co-localise with it; check the reference and the mask")
-        # a shuffle that left no signal scores 0
-        self.rp = self._unit(flat[perms.T], fill=0.0) if perms.shape[0] else np.zeros((dom_idx.size, 0), np.float32)
+        # a shuffle that left no signal scores 0; pixel-major (C order): the sparse scores read one pixel's row
+        self.rp = np.ascontiguousarray(self._unit(flat[perms.T], fill=0.0)) if perms.shape[0] else \
+            np.zeros((dom_idx.size, 0), np.float32)
 
     def _unit(self, cols: np.ndarray, fill: float = np.nan) -> np.ndarray:
         """Columns scaled to unit norm (centred first for Pearson), float32; ``fill`` for an all-zero column."""
@@ -314,21 +316,63 @@ class _Scorer:
         out[:, ~(norm > 0)] = fill
         return out
 
-    def __call__(self, f: np.ndarray, sumsq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, f: np.ndarray, sumsq: np.ndarray | None = None, nnz: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
         """Similarity of each preprocessed row (domain pixels) to the reference and to its shuffles
-        (``sumsq``: the rows' sums of squares when already known; cosine only)."""
+        (``sumsq``: the rows' sums of squares when already known; cosine only; ``nnz``: their non-zero counts,
+        when known: mostly-zero rows are then scored over their non-zero pixels only)."""
         if self.metric == "pearson":
             f = f - f.mean(axis=1, keepdims=True, dtype=np.float64).astype(np.float32)
-            sumsq = None
+            sumsq = nnz = None
         if sumsq is None:
             sumsq = np.einsum("ij,ij->i", f, f, dtype=np.float64)
         norms = np.sqrt(sumsq)
         safe = np.where(norms > 0, norms, 1.0)
-        obs = (f @ self.r).astype(np.float64) / safe
-        null = (f @ self.rp).astype(np.float64) / safe[:, None]
+        if nnz is not None and _sparse_pays(f.shape, int(np.sum(nnz)), self.rp.shape[1]):
+            obs, null = self._sparse(f)
+            obs /= safe
+            null /= safe[:, None]
+        else:
+            obs = (f @ self.r).astype(np.float64) / safe
+            null = (f @ self.rp).astype(np.float64) / safe[:, None]
         obs[norms == 0] = np.nan
         null[norms == 0] = np.nan
         return obs, null
+
+    def _sparse(self, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unscaled products of the rows of ``f`` with the reference and its shuffles, over non-zero pixels only,
+        on up to two threads (halves of the rows; the kernel releases the GIL)."""
+        obs = np.zeros(f.shape[0])
+        null = np.zeros((f.shape[0], self.rp.shape[1]))
+        f = np.ascontiguousarray(f, dtype=np.float32)
+        rows = np.arange(f.shape[0], dtype=np.int64)
+
+        def run(a: int, b: int) -> None:
+            _sparse_scores(f, rows[a:b], self.r, self.rp, obs[a:b], null[a:b], _SPARSE_BLOCK)
+
+        if kernel_threads(2) == 1 or rows.size < 64:
+            run(0, rows.size)
+        else:
+            half = rows.size // 2
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="multiscale-colocml") as pool:
+                for fut in [pool.submit(run, 0, half), pool.submit(run, half, rows.size)]:
+                    fut.result()
+        return obs, null
+
+
+def _sparse_pays(shape: tuple[int, ...], nnz: int, n_shuffles: int) -> bool:
+    """Whether scoring rows of ``shape`` with ``nnz`` non-zero values in all over their non-zero pixels should beat
+    the dense matrix product, by costs per pixel measured on workload A (100 shuffles, 40,000 pixels, 3,334 rows,
+    one core): listing a row's non-zero pixels about 1 ns per pixel, then 0.1 ns per shuffle per non-zero pixel;
+    the product (OpenBLAS SGEMM) 0.027 ns per shuffle per pixel. With 100 shuffles the sparse scores win below
+    about 17 % non-zero (workload A, after the ColocML thresholding: 7 %, 0.10 s against 0.18 s on two cores)."""
+    n_values = int(np.prod(shape))
+    if n_values == 0 or n_shuffles == 0:
+        return False
+    return n_values * 1.0 + nnz * 0.1 * n_shuffles < n_values * 0.027 * n_shuffles
+
+
+_SPARSE_BLOCK = 4096  # pixels per slab of the shuffled references in the sparse scores (4,096 x 100 x 4 B in L2)
 
 
 def _exchangeable_null_z(obs: np.ndarray, null: np.ndarray) -> np.ndarray:
@@ -550,8 +594,10 @@ def rank_colocalised(
             imgs = dataset.ion_images(mz[sel], tol=tol_arr[sel], tol_unit=tol_unit, dtype=np.float32,
                                       out=buf[: sel.size * n_pix])
             sumsq = np.empty(sel.size)
-            rows = _preprocess_rows(imgs.values, dom_idx, median_size, quantile, in_place=True, sumsq=sumsq)
-            obs[sel], nulls[sel] = scorer(rows, sumsq)
+            nnz = np.empty(sel.size, np.int64)
+            rows = _preprocess_rows(imgs.values, dom_idx, median_size, quantile, in_place=True, sumsq=sumsq,
+                                    nnz=nnz)
+            obs[sel], nulls[sel] = scorer(rows, sumsq, nnz)
             del imgs, rows
     return _finish(mz, obs, nulls, dom_idx.size, alternative, {
         "metric": metric, "median_size": median_size, "quantile": quantile, "block": block,
@@ -627,7 +673,9 @@ def rank_images(
     dom_idx = np.flatnonzero(domain.ravel())
     data = np.asarray(images.transpose("c", *template.dims).values, dtype=np.float32)
     data = np.nan_to_num(data, nan=0.0)
-    obs, nulls = scorer(_preprocess_rows(data, dom_idx, median_size, quantile))
+    sumsq = np.empty(data.shape[0])
+    nnz = np.empty(data.shape[0], np.int64)
+    obs, nulls = scorer(_preprocess_rows(data, dom_idx, median_size, quantile, sumsq=sumsq, nnz=nnz), sumsq, nnz)
     mzcol = _channel_mz(images, coords)
     return _finish(mzcol, obs, nulls, dom_idx.size, alternative, {
         "metric": metric, "median_size": median_size, "quantile": quantile, "block": block,

@@ -213,8 +213,11 @@ def test_row_sums_of_squares_match_exact_sums():
     rng = np.random.default_rng(3)
     for n in (0, 1, 7, 8, 9, 40_003):
         v = (rng.gamma(2.0, 50.0, n) * (rng.random(n) < 0.3)).astype(np.float32)
+        v[: n // 5] = -0.0  # a negative zero is a zero
         exact = math.fsum(float(x) * float(x) for x in v)
-        assert _sum_squares(v) == pytest.approx(exact, rel=1e-14, abs=0.0)
+        ss, nz = _sum_squares(v)
+        assert ss == pytest.approx(exact, rel=1e-14, abs=0.0)
+        assert nz == np.count_nonzero(v)
 
 
 def test_order_statistic_pairs_equal_a_sort():
@@ -238,3 +241,48 @@ def test_order_statistic_pairs_equal_a_sort():
             q0, q1 = _kth_pair_nonnegative(v, r, hist, cand)
             assert q0 == want[r] and q1 == want[min(r + 1, v.size - 1)], (v.size, r)
             assert _radix_kth((v + np.float32(0.0)).view(np.uint32), r, hist, np.uint32(0), 0) == want[r]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_sparse_scores_equal_the_matrix_product(threads, monkeypatch):
+    # mostly-zero rows are scored over their non-zero pixels only: the same similarities and null as the dense
+    # product (float32 sums within slabs of pixels, so equal to rounding), all-zero rows NaN, NaN propagated
+    import multiscale.analysis.msi.colocalisation as coloc
+
+    monkeypatch.setattr(coloc, "kernel_threads", lambda limit=4: threads)
+    monkeypatch.setattr(coloc, "_SPARSE_BLOCK", 37)  # many slabs, one ending mid-row
+    rng = np.random.default_rng(5)
+    shape = (30, 41)
+    ref = smooth_field(rng, shape, 3.0)
+    dom = np.ones(shape, bool)
+    dom[:3] = False
+    _, _, perms, scorer = coloc._reference_null(ref, dom, "torus", None, 25, 1, 3, 0.5, True, "cosine")
+    m = int(dom.sum())
+    n = 150
+    f = (rng.gamma(2.0, 10.0, (n, m)) * (rng.random((n, m)) < rng.uniform(0.0, 0.3, (n, 1)))).astype(np.float32)
+    f[3] = 0.0
+    f[4, : m // 2] = -0.0
+    f[5, 7] = np.nan
+    f[6] = rng.gamma(2.0, 10.0, m)  # one dense row
+    sumsq = np.einsum("ij,ij->i", f, f, dtype=np.float64)
+    nnz = np.count_nonzero(f, axis=1)
+    assert coloc._sparse_pays(f.shape, int(nnz.sum()), 100)  # with 100 shuffles this mix goes sparse
+    raw_obs, raw_null = scorer._sparse(f)
+    np.testing.assert_allclose(raw_obs, f.astype(np.float64) @ scorer.r, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(raw_null, f.astype(np.float64) @ scorer.rp, rtol=1e-5, atol=1e-6)
+    monkeypatch.setattr(coloc, "_sparse_pays", lambda *a: True)
+    obs_s, null_s = scorer(f, sumsq, nnz)
+    monkeypatch.setattr(coloc, "_sparse_pays", lambda *a: False)
+    obs_d, null_d = scorer(f, sumsq, nnz)
+    assert np.isnan(obs_s[3]) and np.isnan(null_s[3]).all() and np.isnan(obs_s[5])
+    np.testing.assert_allclose(obs_s, obs_d, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(null_s, null_d, rtol=1e-5, atol=1e-7)
+
+
+def test_sparse_scores_are_chosen_by_density():
+    from multiscale.analysis.msi.colocalisation import _sparse_pays
+
+    assert _sparse_pays((3334, 40_000), int(0.07 * 3334 * 40_000), 100)  # workload A after thresholding
+    assert not _sparse_pays((3334, 40_000), int(0.5 * 3334 * 40_000), 100)  # half the pixels kept
+    assert not _sparse_pays((10, 100), 50, 0)  # no shuffles: one product either way
+    assert not _sparse_pays((0, 100), 0, 100)
