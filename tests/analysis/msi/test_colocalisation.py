@@ -286,3 +286,15 @@ def test_sparse_scores_are_chosen_by_density():
     assert not _sparse_pays((3334, 40_000), int(0.5 * 3334 * 40_000), 100)  # half the pixels kept
     assert not _sparse_pays((10, 100), 50, 0)  # no shuffles: one product either way
     assert not _sparse_pays((0, 100), 0, 100)
+
+
+def test_pooled_null_counts_from_sorted_halves_equal_one_sort():
+    from multiscale.analysis.msi.colocalisation import _sorted_parts
+
+    rng = np.random.default_rng(8)
+    values = np.round(rng.normal(size=300_001), 2)  # ties
+    z = np.concatenate([rng.normal(size=50), values[:5], [-np.inf, np.inf]])
+    parts = _sorted_parts(values.copy())
+    assert sum(p.size for p in parts) == values.size and all(np.all(np.diff(p) >= 0) for p in parts)
+    below = sum(np.searchsorted(p, z, side="left") for p in parts)
+    np.testing.assert_array_equal(below, np.searchsorted(np.sort(values), z, side="left"))
