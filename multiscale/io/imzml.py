@@ -39,10 +39,11 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import threading
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,7 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from multiscale._util import kernel_threads
+from multiscale._util import kernel_pool, kernel_threads
 from multiscale.image import spatial_image
 from multiscale.io._imzml_kernels import (
     HAVE_NUMBA,
@@ -246,10 +247,14 @@ class _ChunkRunner:
         self.threads = threads
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[Future] = []
+        self._own = False
 
     def __enter__(self) -> _ChunkRunner:
         if self.threads > 1:
-            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="multiscale-imzml")
+            # the process-wide pool from the main thread; elsewhere (a caller's own thread) a private one
+            self._own = threading.current_thread() is not threading.main_thread()
+            self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="multiscale-imzml") \
+                if self._own else kernel_pool(self.threads)
         return self
 
     def __call__(self, fn: Any, chunk: _Chunk) -> None:
@@ -270,7 +275,10 @@ class _ChunkRunner:
                 else:
                     f.cancel()
         finally:
-            self._pool.shutdown(wait=True)
+            if self._own:
+                self._pool.shutdown(wait=True)
+            else:  # a shared pool is not shut down: wait for the chunks still running (they write into the output)
+                wait([f for f in self._pending if not f.cancelled()])
             self._pending.clear()
 
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 import numpy as np
@@ -44,7 +43,7 @@ import xarray as xr
 from scipy import ndimage, stats
 
 from multiscale import image as mi
-from multiscale._util import kernel_threads, large_buffer
+from multiscale._util import kernel_pool, kernel_threads, large_buffer
 from multiscale.errors import AnalysisError, AnalysisWarning
 
 from ..family import Family, FamilyResult
@@ -139,9 +138,9 @@ def _preprocess_rows(a: np.ndarray, idx: np.ndarray, median_size: int, quantile:
         run(0, n)
     else:
         half = n // 2
-        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="multiscale-colocml") as pool:
-            for f in [pool.submit(run, 0, half), pool.submit(run, half, n)]:
-                f.result()
+        pool = kernel_pool(2)
+        for f in [pool.submit(run, 0, half), pool.submit(run, half, n)]:
+            f.result()
     return out
 
 
@@ -354,9 +353,9 @@ class _Scorer:
             run(0, rows.size)
         else:
             half = rows.size // 2
-            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="multiscale-colocml") as pool:
-                for fut in [pool.submit(run, 0, half), pool.submit(run, half, rows.size)]:
-                    fut.result()
+            pool = kernel_pool(2)
+            for fut in [pool.submit(run, 0, half), pool.submit(run, half, rows.size)]:
+                fut.result()
         return obs, null
 
 
@@ -400,9 +399,9 @@ def _sorted_parts(values: np.ndarray) -> list[np.ndarray]:
         return [values]
     half = values.size // 2
     parts = [values[:half], values[half:]]
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="multiscale-colocml") as pool:
-        for fut in [pool.submit(part.sort) for part in parts]:
-            fut.result()
+    pool = kernel_pool(2)
+    for fut in [pool.submit(part.sort) for part in parts]:
+        fut.result()
     return parts
 
 
