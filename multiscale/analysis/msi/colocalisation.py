@@ -480,14 +480,16 @@ def _domain_and_perms(ref: np.ndarray, domain: np.ndarray, null: str, block: int
     return domain, rp, int(block), perms
 
 
-_NULL_CACHE: dict[bytes, tuple[np.ndarray, int, np.ndarray, _Scorer]] = {}
+_NULL_CACHE: dict[bytes, tuple[np.ndarray, int, int, _Scorer]] = {}
+_NULL_CACHE_BYTES = 64 << 20  # at most this much of shuffled references kept (40,000 pixels x 100 shifts: 16 MB)
 
 
 def _reference_null(ref: np.ndarray, domain: np.ndarray, null: str, block: int | None, n_permutations: int,
                     seed: Any, median_size: int, quantile: float, preprocess_reference: bool, metric: str
-                    ) -> tuple[np.ndarray, int, np.ndarray, _Scorer]:
-    """(domain, block, shuffles, scorer) of a reference; kept for the next call with the same reference, mask and
-    settings (a study ranks every ion of a map against one reference, one call per ion)."""
+                    ) -> tuple[np.ndarray, int, int, _Scorer]:
+    """(domain, block, number of shuffles, scorer) of a reference; kept for the next call with the same reference,
+    mask and settings (a study ranks every ion of a map against one reference, one call per ion), up to
+    ``_NULL_CACHE_BYTES`` of shuffled references in all."""
     import hashlib
 
     h = hashlib.blake2b(digest_size=20)
@@ -500,10 +502,11 @@ def _reference_null(ref: np.ndarray, domain: np.ndarray, null: str, block: int |
         return _NULL_CACHE[key]
     dom, rp, blk, perms = _domain_and_perms(ref, domain, null, block, n_permutations, seed, median_size, quantile,
                                             preprocess_reference)
-    out = (dom, blk, perms, _Scorer(rp, np.flatnonzero(dom.ravel()), metric, perms))
-    if perms.size > 2_000_000:  # large grids (a whole dataset ranked in one call) are not kept
+    out = (dom, blk, int(perms.shape[0]), _Scorer(rp, np.flatnonzero(dom.ravel()), metric, perms))
+    size = out[3].rp.nbytes
+    if size > _NULL_CACHE_BYTES:  # very large grids are not kept
         return out
-    if len(_NULL_CACHE) >= 4:
+    while _NULL_CACHE and sum(v[3].rp.nbytes for v in _NULL_CACHE.values()) + size > _NULL_CACHE_BYTES:
         _NULL_CACHE.pop(next(iter(_NULL_CACHE)))
     _NULL_CACHE[key] = out
     return out
@@ -588,7 +591,7 @@ def rank_colocalised(
     ref = _reference_array(reference, template, shape, "rank_colocalised", transform)
     mz = feature_mz(features, dataset)
     domain = np.asarray(template.values, bool) & _mask_array(mask, template, shape)
-    domain, block, perms, scorer = _reference_null(ref, domain, null, block, n_permutations, seed, median_size,
+    domain, block, n_perm, scorer = _reference_null(ref, domain, null, block, n_permutations, seed, median_size,
                                                    quantile, preprocess_reference, metric)
     dom_idx = np.flatnonzero(domain.ravel())
     n_pix = int(np.prod(shape))
@@ -596,7 +599,7 @@ def rank_colocalised(
     per = -(-mz.size // -(-mz.size // per))  # as many passes, of equal size (less fresh memory to touch)
     tol_arr = np.broadcast_to(np.asarray(tol, float), mz.shape)
     obs = np.empty(mz.size)
-    nulls = np.empty((mz.size, perms.shape[0]))
+    nulls = np.empty((mz.size, n_perm))
     # batches of neighbouring m/z: each pass over the file then reads only that span of every spectrum
     by_mz = np.argsort(mz, kind="stable")
     # one batch buffer, reused (no fresh memory per batch), in huge pages where the system allows
@@ -616,7 +619,7 @@ def rank_colocalised(
             del imgs, rows
     return _finish(mz, obs, nulls, dom_idx.size, alternative, {
         "metric": metric, "median_size": median_size, "quantile": quantile, "block": block,
-        "n_permutations": int(perms.shape[0]), "null": null, "alternative": alternative, "tol": float(np.max(tol_arr)),
+        "n_permutations": n_perm, "null": null, "alternative": alternative, "tol": float(np.max(tol_arr)),
         "tol_unit": tol_unit, "preprocessing": "ColocML: median filter then quantile thresholding"})
 
 
@@ -683,7 +686,7 @@ def rank_images(
         images = images.isel(c=pick)
         coords = images.coords["c"].values
     domain = _mask_array(mask, template, shape)
-    domain, block, perms, scorer = _reference_null(ref, domain, null, block, n_permutations, seed, median_size,
+    domain, block, n_perm, scorer = _reference_null(ref, domain, null, block, n_permutations, seed, median_size,
                                                    quantile, preprocess_reference, metric)
     dom_idx = np.flatnonzero(domain.ravel())
     data = np.asarray(images.transpose("c", *template.dims).values, dtype=np.float32)
@@ -694,7 +697,7 @@ def rank_images(
     mzcol = _channel_mz(images, coords)
     return _finish(mzcol, obs, nulls, dom_idx.size, alternative, {
         "metric": metric, "median_size": median_size, "quantile": quantile, "block": block,
-        "n_permutations": int(perms.shape[0]), "null": null, "alternative": alternative,
+        "n_permutations": n_perm, "null": null, "alternative": alternative,
         "preprocessing": "ColocML: median filter then quantile thresholding"}, names=[str(c) for c in coords])
 
 

@@ -256,7 +256,7 @@ def test_sparse_scores_equal_the_matrix_product(threads, monkeypatch):
     ref = smooth_field(rng, shape, 3.0)
     dom = np.ones(shape, bool)
     dom[:3] = False
-    _, _, perms, scorer = coloc._reference_null(ref, dom, "torus", None, 25, 1, 3, 0.5, True, "cosine")
+    _, _, _, scorer = coloc._reference_null(ref, dom, "torus", None, 25, 1, 3, 0.5, True, "cosine")
     m = int(dom.sum())
     n = 150
     f = (rng.gamma(2.0, 10.0, (n, m)) * (rng.random((n, m)) < rng.uniform(0.0, 0.3, (n, 1)))).astype(np.float32)
@@ -298,3 +298,25 @@ def test_pooled_null_counts_from_sorted_halves_equal_one_sort():
     assert sum(p.size for p in parts) == values.size and all(np.all(np.diff(p) >= 0) for p in parts)
     below = sum(np.searchsorted(p, z, side="left") for p in parts)
     np.testing.assert_array_equal(below, np.searchsorted(np.sort(values), z, side="left"))
+
+
+def test_reference_nulls_are_reused_within_a_byte_budget(monkeypatch):
+    import multiscale.analysis.msi.colocalisation as coloc
+
+    monkeypatch.setattr(coloc, "_NULL_CACHE", {})
+    rng = np.random.default_rng(2)
+    refs = [smooth_field(rng, (40, 50), 2.0) for _ in range(3)]
+    dom = np.ones((40, 50), bool)
+    args = ("torus", None, 30, 0, 3, 0.5, True, "cosine")
+    one = coloc._reference_null(refs[0], dom, *args)
+    assert coloc._reference_null(refs[0], dom, *args)[3] is one[3]  # same reference and settings: kept
+    per = one[3].rp.nbytes  # 2,000 pixels x 30 shifts
+    monkeypatch.setattr(coloc, "_NULL_CACHE_BYTES", 2 * per)
+    coloc._reference_null(refs[1], dom, *args)
+    coloc._reference_null(refs[2], dom, *args)  # a third would exceed the budget: the oldest goes
+    assert len(coloc._NULL_CACHE) == 2
+    assert coloc._reference_null(refs[0], dom, *args)[3] is not one[3]
+    monkeypatch.setattr(coloc, "_NULL_CACHE_BYTES", per // 2)  # larger than the budget: not kept at all
+    coloc._NULL_CACHE.clear()
+    coloc._reference_null(refs[0], dom, *args)
+    assert not coloc._NULL_CACHE
