@@ -28,6 +28,9 @@ Method
   ``multipletests(method="fdr_bh")``).
 * **Streaming**: a dataset's features are extracted ``batch_bytes`` at a time (one pass over the file per
   batch, float32), preprocessed and scored, so memory is bounded by the batch, not by the number of features.
+  A batch of mostly-zero rows (the thresholding zeroes at least half of every image) is scored over its
+  non-zero pixels only, otherwise by one matrix product against the reference and its shifts; a cost model
+  measured on workload A chooses (same similarities to float32 rounding).
 """
 
 from __future__ import annotations
