@@ -309,7 +309,7 @@ def colocml_rows(a: np.ndarray, dom_idx: np.ndarray, quantile: float = 0.5, medi
 
 
 @numba.njit(cache=True, nogil=True, fastmath={"contract"})
-def _sparse_scores(f, ks, r, rp, obs, null, block):
+def sparse_scores(f, ks, r, rp, obs, null, block):
     """``obs[i] += f[ks[i]] . r`` and ``null[i] += f[ks[i]] @ rp`` over the non-zero values of each row only.
 
     ``f`` (n, m) float32 rows, ``r`` (m,) and ``rp`` (m, s) C-ordered float32; ``obs`` and ``null`` float64,

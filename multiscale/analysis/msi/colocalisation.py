@@ -50,7 +50,7 @@ from multiscale._util import kernel_pool, kernel_threads, large_buffer
 from multiscale.errors import AnalysisError, AnalysisWarning
 
 from ..family import Family, FamilyResult
-from ._kernels import _sparse_scores, colocml_rows
+from ._kernels import colocml_rows, sparse_scores
 from .features import feature_mz
 
 __all__ = [
@@ -350,7 +350,7 @@ class _Scorer:
         rows = np.arange(f.shape[0], dtype=np.int64)
 
         def run(a: int, b: int) -> None:
-            _sparse_scores(f, rows[a:b], self.r, self.rp, obs[a:b], null[a:b], _SPARSE_BLOCK)
+            sparse_scores(f, rows[a:b], self.r, self.rp, obs[a:b], null[a:b], _SPARSE_BLOCK)
 
         if kernel_threads(2) == 1 or rows.size < 64:
             run(0, rows.size)
