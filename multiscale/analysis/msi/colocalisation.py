@@ -379,14 +379,14 @@ class _Scorer:
 
 def _sparse_pays(shape: tuple[int, ...], nnz: int, n_shuffles: int) -> bool:
     """Whether scoring rows of ``shape`` with ``nnz`` non-zero values in all over their non-zero pixels should beat
-    the dense matrix product, by costs per pixel measured on workload A (100 shuffles, 40,000 pixels, 3,334 rows,
-    one core): listing a row's non-zero pixels about 1 ns per pixel, then 0.1 ns per shuffle per non-zero pixel;
-    the product (OpenBLAS SGEMM) 0.027 ns per shuffle per pixel. With 100 shuffles the sparse scores win below
-    about 17 % non-zero (workload A, after the ColocML thresholding: 7 %, 0.10 s against 0.18 s on two cores)."""
+    the dense matrix product, by costs per pixel measured on workload A (100 shuffles, 40,000 pixels, 1,700
+    preprocessed rows, one core, 2026-12-05): listing the rows' non-zero pixels about 0.75 ns per pixel, then
+    0.07 ns per shuffle per non-zero pixel; the product (OpenBLAS SGEMM) 0.025 ns per shuffle per pixel. With 100
+    shuffles the sparse scores win below about 25 % non-zero (workload A, after the ColocML thresholding: 7-9 %)."""
     n_values = int(np.prod(shape))
     if n_values == 0 or n_shuffles == 0:
         return False
-    return n_values * 1.0 + nnz * 0.1 * n_shuffles < n_values * 0.027 * n_shuffles
+    return n_values * 0.75 + nnz * 0.07 * n_shuffles < n_values * 0.025 * n_shuffles
 
 
 _SPARSE_BLOCK = 4096  # pixels per slab of the shuffled references in the sparse scores (4,096 x 100 x 4 B in L2)
